@@ -1,0 +1,166 @@
+"""Service configuration from command-line flags and `ET_*` environment variables.
+
+Every option is a flag `--name-with-dashes` and a variable `ET_NAME_WITH_UNDERSCORES`; the flag
+wins over the variable, the variable over the default. Adding an option = one `Option` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+
+
+@dataclass
+class Config:
+    """All settings of `serve` and `worker`. Field help texts become `--help` lines."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=8080, metadata={"help": "TCP port to listen on"})
+    data_dir: str = field(
+        default="./et-data", metadata={"help": "folder for the embedded store, blobs and work"}
+    )
+    store: str = field(
+        default="",
+        metadata={
+            "help": "document store URL: sqlite:///ABS/PATH, sqlite:REL/PATH or "
+            "http(s)://HOST:PORT/DB (Sync Gateway, CouchDB, PouchDB Server); "
+            "default sqlite:<data-dir>/elasticthought.db"
+        },
+    )
+    blobs: str = field(
+        default="",
+        metadata={
+            "help": "blob store URL: file:///ABS/DIR or file:REL/DIR; default file:<data-dir>/blobs"
+        },
+    )
+    create_db: bool = field(
+        default=True, metadata={"help": "create the CouchDB database when it is missing"}
+    )
+    workers: int = field(default=1, metadata={"help": "worker threads (0 = API only)"})
+    engine: str = field(
+        default="torch", metadata={"help": "default training engine: torch or caffe"}
+    )
+    work_dir: str = field(
+        default="", metadata={"help": "folder for job work directories; default <data-dir>/work"}
+    )
+    gpus: str = field(
+        default="", metadata={"help": "comma-separated CUDA device ids this worker may use"}
+    )
+    lease_seconds: float = field(
+        default=30.0, metadata={"help": "job lease length; a job whose lease expires is retried"}
+    )
+    max_attempts: int = field(
+        default=3, metadata={"help": "runs of one job (lease expiries included) before it fails"}
+    )
+    grace_seconds: float = field(
+        default=10.0, metadata={"help": "on SIGTERM, how long running jobs may take to finish"}
+    )
+    worker_id: str = field(
+        default="", metadata={"help": "this process's worker id; default host-pid-random"}
+    )
+    caffe_python: str = field(
+        default="/usr/bin/python3",
+        metadata={"help": "interpreter that can import pycaffe (engine caffe)"},
+    )
+    caffe_prefix: str = field(
+        default="/opt/elasticthought-caffe",
+        metadata={"help": "install prefix of real BVLC Caffe (scripts/install-caffe)"},
+    )
+    allow_private_urls: bool = field(
+        default=False, metadata={"help": "allow fetching loopback and private-address URLs"}
+    )
+    allow_file_urls: bool = field(default=False, metadata={"help": "allow fetching file:// URLs"})
+    max_upload_bytes: int = field(
+        default=512 * 1024 * 1024, metadata={"help": "largest accepted upload or download"}
+    )
+    max_extract_bytes: int = field(
+        default=2 * 1024 * 1024 * 1024, metadata={"help": "largest total size an archive expands to"}
+    )
+    max_extract_files: int = field(
+        default=200_000, metadata={"help": "most files an archive may hold"}
+    )
+    fetch_timeout: float = field(
+        default=60.0, metadata={"help": "seconds allowed for a URL download to stall"}
+    )
+    open_signup: bool = field(default=True, metadata={"help": "let anyone create a user"})
+    admin_user: str = field(default="", metadata={"help": "bootstrap an admin user of this name"})
+    admin_password: str = field(default="", metadata={"help": "password of the bootstrap admin"})
+    log_level: str = field(default="INFO", metadata={"help": "logging level"})
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:{os.path.join(self.data_dir, 'elasticthought.db')}"
+
+    @property
+    def blobs_url(self) -> str:
+        return self.blobs or f"file:{os.path.join(self.data_dir, 'blobs')}"
+
+    @property
+    def work_path(self) -> Path:
+        return Path(self.work_dir or os.path.join(self.data_dir, "work")).resolve()
+
+    @property
+    def gpu_ids(self) -> list[int]:
+        return [int(g) for g in self.gpus.split(",") if g.strip()]
+
+
+def _env_name(name: str) -> str:
+    return "ET_" + name.upper()
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per Config field; defaults come from `ET_*` variables, then the field."""
+    for f in fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        env = _env_name(f.name)
+        kind: Any = {"int": int, "float": float, "bool": _bool}.get(
+            f.type if isinstance(f.type, str) else f.type.__name__, str
+        )
+        default = f.default
+        if env in os.environ:
+            default = kind(os.environ[env])
+        extra: dict[str, Any] = {}
+        if kind is _bool:
+            extra["nargs"] = "?"
+            extra["const"] = True
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=default,
+            help=f"{f.metadata.get('help', '')} (env {env}; default: %(default)s)",
+            **extra,
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Build a Config from parsed arguments (fields missing from `args` keep env/defaults)."""
+    values: dict[str, Any] = {}
+    for f in fields(Config):
+        if hasattr(args, f.name):
+            values[f.name] = getattr(args, f.name)
+    return Config(**values)
+
+
+def config_from_env(**overrides: Any) -> Config:
+    """A Config from `ET_*` variables and keyword overrides (for child processes and tests)."""
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    config = config_from_args(parser.parse_args([]))
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
