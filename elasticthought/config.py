@@ -51,6 +51,9 @@ class Config:
         default=True, metadata={"help": "create the CouchDB database when it is missing"}
     )
     workers: int = field(default=1, metadata={"help": "worker threads (0 = API only)"})
+    http_threads: int = field(
+        default=16, metadata={"help": "HTTP request threads of the WSGI server (at least 16)"}
+    )
     engine: str = field(
         default="torch", metadata={"help": "default training engine: torch or caffe"}
     )
@@ -71,6 +74,17 @@ class Config:
     )
     worker_id: str = field(
         default="", metadata={"help": "this process's worker id; default host-pid-random"}
+    )
+    engines: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated engines this worker offers; default: torch, plus caffe "
+            "when caffe-python imports pycaffe"
+        },
+    )
+    runner_modules: str = field(
+        default="elasticthought.jobs",
+        metadata={"help": "comma-separated modules that register job runners (workers import)"},
     )
     caffe_python: str = field(
         default="/usr/bin/python3",

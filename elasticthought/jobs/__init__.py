@@ -1,0 +1,10 @@
+"""Job runners, registered with the queue when this package is imported.
+
+datafile -> `jobs.datafile:run`; dataset -> `jobs.dataset:run`. REST API part 2 adds
+training-job and classify-job here.
+"""
+
+from elasticthought.queue.registry import register_runner
+
+register_runner("datafile", "elasticthought.jobs.datafile:run")
+register_runner("dataset", "elasticthought.jobs.dataset:run")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ class Store(abc.ABC):
     def ping(self) -> None:
         """Raise `StoreError` with the reason when the store is not reachable."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for backends
         """Release connections."""
 
     # Helpers built on the primitives -------------------------------------------------------
@@ -128,13 +129,15 @@ class Store(abc.ABC):
 
     def modify(self, doc_id: str, change: Any, retries: int = 50) -> Doc | None:
         """Read-modify-write with retry on conflict. `change(doc)` edits the doc in place and
-        returns False to abandon the write (then None is returned)."""
-        for _ in range(retries):
+        returns False to abandon the write (then None is returned). Conflicts are retried after a
+        short random pause."""
+        for attempt in range(retries):
             doc = self.get(doc_id)
             if change(doc) is False:
                 return None
             try:
                 return self.update(doc)
             except Conflict:
-                continue
+                # Jittered backoff: racing writers spread out instead of colliding again.
+                time.sleep(random.uniform(0, min(0.001 * 2 ** min(attempt, 6), 0.05)))
         raise Conflict(f"document {doc_id} kept changing: gave up after {retries} tries")

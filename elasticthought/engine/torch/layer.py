@@ -6,10 +6,27 @@ in `self.blobs` (Caffe's shapes and order, so caffemodels load directly). `forwa
 returns the top tensors and is differentiable with torch autograd; layers whose Caffe backward
 is not the autograd one use a custom `torch.autograd.Function`. Data layers have no bottoms and
 return the next batch from `forward`.
+
+Extensions used by `Net` (all optional for subclasses):
+
+- `self.blobs` may be replaced by the net after `setup` (parameter sharing), so `forward` must
+  read parameters from `self.blobs` every time rather than keep its own references.
+- `is_loss`: Caffe's LossLayer (top 0 gets loss_weight 1 unless the prototxt says otherwise).
+- `has_backward`: False for layers Caffe cannot backpropagate through (Accuracy, ArgMax, data);
+  the net detaches their tops.
+- `grad_params`: False when the parameter blobs are not learned by gradients (BatchNorm's
+  statistics, updated by `forward` itself).
+- `keeps_tops`: the net does not call `forward`; the top blobs keep what was written into them
+  (Input: `net.blobs['data'].data[...] = x`). `forward` then returns the given tops unchanged.
+- `allow_force_backward(i)`: Caffe's AllowForceBackward (loss layers: not to the label).
+- `self.in_setup` is True while the net runs its one shape-finding forward pass at construction
+  (BatchNorm does not update its statistics then). Data layers are called once during that pass;
+  the net keeps that first batch and hands it out as the first real forward's tops.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -19,6 +36,10 @@ LAYERS: dict[str, type[Layer]] = {}
 
 class UnsupportedLayer(ValueError):
     """A net names a layer type that the engine does not implement."""
+
+
+class LayerError(ValueError):
+    """A layer's parameters or bottom shapes are invalid (Caffe would fail a CHECK)."""
 
 
 def register(cls: type[Layer]) -> type[Layer]:
@@ -38,12 +59,23 @@ def layer_class(type_name: str) -> type[Layer]:
         ) from None
 
 
+def canonical_axis(axis: int, ndim: int, what: str = "axis") -> int:
+    """Caffe's CanonicalAxisIndex: negative axes count from the end; out of range is an error."""
+    if not -ndim <= axis < max(ndim, 1):
+        raise LayerError(f"{what} {axis} out of range for a {ndim}-axis blob")
+    return axis + ndim if axis < 0 else axis
+
+
 class Layer:
     """One Caffe layer. Subclasses set `type_name` and override `setup`/`forward`."""
 
     type_name: ClassVar[str] = ""
     #: True for layers that produce data with no bottoms (Data, ImageData, Input, ...).
     is_data: ClassVar[bool] = False
+    is_loss: ClassVar[bool] = False
+    has_backward: ClassVar[bool] = True
+    grad_params: ClassVar[bool] = True
+    keeps_tops: ClassVar[bool] = False
 
     def __init__(self, param: Any, phase: str, device: torch.device) -> None:
         self.param = param
@@ -51,6 +83,7 @@ class Layer:
         self.phase = phase
         self.device = device
         self.blobs: list[torch.Tensor] = []
+        self.in_setup = False
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         """Create parameter blobs from the first bottoms' shapes (default: none)."""
@@ -58,5 +91,22 @@ class Layer:
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         raise NotImplementedError
 
+    def allow_force_backward(self, bottom_index: int) -> bool:
+        return not self.is_loss or bottom_index != 1
+
     def close(self) -> None:
         """Release resources (database handles, prefetch threads)."""
+
+    # helpers for subclasses
+    def error(self, reason: str) -> LayerError:
+        return LayerError(f"layer {self.name!r} ({self.type_name}): {reason}")
+
+    def make_blob(self, shape: Sequence[int], filler: Any | None) -> torch.Tensor:
+        """A new float32 parameter tensor on the layer's device, filled per Caffe's filler."""
+        from elasticthought.engine.torch.fillers import fill
+
+        return fill(shape, filler).to(self.device)
+
+    def filler(self, msg: Any, field: str) -> Any | None:
+        """`msg.field` when set in the prototxt, else None (Caffe's default constant 0)."""
+        return getattr(msg, field) if msg.HasField(field) else None

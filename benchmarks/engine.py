@@ -1,0 +1,146 @@
+"""Torch engine speed: LeNet (batch 64) forward+backward per iteration, ours vs hand-written.
+
+Runs our `Net.forward_backward()` on the LeNet train net (Input layers instead of the LMDB Data
+layer, the same conv/pool/ip/relu/SoftmaxWithLoss layers) and a hand-written `torch.nn.Module`
+of the same net, on the same batch, in the same process, with the same thread count. The two
+are timed in interleaved repetitions; the medians and their ratio (ours / hand-written; target
+at most 1.15 on the CPU) are printed.
+
+    python benchmarks/engine.py [--threads 1] [--reps 15] [--iters 10] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from elasticthought.engine.prototxt import parse_net
+from elasticthought.engine.torch.net import Net
+
+LENET = """
+name: "LeNet"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 64 dim: 1 dim: 28 dim: 28 } } }
+layer { name: "label" type: "Input" top: "label" input_param { shape { dim: 64 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        param { lr_mult: 1 } param { lr_mult: 2 }
+        convolution_param { num_output: 20 kernel_size: 5 stride: 1
+          weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+        param { lr_mult: 1 } param { lr_mult: 2 }
+        convolution_param { num_output: 50 kernel_size: 5 stride: 1
+          weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+        param { lr_mult: 1 } param { lr_mult: 2 }
+        inner_product_param { num_output: 500
+          weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+        param { lr_mult: 1 } param { lr_mult: 2 }
+        inner_product_param { num_output: 10
+          weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+
+
+class HandLeNet(torch.nn.Module):
+    """The same LeNet written directly in PyTorch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 20, 5)
+        self.conv2 = torch.nn.Conv2d(20, 50, 5)
+        self.ip1 = torch.nn.Linear(800, 500)
+        self.ip2 = torch.nn.Linear(500, 10)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.conv1(x), 2, 2)
+        x = F.max_pool2d(self.conv2(x), 2, 2)
+        x = F.relu(self.ip1(x.flatten(1)))
+        return F.cross_entropy(self.ip2(x), y)
+
+
+def _time(step, iters: int, sync) -> float:
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    sync()
+    return (time.perf_counter() - t0) * 1000.0 / iters
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    rng = np.random.RandomState(0)
+    data = rng.uniform(0, 1, size=(64, 1, 28, 28)).astype(np.float32)
+    label = rng.randint(0, 10, size=64)
+
+    net = Net(parse_net(LENET), "TRAIN", device=dev)
+    net.blobs["data"].data = data
+    net.blobs["label"].data = label.astype(np.float32)
+
+    hand = HandLeNet().to(dev)
+    with torch.no_grad():  # same weights, so both do the same arithmetic
+        for mod, name in ((hand.conv1, "conv1"), (hand.conv2, "conv2"), (hand.ip1, "ip1"),
+                          (hand.ip2, "ip2")):
+            mod.weight.copy_(net.params[name][0].tensor)
+            mod.bias.copy_(net.params[name][1].tensor)
+    x = torch.from_numpy(data).to(dev)
+    y = torch.from_numpy(label).to(dev)
+
+    def ours() -> None:
+        net.clear_param_diffs()
+        net.forward_backward()
+
+    def theirs() -> None:
+        hand.zero_grad()
+        hand(x, y).backward()
+
+    hand.zero_grad()
+    loss_hand = hand(x, y)
+    loss_hand.backward()
+    net.clear_param_diffs()
+    loss_ours = net.forward_backward()
+    print(f"loss ours {loss_ours:.6f}  hand-written {float(loss_hand.detach()):.6f}")
+    gdiff = float((net.params["conv1"][0].grad - hand.conv1.weight.grad).abs().max())
+    print(f"max |conv1 weight grad difference| {gdiff:.3g}")
+
+    for _ in range(3):  # warm-up
+        ours()
+        theirs()
+    t_ours: list[float] = []
+    t_hand: list[float] = []
+    for rep in range(args.reps):
+        pair = ((ours, t_ours), (theirs, t_hand))
+        for step, out in pair if rep % 2 == 0 else pair[::-1]:
+            out.append(_time(step, args.iters, sync))
+    m_ours, m_hand = statistics.median(t_ours), statistics.median(t_hand)
+    print(f"LeNet batch 64 forward+backward, {args.threads} thread(s), device {dev}, "
+          f"median of {args.reps} x {args.iters} iterations:")
+    print(f"  elasticthought Net : {m_ours:8.2f} ms/iter")
+    print(f"  hand-written torch : {m_hand:8.2f} ms/iter")
+    print(f"  ratio ours/hand    : {m_ours / m_hand:8.3f}  (target <= 1.15)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

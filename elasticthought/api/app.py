@@ -1,0 +1,125 @@
+"""The Flask application factory: `create_app(config, store, blobs)`.
+
+Resources are blueprints listed in `BLUEPRINTS` ("module:attribute" strings, imported when the
+app is built). To add one: write `elasticthought/api/<resource>.py` with a `bp = Blueprint(...)`
+and append its name below. Handlers reach the services with `get_store()`, `get_blobs()`,
+`get_config()` and `get_services()`. Every error is JSON `{"error": ..., "detail": ...}`; an
+unexpected exception is logged and answered 503, never a 500 HTML page.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from elasticthought.blobs.base import BlobError, BlobNotFound, BlobStore
+from elasticthought.config import Config
+from elasticthought.store.base import Conflict, NotFound, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+# Blueprint registration list: "module:attribute". Append new resources here.
+BLUEPRINTS: list[str] = [
+    "elasticthought.api.health:bp",
+    "elasticthought.api.openapi:bp",
+    "elasticthought.api.users:bp",
+    "elasticthought.api.tokens:bp",
+    "elasticthought.api.datafiles:bp",
+    "elasticthought.api.datasets:bp",
+    "elasticthought.api.solvers:bp",
+]
+
+EXTENSION = "elasticthought"
+
+
+@dataclass
+class Services:
+    """What request handlers share: settings, stores and (when this process runs one) the
+    worker pool. Kept in `app.extensions["elasticthought"]`."""
+
+    config: Config
+    store: Store
+    blobs: BlobStore
+    pool: Any = None
+
+
+def get_services() -> Services:
+    return current_app.extensions[EXTENSION]
+
+
+def get_store() -> Store:
+    return get_services().store
+
+
+def get_blobs() -> BlobStore:
+    return get_services().blobs
+
+
+def get_config() -> Config:
+    return get_services().config
+
+
+def error_response(status: int, error: str, detail: Any = None) -> Response:
+    """The JSON body every error uses."""
+    response = jsonify({"error": error, "detail": detail})
+    response.status_code = status
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    """Any werkzeug HTTP error (404, 405, 413, an `ApiError`, ...) as JSON, keeping its
+    headers (Allow, WWW-Authenticate); a 5xx other than 503 is answered 503."""
+    status = exc.code or 503
+    if status >= 500 and status != 503:
+        log.error("HTTP %s raised: %s", status, exc.description)
+        status = 503
+    response = exc.get_response()
+    detail = getattr(exc, "detail", None) or exc.description
+    response.set_data(json.dumps({"error": exc.name, "detail": detail}))
+    response.mimetype = "application/json"
+    response.status_code = status
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    """Exceptions no handler caught: store/blob lookups map to 404/409, outages and bugs to
+    503 with the reason (logged with a traceback when it is a bug)."""
+    if isinstance(exc, NotFound | BlobNotFound):
+        return error_response(404, "Not Found", str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, "Conflict", str(exc))
+    if isinstance(exc, StoreError):
+        log.warning("store error: %s", exc)
+        return error_response(503, "Service Unavailable", f"document store: {exc}")
+    if isinstance(exc, BlobError):
+        log.warning("blob store error: %s", exc)
+        return error_response(503, "Service Unavailable", f"blob store: {exc}")
+    log.exception("unexpected error while answering a request")
+    return error_response(
+        503, "Service Unavailable", f"internal error ({type(exc).__name__}): {exc}"
+    )
+
+
+def register_blueprints(app: Flask, names: list[str]) -> None:
+    for name in names:
+        module_name, _, attr = name.partition(":")
+        module = importlib.import_module(module_name)
+        app.register_blueprint(getattr(module, attr or "bp"))
+
+
+def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None) -> Flask:
+    """Build the WSGI app around already-opened stores (the caller owns their lifetime)."""
+    app = Flask("elasticthought")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Services(config=config, store=store, blobs=blobs, pool=pool)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    register_blueprints(app, BLUEPRINTS)
+    return app

@@ -1,0 +1,200 @@
+"""/datafiles: a .tar.gz from a URL (fetched by a job) or a multipart upload (streamed to the
+blob store); a datafile job then validates it."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, jsonify, request
+
+from elasticthought.api.auth import require_auth
+from elasticthought.api.common import (
+    INTERNAL,
+    ApiError,
+    bad_request,
+    blobs,
+    check_fields,
+    config,
+    dependents,
+    json_body,
+    list_owned,
+    now,
+    owned,
+    public,
+    remove_document,
+    store,
+    user_id,
+)
+from elasticthought.api.openapi import obj, resource
+from elasticthought.fetch import FetchError, FetchPolicy, check_url, resolve
+from elasticthought.jobs import layout
+from elasticthought.store.base import new_id
+
+bp = Blueprint("datafiles", __name__)
+bp.before_request(require_auth)
+
+LAYERS_TYPES = ("IMAGE_DATA", "DATA")
+BACKENDS = ("LEVELDB", "LMDB")
+FIELDS = ("url", "layers_type", "layers_data_param")
+FORM_FIELDS = ("layers_type", "layers_data_param", "backend")
+
+
+def check_source_url(url: object) -> str:
+    """Vet a user-given URL now (form, scheme, address) so bad ones fail at once with 422."""
+    if not isinstance(url, str):
+        raise bad_request("'url' must be a string")
+    policy = FetchPolicy.from_config(config())
+    try:
+        parts = check_url(url, policy)
+        if parts.scheme.lower() in ("http", "https"):
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+            resolve(parts.hostname or "", port, policy)
+    except FetchError as exc:
+        raise ApiError(422, f"url refused: {exc}") from None
+    return url
+
+
+def _kind(layers_type: object, param: object) -> tuple[str, dict]:
+    if layers_type is None:
+        layers_type = "IMAGE_DATA"
+    if not isinstance(layers_type, str) or layers_type.upper() not in LAYERS_TYPES:
+        raise bad_request(f"'layers_type' must be one of {', '.join(LAYERS_TYPES)}")
+    layers_type = layers_type.upper()
+    if param is None:
+        param = {}
+    if not isinstance(param, dict):
+        raise bad_request("'layers_data_param' must be an object like {\"backend\": \"LMDB\"}")
+    check_fields(param, ("backend",), where="layers_data_param")
+    backend = param.get("backend", "LEVELDB")
+    if not isinstance(backend, str) or backend.upper() not in BACKENDS:
+        raise bad_request(f"'layers_data_param.backend' must be one of {', '.join(BACKENDS)}")
+    return layers_type, {"backend": backend.upper()}
+
+
+def _new_doc(layers_type: str, param: dict, **extra) -> dict:
+    doc_id = new_id("datafile", user_id())
+    return {
+        "_id": doc_id,
+        "type": "datafile",
+        "user-id": user_id(),
+        "created-at": now(),
+        "layers_type": layers_type,
+        "layers_data_param": param,
+        "processing-state": "pending",
+        "processing-log": "",
+        "archive": layout.datafile_archive(doc_id),
+        **extra,
+    }
+
+
+@bp.post("/datafiles")
+def post_datafile():
+    if request.mimetype == "multipart/form-data":
+        return _upload()
+    body = json_body(FIELDS, ("url",))
+    layers_type, param = _kind(body.get("layers_type"), body.get("layers_data_param"))
+    url = check_source_url(body["url"])
+    doc = store().create(_new_doc(layers_type, param, url=url, uploaded=False))
+    return jsonify(public(doc, INTERNAL)), 201
+
+
+def _upload():
+    form = request.form
+    unknown = sorted(set(form) - set(FORM_FIELDS))
+    files = request.files
+    unknown += sorted(set(files) - {"file"})
+    if unknown:
+        raise bad_request(
+            f"unknown field(s): {', '.join(unknown)}; allowed: file, {', '.join(FORM_FIELDS)}"
+        )
+    if "file" not in files or len(files.getlist("file")) != 1:
+        raise bad_request("multipart upload needs exactly one 'file' part (the .tar.gz)")
+    param = form.get("layers_data_param")
+    if param is not None:
+        try:
+            param = json.loads(param)
+        except ValueError:
+            raise bad_request("'layers_data_param' must be JSON text") from None
+    if form.get("backend") is not None:
+        if param is not None:
+            raise bad_request("give 'backend' or 'layers_data_param', not both")
+        param = {"backend": form["backend"]}
+    layers_type, param = _kind(form.get("layers_type"), param)
+    upload = files["file"]
+    doc = _new_doc(layers_type, param, url=None, uploaded=True, filename=upload.filename or "")
+    limit = config().max_upload_bytes
+    try:
+        size = blobs().put(doc["archive"], _limited(upload.stream, limit))
+    except _TooLarge:
+        blobs().delete(doc["archive"])
+        raise ApiError(413, f"upload is larger than the limit of {limit} bytes") from None
+    if size == 0:
+        blobs().delete(doc["archive"])
+        raise bad_request("the uploaded file is empty")
+    doc["size"] = size
+    doc = store().create(doc)
+    return jsonify(public(doc, INTERNAL)), 201
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _limited(stream, limit: int):
+    total = 0
+    while chunk := stream.read(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise _TooLarge()
+        yield chunk
+
+
+@bp.get("/datafiles")
+def list_datafiles():
+    return jsonify(list_owned("datafile", INTERNAL))
+
+
+@bp.get("/datafiles/<doc_id>")
+def get_datafile(doc_id: str):
+    return jsonify(public(owned(doc_id, "datafile"), INTERNAL))
+
+
+@bp.delete("/datafiles/<doc_id>")
+def delete_datafile(doc_id: str):
+    doc = owned(doc_id, "datafile")
+    users = dependents("dataset", "datafile-id", doc_id)
+    if users:
+        raise ApiError(409, f"datafile is used by dataset(s) {', '.join(users)}: delete them first")
+    remove_document(doc)
+    return "", 204
+
+
+_KIND = {"type": "string", "enum": list(LAYERS_TYPES)}
+_PARAM = obj({"backend": {"type": "string", "enum": list(BACKENDS)}})
+OPENAPI_PATHS = resource(
+    "datafiles",
+    "datafile",
+    {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": obj(
+                    {"url": {"type": "string"}, "layers_type": _KIND, "layers_data_param": _PARAM},
+                    ["url"],
+                )
+            },
+            "multipart/form-data": {
+                "schema": obj(
+                    {
+                        "file": {"type": "string", "format": "binary"},
+                        "layers_type": _KIND,
+                        "backend": {"type": "string", "enum": list(BACKENDS)},
+                        "layers_data_param": {"type": "string"},
+                    },
+                    ["file"],
+                )
+            },
+        },
+    },
+    "a datafile from a URL (JSON) or an uploaded .tar.gz (multipart `file`)",
+)

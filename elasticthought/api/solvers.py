@@ -1,0 +1,193 @@
+"""/solvers: a Caffe solver prototxt and its net prototxt, from URLs or inline text; validated
+(line and column of a syntax error, unsupported layers, data layer kind against the dataset)
+and stored as given. Rewriting sources and snapshot prefix happens per training job."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from flask import Blueprint, jsonify
+
+from elasticthought.api.auth import require_auth
+from elasticthought.api.common import (
+    INTERNAL,
+    ApiError,
+    bad_request,
+    config,
+    dependents,
+    json_body,
+    list_owned,
+    now,
+    owned,
+    public,
+    remove_document,
+    store,
+    user_id,
+    want_str,
+)
+from elasticthought.api.openapi import obj, resource
+from elasticthought.engine.errors import FormatError
+from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes
+from elasticthought.store.base import new_id
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("solvers", __name__)
+bp.before_request(require_auth)
+
+FIELDS = (
+    "dataset-id",
+    "specification-url",
+    "specification-net-url",
+    "specification",
+    "specification-net",
+)
+MAX_PROTOTXT = 1 << 20
+DATA_KINDS = {"Data": "DATA", "ImageData": "IMAGE_DATA"}
+#: Modules whose import fills the torch engine's layer registry.
+LAYER_MODULES = ("elasticthought.engine.torch.layers", "elasticthought.engine.torch.data")
+#: Dependents that block deleting a solver (REST API part 2's documents).
+DEPENDENT_TYPES = ("training-job",)
+
+
+def supported_layers() -> set[str]:
+    """Layer types the torch engine implements (its registry)."""
+    from elasticthought.engine.torch.layer import LAYERS
+
+    for name in LAYER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            log.warning("cannot import %s: %s", name, exc)
+    return set(LAYERS)
+
+
+def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
+    inline = want_str(body, inline_key, MAX_PROTOTXT)
+    url = want_str(body, url_key, 4096)
+    if (inline is None) == (url is None):
+        raise bad_request(f"give exactly one of '{inline_key}' (text) or '{url_key}'")
+    if inline is not None:
+        return inline, None
+    policy = FetchPolicy.from_config(config())
+    policy.max_bytes = MAX_PROTOTXT
+    policy.total_timeout = min(policy.total_timeout, 60.0)
+    try:
+        data = fetch_bytes(url, policy)
+    except FetchError as exc:
+        raise ApiError(422, f"'{url_key}': {exc}") from None
+    try:
+        return data.decode("utf-8"), url
+    except UnicodeDecodeError:
+        raise ApiError(422, f"'{url_key}': the file is not UTF-8 text") from None
+
+
+def _format_error(key: str, exc: FormatError) -> ApiError:
+    if exc.line is not None:
+        where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
+        return ApiError(422, f"'{key}' {where}: {exc.reason}")
+    return ApiError(422, f"'{key}': {exc.reason}")
+
+
+def validate_net(text: str, key: str = "specification-net") -> str:
+    """Parse the net and return its data kind (IMAGE_DATA or DATA); 422 names the problem."""
+    from elasticthought.engine.prototxt import parse_net
+
+    try:
+        net = parse_net(text)
+    except FormatError as exc:
+        raise _format_error(key, exc) from None
+    supported = supported_layers()
+    kinds = set()
+    for layer in net.layer:
+        if layer.type not in supported:
+            raise ApiError(
+                422,
+                f"'{key}': unsupported layer type {layer.type!r} (layer {layer.name!r}); "
+                f"supported: {', '.join(sorted(supported))}",
+            )
+        if layer.type in DATA_KINDS:
+            kinds.add(DATA_KINDS[layer.type])
+    if not kinds:
+        raise ApiError(422, f"'{key}': the net has no Data or ImageData layer to feed it")
+    if len(kinds) > 1:
+        raise ApiError(422, f"'{key}': the net mixes Data and ImageData layers")
+    return kinds.pop()
+
+
+def validate_solver(text: str, key: str = "specification") -> None:
+    from elasticthought.engine.prototxt import parse_solver
+
+    try:
+        parse_solver(text)
+    except FormatError as exc:
+        raise _format_error(key, exc) from None
+
+
+@bp.post("/solvers")
+def post_solver():
+    body = json_body(FIELDS, ("dataset-id",))
+    dataset_id = want_str(body, "dataset-id", 512) or ""
+    try:
+        dataset = owned(dataset_id, "dataset")
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
+        raise ApiError(422, f"'dataset-id': no dataset with id {dataset_id!r}") from None
+    if dataset.get("processing-state") in ("failed", "canceled"):
+        raise ApiError(422, f"dataset {dataset_id} is {dataset['processing-state']}")
+    solver_text, solver_url = _text(body, "specification", "specification-url")
+    net_text, net_url = _text(body, "specification-net", "specification-net-url")
+    validate_solver(solver_text)
+    kind = validate_net(net_text)
+    if kind != dataset.get("layers_type"):
+        layer = "ImageData" if kind == "IMAGE_DATA" else "Data"
+        raise ApiError(
+            422,
+            f"the net reads its input with {layer} layers ({kind}) but dataset {dataset_id} "
+            f"is {dataset.get('layers_type')}",
+        )
+    doc = store().create(
+        {
+            "_id": new_id("solver", user_id()),
+            "type": "solver",
+            "user-id": user_id(),
+            "created-at": now(),
+            "dataset-id": dataset_id,
+            "specification-url": solver_url,
+            "specification-net-url": net_url,
+            "specification": solver_text,
+            "specification-net": net_text,
+            "layers_type": kind,
+        }
+    )
+    return jsonify(public(doc, INTERNAL)), 201
+
+
+@bp.get("/solvers")
+def list_solvers():
+    return jsonify(list_owned("solver", INTERNAL))
+
+
+@bp.get("/solvers/<doc_id>")
+def get_solver(doc_id: str):
+    return jsonify(public(owned(doc_id, "solver"), INTERNAL))
+
+
+@bp.delete("/solvers/<doc_id>")
+def delete_solver(doc_id: str):
+    doc = owned(doc_id, "solver")
+    users = [i for t in DEPENDENT_TYPES for i in dependents(t, "solver-id", doc_id)]
+    if users:
+        raise ApiError(409, f"solver is used by {', '.join(users)}: delete them first")
+    remove_document(doc)
+    return "", 204
+
+
+OPENAPI_PATHS = resource(
+    "solvers",
+    "solver",
+    obj({name: {"type": "string"} for name in FIELDS}, ["dataset-id"]),
+    "a solver: solver + net prototxt, each by URL or inline text",
+)

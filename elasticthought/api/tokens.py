@@ -1,0 +1,85 @@
+"""/tokens: API tokens with an expiry; list and revoke one's own."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify
+
+from elasticthought.api.auth import make_token, require_auth
+from elasticthought.api.common import (
+    bad_request,
+    json_body,
+    list_owned,
+    now,
+    owned,
+    public,
+    store,
+    user_id,
+    want_str,
+)
+from elasticthought.api.openapi import obj, resource
+from elasticthought.store.base import new_id
+
+bp = Blueprint("tokens", __name__)
+bp.before_request(require_auth)
+
+HIDDEN = ("secret-hash", "_rev")
+DEFAULT_TTL = 30 * 24 * 3600
+MAX_TTL = 366 * 24 * 3600
+
+
+@bp.post("/tokens")
+def post_token():
+    body = json_body(("name", "expires-in"))
+    name = want_str(body, "name", 200) or ""
+    ttl = body.get("expires-in", DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= MAX_TTL:
+        raise bad_request(f"'expires-in' must be a number of seconds from 1 to {MAX_TTL}")
+    doc_id = new_id("token", user_id())
+    token, digest = make_token(doc_id)
+    created = now()
+    doc = store().create(
+        {
+            "_id": doc_id,
+            "type": "token",
+            "user-id": user_id(),
+            "name": name,
+            "created-at": created,
+            "expires-at": round(time.time() + float(ttl), 3),
+            "secret-hash": digest,
+        }
+    )
+    out = public(doc, HIDDEN)
+    out["token"] = token
+    return jsonify(out), 201
+
+
+@bp.get("/tokens")
+def list_tokens():
+    return jsonify(list_owned("token", HIDDEN))
+
+
+@bp.get("/tokens/<doc_id>")
+def get_token(doc_id: str):
+    return jsonify(public(owned(doc_id, "token"), HIDDEN))
+
+
+@bp.delete("/tokens/<doc_id>")
+def delete_token(doc_id: str):
+    doc = owned(doc_id, "token")
+    store().delete(doc["_id"], doc["_rev"])
+    return "", 204
+
+
+OPENAPI_PATHS = resource(
+    "tokens",
+    "token",
+    obj(
+        {
+            "name": {"type": "string", "maxLength": 200},
+            "expires-in": {"type": "number", "minimum": 1, "maximum": MAX_TTL},
+        }
+    ),
+    "create an API token (shown once in `token`); default expiry 30 days",
+)

@@ -1,0 +1,236 @@
+"""/users: sign-up (open or admin-only), one's own account, password change, deletion."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, jsonify
+
+from elasticthought.api.auth import authenticate, user_doc_id
+from elasticthought.api.common import (
+    ApiError,
+    bad_request,
+    config,
+    json_body,
+    now,
+    pagination,
+    public,
+    store,
+    user_id,
+    want_str,
+)
+from elasticthought.api.openapi import ID_PARAM, PAGE_PARAMS, json_response, obj, op
+from elasticthought.api.passwords import hash_password, verify_password
+from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
+
+bp = Blueprint("users", __name__)
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}$")
+HIDDEN = ("password-hash", "_rev")
+#: Resource types a user may own; a user who still owns one cannot be deleted.
+OWNED_TYPES = ("datafile", "dataset", "solver", "training-job", "classifier", "classify-job")
+
+
+def _check_password(password: str | None) -> str:
+    if password is None or not 8 <= len(password) <= 1024:
+        raise bad_request("'password' must be a string of 8 to 1024 characters")
+    return password
+
+
+def create_user(username: str, password: str, email: str = "", admin: bool = False) -> Doc:
+    doc = {
+        "_id": user_doc_id(username),
+        "type": "user",
+        "user-id": user_doc_id(username),
+        "username": username,
+        "email": email,
+        "admin": admin,
+        "password-hash": hash_password(password),
+        "created-at": now(),
+    }
+    return store().create(doc)
+
+
+def bootstrap_admin(st, username: str, password: str) -> None:
+    """Create (or reset the password of) the configured admin user."""
+    if not username or not password:
+        return
+    doc_id = user_doc_id(username)
+    try:
+        doc = st.get(doc_id)
+    except NotFound:
+        doc = None
+    if doc is None:
+        try:
+            st.create(
+                {
+                    "_id": doc_id,
+                    "type": "user",
+                    "user-id": doc_id,
+                    "username": username,
+                    "email": "",
+                    "admin": True,
+                    "password-hash": hash_password(password),
+                    "created-at": now(),
+                }
+            )
+        except Conflict:
+            pass
+        return
+    if not doc.get("admin") or not verify_password(password, doc.get("password-hash", "")):
+        def change(d: Doc) -> None:
+            d["admin"] = True
+            d["password-hash"] = hash_password(password)
+
+        st.modify(doc_id, change)
+
+
+@bp.post("/users")
+def post_user():
+    body = json_body(("username", "email", "password"), ("username", "password"))
+    caller = authenticate(optional=True)
+    if not config().open_signup and not (caller and caller.get("admin")):
+        raise ApiError(403, "sign-up is closed: only an admin can create users")
+    username = want_str(body, "username", 64)
+    if not USERNAME.match(username or ""):
+        raise bad_request(
+            "'username' must be 1-64 characters of letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    email = want_str(body, "email", 400) or ""
+    if email and not EMAIL.match(email):
+        raise bad_request("'email' is not an e-mail address")
+    password = _check_password(want_str(body, "password", 1024))
+    try:
+        doc = create_user(username, password, email)
+    except Conflict:
+        raise ApiError(409, f"username {username!r} is taken") from None
+    return jsonify(public(doc, HIDDEN)), 201
+
+
+def _self(doc_id: str) -> Doc:
+    authenticate()
+    if doc_id != user_id():
+        raise ApiError(404, f"no user with id {doc_id!r}")
+    return store().get(doc_id)
+
+
+@bp.get("/users")
+def list_users():
+    authenticate()
+    limit, skip = pagination()
+    me = store().get(user_id())
+    if me.get("admin"):
+        docs = store().list_prefix(id_prefix("user"), limit=limit, skip=skip)
+        items = [public(d, HIDDEN) for d in docs if d.get("type") == "user"]
+    else:
+        items = [public(me, HIDDEN)][skip : skip + limit]
+    return jsonify({"items": items, "limit": limit, "skip": skip})
+
+
+@bp.get("/users/me")
+def get_me():
+    authenticate()
+    return jsonify(public(store().get(user_id()), HIDDEN))
+
+
+@bp.get("/users/<doc_id>")
+def get_user(doc_id: str):
+    return jsonify(public(_self(doc_id), HIDDEN))
+
+
+@bp.post("/users/<doc_id>/password")
+def change_password(doc_id: str):
+    _self(doc_id)
+    body = json_body(("current-password", "password"), ("current-password", "password"))
+    current = want_str(body, "current-password", 1024) or ""
+    password = _check_password(want_str(body, "password", 1024))
+    doc = store().get(doc_id)
+    if not verify_password(current, doc.get("password-hash", "")):
+        raise ApiError(422, "'current-password' is wrong")
+    new_hash = hash_password(password)
+
+    def change(d: Doc) -> None:
+        d["password-hash"] = new_hash
+
+    doc = store().modify(doc_id, change)
+    return jsonify(public(doc, HIDDEN))
+
+
+@bp.delete("/users/<doc_id>")
+def delete_user(doc_id: str):
+    doc = _self(doc_id)
+    for doc_type in OWNED_TYPES:
+        if store().list(doc_type, owner=doc_id, limit=1):
+            raise ApiError(409, f"user still owns {doc_type} documents: delete them first")
+    for token in store().list("token", owner=doc_id, limit=None):
+        try:
+            store().delete(token["_id"], token["_rev"])
+        except (NotFound, Conflict):
+            pass
+    store().delete(doc["_id"], doc["_rev"])
+    return "", 204
+
+
+_USER_BODY = obj(
+    {
+        "username": {"type": "string", "pattern": USERNAME.pattern, "maxLength": 64},
+        "email": {"type": "string", "maxLength": 400},
+        "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+    },
+    ["username", "password"],
+)
+OPENAPI_PATHS = {
+    "/users": {
+        "post": {
+            **op(
+                "sign up (open unless sign-up is closed; then admin only)",
+                {"201": json_response("the new user (no password hash)")},
+                body=_USER_BODY,
+                errors=(400, 401, 403, 409),
+            ),
+            "security": [{}, {"basic": []}, {"token": []}],
+        },
+        "get": op(
+            "one's own user (an admin: every user)",
+            {"200": json_response("a page", {"$ref": "#/components/schemas/Page"})},
+            params=PAGE_PARAMS,
+            errors=(400, 401),
+        ),
+    },
+    "/users/me": {"get": op("the caller's user", {"200": json_response("user")}, errors=(401,))},
+    "/users/{doc_id}": {
+        "parameters": [ID_PARAM],
+        "get": op("one's own user", {"200": json_response("user")}),
+        "delete": op(
+            "delete one's own user (409 while it owns resources)",
+            {"204": {"description": "deleted"}},
+            errors=(401, 404, 409),
+        ),
+    },
+    "/users/{doc_id}/password": {
+        "parameters": [ID_PARAM],
+        "post": op(
+            "change one's own password",
+            {"200": json_response("user")},
+            body=obj(
+                {
+                    "current-password": {"type": "string", "maxLength": 1024},
+                    "password": {"type": "string", "minLength": 8, "maxLength": 1024},
+                },
+                ["current-password", "password"],
+            ),
+            errors=(400, 401, 404, 422),
+        ),
+    },
+}
+
+
+@bp.record_once
+def _bootstrap(state) -> None:
+    """Create the configured admin when the app is built."""
+    from elasticthought.api.app import EXTENSION
+
+    services = state.app.extensions[EXTENSION]
+    bootstrap_admin(services.store, services.config.admin_user, services.config.admin_password)

@@ -1,0 +1,172 @@
+"""Safe extraction of .tar.gz (and plain .tar) archives, streaming.
+
+Refused, with the member named: absolute paths, `..` components, links (symbolic or hard),
+devices, FIFOs; more than `max_files` members; more than `max_bytes` of content. The
+decompressed stream itself is counted as it is read, so a gzip bomb stops at the limit instead
+of filling the disk or memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import tarfile
+from pathlib import Path
+from typing import BinaryIO
+
+#: Bytes of tar headers and padding allowed per member on top of the content limit.
+_HEADER_ALLOWANCE = 1536
+
+
+class ArchiveError(Exception):
+    """The archive is malformed, unsafe or too large; the message says which member and why."""
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps the decompressed stream and fails once more than `limit` bytes were read."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        self.count += len(data)
+        if self.count > self._limit:
+            raise ArchiveError(
+                f"archive expands to more than {self._limit} bytes (limit; a gzip bomb?)"
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def member_path(name: str) -> str:
+    """The safe relative path of a member, or `ArchiveError`."""
+    if "\x00" in name:
+        raise ArchiveError(f"member {name!r}: NUL in name")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise ArchiveError(f"member {name!r}: absolute paths are not allowed")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ArchiveError(f"member {name!r}: '..' paths are not allowed")
+    return posixpath.join(*parts) if parts else ""
+
+
+def extract(
+    source: str | os.PathLike | BinaryIO,
+    dest: str | os.PathLike,
+    max_bytes: int,
+    max_files: int,
+) -> list[str]:
+    """Extract regular files and folders of `source` under `dest`; return the file paths
+    (relative, in archive order). Gzip-compressed or plain tar are both accepted."""
+    dest_path = Path(dest).resolve()
+    dest_path.mkdir(parents=True, exist_ok=True)
+    owns = not hasattr(source, "read")
+    raw: BinaryIO = open(source, "rb") if owns else source  # type: ignore[arg-type]
+    try:
+        head = raw.read(2)
+        rest = io.BufferedReader(_Prepend(head, raw))
+        if head == b"\x1f\x8b":
+            import gzip
+
+            stream: BinaryIO = gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[assignment]
+        else:
+            stream = rest  # type: ignore[assignment]
+        limit = max_bytes + _HEADER_ALLOWANCE * (max_files + 2) + 10240
+        counted = io.BufferedReader(_CountingReader(stream, limit), buffer_size=1 << 16)
+        return _extract_stream(counted, dest_path, max_bytes, max_files)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, ArchiveError):
+            raise
+        raise ArchiveError(f"not a valid .tar.gz archive: {exc}") from None
+    finally:
+        if owns:
+            raw.close()
+
+
+class _Prepend(io.RawIOBase):
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _extract_stream(stream: BinaryIO, dest: Path, max_bytes: int, max_files: int) -> list[str]:
+    files: list[str] = []
+    total = 0
+    count = 0
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            count += 1
+            if count > max_files:
+                raise ArchiveError(f"archive holds more than {max_files} members (limit)")
+            rel = member_path(member.name)
+            if member.issym() or member.islnk():
+                raise ArchiveError(
+                    f"member {member.name!r}: links are not allowed (points to {member.linkname!r})"
+                )
+            if member.isdir():
+                if rel:
+                    _inside(dest, rel, member.name).mkdir(parents=True, exist_ok=True)
+                continue
+            if not member.isreg():
+                raise ArchiveError(
+                    f"member {member.name!r}: only regular files and folders are allowed"
+                )
+            if not rel:
+                raise ArchiveError(f"member {member.name!r}: empty path")
+            total += member.size
+            if total > max_bytes:
+                raise ArchiveError(
+                    f"archive content exceeds {max_bytes} bytes (limit) at member {member.name!r}"
+                )
+            target = _inside(dest, rel, member.name)
+            if target.exists():
+                raise ArchiveError(f"member {member.name!r} appears twice")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            if src is None:
+                raise ArchiveError(f"member {member.name!r}: unreadable")
+            with open(target, "xb") as out:
+                while chunk := src.read(1 << 16):
+                    out.write(chunk)
+            files.append(rel)
+    return files
+
+
+def _inside(dest: Path, rel: str, name: str) -> Path:
+    target = (dest / rel).resolve()
+    if target != dest and dest not in target.parents:
+        raise ArchiveError(f"member {name!r}: path leaves the extraction folder")
+    return target
+
+
+def pack(source_dir: str | os.PathLike, out: BinaryIO, names: list[str] | None = None) -> None:
+    """Write a .tar.gz of `source_dir` (or only `names`, relative, in that order) to `out`."""
+    base = Path(source_dir)
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
+        if names is None:
+            for path in sorted(base.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=str(path.relative_to(base)), recursive=False)
+        else:
+            for name in names:
+                tar.add(base / name, arcname=name, recursive=False)

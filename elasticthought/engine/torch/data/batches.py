@@ -1,0 +1,56 @@
+"""Shared pieces of the data layers: seeds, batch assembly and the two top tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from elasticthought.engine.torch.transformer import Transformer
+
+
+def layer_seed() -> int:
+    """A seed drawn from torch's global generator, so `random_seed` makes data deterministic."""
+    return int(torch.randint(0, 2**62, (1,)).item())
+
+
+class DataShapeError(ValueError):
+    """The images of one batch differ in shape (Caffe needs equal shapes or a resize/crop)."""
+
+
+def stack_images(images: list[np.ndarray], where: str) -> np.ndarray:
+    """Stack C x H x W arrays into N x C x H x W, with a clear error when shapes differ."""
+    first = images[0].shape
+    for i, img in enumerate(images):
+        if img.shape != first:
+            raise DataShapeError(
+                f"{where}: image {i} of the batch has shape {img.shape}, the first {first}; "
+                "set new_height/new_width or crop_size so all images have one size"
+            )
+    return np.stack(images)
+
+
+def transform_batch(
+    transformer: Transformer, images: list[np.ndarray], labels: list[float], where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 N x C x H x W data, float32 N labels) for a list of images."""
+    data = transformer.batch(stack_images(images, where))
+    return data, np.asarray(labels, dtype=np.float32)
+
+
+def to_tops(
+    batch: tuple[np.ndarray, np.ndarray], device: torch.device, with_label: bool
+) -> list[torch.Tensor]:
+    data = torch.from_numpy(batch[0]).to(device)
+    if not with_label:
+        return [data]
+    return [data, torch.from_numpy(batch[1]).to(device)]
+
+
+def setup_tops(
+    shape: tuple[int, ...], device: torch.device, with_label: bool
+) -> list[torch.Tensor]:
+    """Zero tops of the layer's shapes, for the net's shape pass (no batch is consumed)."""
+    tops = [torch.zeros(shape, device=device)]
+    if with_label:
+        tops.append(torch.zeros(shape[0], device=device))
+    return tops

@@ -1,0 +1,90 @@
+"""The datafile runner: fetch the archive (URL) into the blob store, extract it safely and
+validate it (IMAGE_DATA: label folders of images; DATA: a LevelDB/LMDB of Datums)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from elasticthought.archive import ArchiveError, extract
+from elasticthought.fetch import FetchError, FetchPolicy, open_url
+from elasticthought.jobs import imagefolders, layout, records
+from elasticthought.queue.registry import JobError
+
+
+def extract_blob(ctx: Any, key: str, dest: Path) -> list[str]:
+    """Extract the blob `key` (a .tar.gz) under `dest` (emptied first) with the limits."""
+    shutil.rmtree(dest, ignore_errors=True)
+    try:
+        with ctx.blobs.open(key) as stream:
+            return extract(
+                stream,
+                dest,
+                max_bytes=ctx.config.max_extract_bytes,
+                max_files=ctx.config.max_extract_files,
+            )
+    except ArchiveError as exc:
+        raise JobError(f"unsafe or invalid archive: {exc}") from None
+
+
+def data_backend(doc: dict) -> str:
+    param = doc.get("layers_data_param") or {}
+    return str(param.get("backend") or "LEVELDB").upper()
+
+
+def inspect_data(root: Path, backend: str) -> dict[str, Any]:
+    """Record count and labels of the one database in `root`; it must be of `backend`."""
+    folder, found = records.find_database(root)
+    if found != backend:
+        raise JobError(
+            f"layers_data_param.backend is {backend} but the archive holds a {found} database"
+        )
+    counts: dict[int, int] = {}
+    total = 0
+    for key, value in records.iter_records(folder, found):
+        datum = records.parse_datum(key, value)
+        counts[datum.label] = counts.get(datum.label, 0) + 1
+        total += 1
+    if total == 0:
+        raise JobError("the database holds no records")
+    labels = sorted(counts)
+    return {
+        "backend": found,
+        "record-count": total,
+        "labels": labels,
+        "label-counts": {str(label): counts[label] for label in labels},
+    }
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    doc = ctx.job
+    key = layout.datafile_archive(ctx.job_id)
+    if doc.get("url") and not doc.get("uploaded"):
+        ctx.progress(step="downloading")
+        try:
+            chunks, _ = open_url(doc["url"], FetchPolicy.from_config(ctx.config))
+            size = ctx.blobs.put(key, chunks)
+        except FetchError as exc:
+            raise JobError(f"download failed: {exc}") from None
+    else:
+        size = ctx.blobs.size(key)
+    ctx.progress(step="validating", size=size)
+    root = ctx.work_dir / "extracted"
+    try:
+        files = extract_blob(ctx, key, root)
+        if doc.get("layers_type") == "DATA":
+            result = inspect_data(root, data_backend(doc))
+        else:
+            images = imagefolders.scan(root, files)
+            counts = images.counts()
+            result = {
+                "labels": images.labels,
+                "label-counts": counts,
+                "image-count": sum(counts.values()),
+            }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result["size"] = size
+    result["archive"] = key
+    return result

@@ -1,0 +1,92 @@
+"""The job's child process: runs the registered function and reports back over pipes.
+
+Started with the spawn start method. It leads its own process group (so the worker can end it
+and everything it started at once), asks for SIGKILL when its parent dies, and also watches the
+command pipe: when the worker process is gone the pipe closes and the child kills its group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from elasticthought.config import Config
+from elasticthought.queue.context import JobContext, set_parent_death_signal
+from elasticthought.queue.registry import JobError, load_target
+
+
+def _die_with_group() -> None:
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(137)
+
+
+def _watch_parent(commands: Connection, parent_pid: int, ctx: JobContext) -> None:
+    """Obey commands from the worker; end the whole group when the worker is gone."""
+    while True:
+        try:
+            if commands.poll(0.5):
+                msg = commands.recv()
+                if msg and msg[0] == "cancel":
+                    ctx._set_cancelled()
+        except (EOFError, OSError):
+            _die_with_group()
+        if os.getppid() != parent_pid:
+            _die_with_group()
+
+
+def child_main(
+    target: str,
+    job: dict,
+    config: Config,
+    store_url: str,
+    blobs_url: str,
+    work_dir: str,
+    attempt: int,
+    gpus: list[int],
+    events: Connection,
+    commands: Connection,
+    parent_pid: int,
+) -> None:
+    """Entry point of the job's child process."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        _die_with_group()
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+    send_lock = threading.Lock()
+
+    def send(msg: tuple) -> None:
+        with send_lock:
+            events.send(msg)
+
+    ctx = JobContext(job, config, Path(work_dir), attempt, store_url, blobs_url, send, gpus)
+    threading.Thread(
+        target=_watch_parent, args=(commands, parent_pid, ctx), name="et-parent-watch", daemon=True
+    ).start()
+    try:
+        fn = load_target(target)
+        result: Any = fn(ctx)
+        ctx.flush()
+        if result is not None and not isinstance(result, dict):
+            raise JobError(f"runner {target} returned {type(result).__name__}, not a dict")
+        send(("result", result or {}))
+    except JobError as exc:
+        ctx.flush()
+        send(("error", str(exc) or type(exc).__name__, ""))
+    except BaseException as exc:  # noqa: BLE001 - everything a job does is reported
+        ctx.flush()
+        message = str(exc)
+        reason = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        send(("error", reason, traceback.format_exc()))
+    finally:
+        events.close()

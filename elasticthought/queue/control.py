@@ -1,0 +1,209 @@
+"""Compare-and-swap state transitions of job documents (every writer retries on conflict).
+
+A transition reads the current document, checks that it still holds (so a progress write never
+overwrites a cancel and a cancel never overwrites a final state) and writes with the revision it
+read. Workers add a `claim-id` on claim: a later write by that worker only lands while the job
+still carries its claim (fencing).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from elasticthought.queue.registry import (
+    CANCELED,
+    FAILED,
+    FINAL_STATES,
+    PENDING,
+    PROCESSING,
+)
+from elasticthought.store.base import Conflict, NotFound, Store
+
+RUN_FIELDS = ("worker-id", "lease-expires", "claim-id")
+
+
+def _drop(doc: dict, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        doc.pop(key, None)
+
+
+def request_cancel(store: Store, job_id: str) -> dict | None:
+    """Ask for a job's cancel: a pending job is `canceled` at once; a running one gets
+    `cancel-requested` (its worker ends it within seconds); a final state is left alone.
+    Returns the document as written (None when it was already final). `NotFound` propagates."""
+
+    def change(doc: dict) -> bool:
+        state = doc.get("processing-state")
+        if state in FINAL_STATES:
+            return False
+        doc["cancel-requested"] = True
+        if state != PROCESSING:
+            doc["processing-state"] = CANCELED
+            doc["finished-at"] = time.time()
+            doc.pop("pending-reason", None)
+            _drop(doc, RUN_FIELDS)
+        return True
+
+    return store.modify(job_id, change)
+
+
+def claim(store: Store, job_id: str, worker_id: str, lease_seconds: float) -> dict | None:
+    """Take a pending job: `processing`, this worker, a lease, one more attempt. One try, no
+    retry: the loser of a race gets None and moves on (so does a job no longer pending)."""
+    try:
+        doc = store.get(job_id)
+    except NotFound:
+        return None
+    if doc.get("processing-state") != PENDING:
+        return None
+    if doc.get("cancel-requested"):
+        cancel_pending(store, job_id)
+        return None
+    now = time.time()
+    doc["processing-state"] = PROCESSING
+    doc["worker-id"] = worker_id
+    doc["claim-id"] = uuid.uuid4().hex
+    doc["lease-expires"] = now + lease_seconds
+    doc["attempts"] = int(doc.get("attempts") or 0) + 1
+    doc["started-at"] = now
+    doc.pop("pending-reason", None)
+    doc.pop("finished-at", None)
+    try:
+        return store.update(doc)
+    except (Conflict, NotFound):
+        return None
+
+
+def cancel_pending(store: Store, job_id: str) -> dict | None:
+    """End a pending job whose cancel was requested."""
+
+    def change(doc: dict) -> bool:
+        if doc.get("processing-state") != PENDING or not doc.get("cancel-requested"):
+            return False
+        doc["processing-state"] = CANCELED
+        doc["finished-at"] = time.time()
+        doc.pop("pending-reason", None)
+        return True
+
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None
+
+
+def holds(doc: dict, claim_id: str) -> bool:
+    """Whether the document is still processing under this claim."""
+    return doc.get("processing-state") == PROCESSING and doc.get("claim-id") == claim_id
+
+
+def renew(
+    store: Store, job_id: str, claim_id: str, lease_seconds: float, progress: dict[str, Any]
+) -> dict | None:
+    """Extend the lease and merge progress fields; None when the claim was lost (fenced)."""
+
+    def change(doc: dict) -> bool:
+        if not holds(doc, claim_id):
+            return False
+        doc.update(progress)
+        doc["lease-expires"] = time.time() + lease_seconds
+        return True
+
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None
+
+
+def finish(
+    store: Store, job_id: str, claim_id: str, state: str, fields: dict[str, Any]
+) -> dict | None:
+    """Write the final state under the claim; None when the claim was lost (fenced)."""
+
+    def change(doc: dict) -> bool:
+        if not holds(doc, claim_id):
+            return False
+        doc.update(fields)
+        doc["processing-state"] = state
+        doc["finished-at"] = time.time()
+        _drop(doc, ("lease-expires",))
+        return True
+
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None
+
+
+def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) -> dict | None:
+    """Give a running job back (shutdown): `pending`, lease released, attempt not counted."""
+
+    def change(doc: dict) -> bool:
+        if not holds(doc, claim_id):
+            return False
+        doc.update(progress)
+        if doc.get("cancel-requested"):
+            doc["processing-state"] = CANCELED
+            doc["finished-at"] = time.time()
+        else:
+            doc["processing-state"] = PENDING
+            doc["attempts"] = max(0, int(doc.get("attempts") or 1) - 1)
+            doc["retry-reason"] = f"worker {doc.get('worker-id')} shut down"
+        _drop(doc, RUN_FIELDS)
+        return True
+
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None
+
+
+def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None:
+    """Return a job whose lease expired to `pending` (or `failed` past `max_attempts`;
+    `canceled` when a cancel was requested). None when the lease is alive after all."""
+
+    def change(doc: dict) -> bool:
+        if doc.get("processing-state") != PROCESSING:
+            return False
+        if float(doc.get("lease-expires") or 0) > time.time():
+            return False
+        attempts = int(doc.get("attempts") or 1)
+        lost = f"lease of worker {doc.get('worker-id')} expired (worker lost)"
+        if doc.get("cancel-requested"):
+            doc["processing-state"] = CANCELED
+            doc["finished-at"] = time.time()
+        elif attempts >= max_attempts:
+            doc["processing-state"] = FAILED
+            doc["processing-log"] = f"{lost}; gave up after {attempts} attempts"
+            doc["finished-at"] = time.time()
+        else:
+            doc["processing-state"] = PENDING
+            doc["retry-reason"] = f"{lost} on attempt {attempts}; retrying"
+        _drop(doc, RUN_FIELDS)
+        return True
+
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None
+
+
+def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | None:
+    """Record (or clear) why a pending job waits."""
+
+    def change(doc: dict) -> bool:
+        if doc.get("processing-state") != PENDING:
+            return False
+        if doc.get("pending-reason") == reason:
+            return False
+        if reason is None:
+            doc.pop("pending-reason", None)
+        else:
+            doc["pending-reason"] = reason
+        return True
+
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None

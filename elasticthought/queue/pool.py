@@ -1,0 +1,388 @@
+"""`WorkerPool`: N worker threads fed by a follower of the store's changes feed.
+
+One pool per process (`elasticthought serve` or `worker`). Threads:
+- the follower reads the changes feed and keeps an index of the non-final job documents;
+- N workers pick the next job in fair order (fairness.py), claim it by compare-and-swap and
+  run it in a child process (execution.py);
+- the keeper writes this process's presence heartbeat, returns jobs whose lease expired to
+  `pending` (whoever held them), cancels pending jobs whose cancel was requested, and records
+  why a job no live worker can run is waiting (`pending-reason`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+
+from elasticthought.config import Config
+from elasticthought.queue import control, presence
+from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
+from elasticthought.queue.execution import JobRun, RunHandle
+from elasticthought.queue.fairness import fair_order, owner_of
+from elasticthought.queue.registry import (
+    PENDING,
+    PROCESSING,
+    RUNNERS,
+    import_runner_modules,
+    runner_for,
+)
+from elasticthought.store.base import ID_SEP, NotFound, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+FEED_TIMEOUT = 1.0  # longpoll wait of the follower (bounds how long stop() waits for it)
+PRUNE_EVERY = 300.0
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class JobIndex:
+    """Pending and processing job documents, as last seen on the feed."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.pending: dict[str, dict] = {}
+        self.processing: dict[str, dict] = {}
+        self.last_started: dict[str, float] = {}
+
+    def apply(self, doc_id: str, doc: dict | None) -> None:
+        with self.cond:
+            self.pending.pop(doc_id, None)
+            self.processing.pop(doc_id, None)
+            state = doc.get("processing-state") if doc else None
+            if doc is not None and state == PENDING:
+                self.pending[doc_id] = doc
+                self.cond.notify_all()
+            elif doc is not None and state == PROCESSING:
+                self.processing[doc_id] = doc
+                owner = owner_of(doc)
+                started = float(doc.get("started-at") or 0)
+                if started > self.last_started.get(owner, 0.0):
+                    self.last_started[owner] = started
+
+    def running_by_owner(self) -> Counter:
+        return Counter(owner_of(d) for d in self.processing.values())
+
+
+class WorkerPool:
+    """Job workers of one process: `start()`, `stop(grace)`."""
+
+    def __init__(
+        self, config: Config, store: Store, blobs: object | None = None, workers: int | None = None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.blobs = blobs
+        self.threads_wanted = config.workers if workers is None else workers
+        self.worker_id = config.worker_id or default_worker_id()
+        # Children open their own connections from the configured URLs (credentials kept).
+        self.store_url = config.store_url
+        self.blobs_url = config.blobs_url
+        self.lease = float(config.lease_seconds)
+        self.index = JobIndex()
+        self.capabilities: dict = {"engines": [], "gpus": []}
+        self.running: dict[str, RunHandle] = {}
+        self.reserved: set[str] = set()
+        self.free_gpus: list[int] = []
+        self.started_at = 0.0
+        self.stopping = threading.Event()
+        self.halt = threading.Event()
+        self.stop_deadline = [float("inf")]
+        self.caught_up = threading.Event()
+        self.jobs_run = 0
+        self._threads: list[threading.Thread] = []
+        self._service: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    # Life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> WorkerPool:
+        """Import runner modules, probe capabilities, announce presence, start the threads."""
+        for name in self.config.runner_modules.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            try:
+                import_runner_modules(name)
+            except ModuleNotFoundError as exc:
+                if exc.name != name:
+                    raise
+                log.warning("runner module %s not found", name)
+        self.capabilities = probe_capabilities(self.config)
+        self.free_gpus = list(self.capabilities.get("gpus", []))
+        self.started_at = time.time()
+        self._heartbeat()
+        self._service = [
+            threading.Thread(target=self._follow, name="et-queue-follower", daemon=True),
+            threading.Thread(target=self._keep, name="et-queue-keeper", daemon=True),
+        ]
+        self._threads = [
+            threading.Thread(target=self._work, args=(n,), name=f"et-worker-{n}", daemon=True)
+            for n in range(self.threads_wanted)
+        ]
+        for thread in self._service + self._threads:
+            thread.start()
+        log.info(
+            "worker %s: %d thread(s), engines %s, gpus %s",
+            self.worker_id,
+            self.threads_wanted,
+            self.capabilities["engines"],
+            self.capabilities["gpus"],
+        )
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; running jobs get `grace` seconds to finish, then go back to
+        `pending` with their lease released. Removes this worker's presence document."""
+        grace = self.config.grace_seconds if grace is None else float(grace)
+        self.stop_deadline[0] = time.time() + max(0.0, grace)
+        self.stopping.set()
+        with self.index.cond:
+            self.index.cond.notify_all()
+        for thread in self._threads:
+            thread.join(max(0.0, grace) + 15.0)
+        self.halt.set()
+        for thread in self._service:
+            thread.join(FEED_TIMEOUT + 1.0)
+        try:
+            presence.remove(self.store, self.worker_id)
+        except StoreError as exc:
+            log.warning("could not remove presence of %s: %s", self.worker_id, exc)
+
+    def __enter__(self) -> WorkerPool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def running_jobs(self) -> list[str]:
+        with self._lock:
+            return list(self.running)
+
+    # Follower ------------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        since: str | None = None
+        while not self.halt.is_set():
+            try:
+                page = self.store.changes(since, timeout=0.0 if since is None else FEED_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - the follower outlives store hiccups
+                if self.halt.is_set():
+                    return
+                log.warning("changes feed: %s", exc)
+                self.halt.wait(1.0)
+                continue
+            seen: set[str] = set()
+            failed = False
+            for doc_id in page.ids:
+                if doc_id in seen or doc_id.split(ID_SEP, 1)[0] not in RUNNERS:
+                    continue
+                seen.add(doc_id)
+                try:
+                    self._saw(doc_id, self.store.get(doc_id))
+                except NotFound:
+                    self._saw(doc_id, None)
+                except Exception as exc:  # noqa: BLE001
+                    if self.halt.is_set():
+                        return
+                    log.warning("reading %s: %s", doc_id, exc)
+                    failed = True
+                    break
+            if failed:
+                self.halt.wait(1.0)
+                continue  # read the same page again
+            since = page.last_seq
+            self.caught_up.set()
+
+    def _saw(self, doc_id: str, doc: dict | None) -> None:
+        self.index.apply(doc_id, doc)
+        with self._lock:
+            handle = self.running.get(doc_id)
+        if handle is not None and doc is not None:
+            handle.seen(doc)
+
+    # Workers --------------------------------------------------------------------------------
+
+    def _pick(self) -> tuple[dict, list[int]] | None:
+        """The next job this pool can run (reserved for the caller) and the GPUs it gets."""
+        with self.index.cond:
+            order = fair_order(
+                self.index.pending.values(),
+                self.index.running_by_owner(),
+                self.index.last_started,
+            )
+            for doc in order:
+                doc_id = doc["_id"]
+                runner = runner_for(doc.get("type"))
+                if runner is None or doc_id in self.reserved or doc.get("cancel-requested"):
+                    continue
+                try:
+                    needs = runner.needs(doc)
+                except Exception:  # noqa: BLE001 - a bad document must not stop the pool
+                    log.exception("requirements of %s", doc_id)
+                    continue
+                if missing(self.capabilities, needs) is not None:
+                    continue
+                with self._lock:
+                    if needs["gpu"] > len(self.free_gpus):
+                        continue
+                    gpus = self.free_gpus[: needs["gpu"]]
+                    del self.free_gpus[: needs["gpu"]]
+                self.reserved.add(doc_id)
+                return doc, gpus
+        return None
+
+    def _work(self, slot: int) -> None:
+        thread_worker_id = f"{self.worker_id}/{slot}"
+        while not self.stopping.is_set():
+            picked = self._pick()
+            if picked is None:
+                with self.index.cond:
+                    if not self.stopping.is_set():
+                        self.index.cond.wait(1.0)
+                continue
+            doc, gpus = picked
+            try:
+                self._claim_and_run(doc, gpus, thread_worker_id)
+            except Exception:  # noqa: BLE001 - the worker lives on whatever a job does
+                log.exception("worker %s: job %s", thread_worker_id, doc.get("_id"))
+                self.halt.wait(0.5)
+            finally:
+                with self.index.cond:
+                    self.reserved.discard(doc["_id"])
+                with self._lock:
+                    self.free_gpus.extend(gpus)
+                    self.free_gpus.sort()
+
+    def _claim_and_run(self, doc: dict, gpus: list[int], thread_worker_id: str) -> None:
+        doc_id = doc["_id"]
+        if self.stopping.is_set():
+            return
+        claimed = control.claim(self.store, doc_id, thread_worker_id, self.lease)
+        if claimed is None:
+            try:
+                self._saw(doc_id, self.store.get(doc_id))  # refresh: no longer ours to take
+            except NotFound:
+                self._saw(doc_id, None)
+            return
+        runner = runner_for(claimed.get("type"))
+        if runner is None:
+            return
+        handle = RunHandle(doc_id, claimed["claim-id"])
+        with self._lock:
+            self.running[doc_id] = handle
+        self.index.apply(doc_id, claimed)
+        log.info(
+            "worker %s: running %s (attempt %s)", thread_worker_id, doc_id, claimed.get("attempts")
+        )
+        try:
+            run = JobRun(
+                self.config,
+                self.store,
+                self.store_url,
+                self.blobs_url,
+                claimed,
+                runner,
+                handle,
+                gpus,
+                self.stopping,
+                self.stop_deadline,
+            )
+            outcome = run.run()
+            log.info(
+                "worker %s: %s ended %s",
+                thread_worker_id,
+                doc_id,
+                outcome.state or ("released" if outcome.released else "fenced"),
+            )
+        finally:
+            with self._lock:
+                self.running.pop(doc_id, None)
+                self.jobs_run += 1
+
+    # Keeper ---------------------------------------------------------------------------------
+
+    def _interval(self) -> float:
+        return max(0.25, min(self.lease / 2.0, 5.0))
+
+    def _heartbeat(self) -> None:
+        presence.heartbeat(
+            self.store,
+            self.worker_id,
+            self.capabilities,
+            self.threads_wanted,
+            self.running_jobs(),
+            self.started_at,
+            ttl=3 * self._interval() + 1.0,
+            state="stopping" if self.stopping.is_set() else "running",
+        )
+
+    def _keep(self) -> None:
+        last_prune = 0.0
+        while not self.halt.wait(self._interval()):
+            for task in (self._heartbeat, self._recover, self._explain_pending):
+                if self.halt.is_set():
+                    return
+                try:
+                    task()
+                except StoreError as exc:
+                    log.warning("queue keeper: %s", exc)
+                except Exception:  # noqa: BLE001
+                    log.exception("queue keeper")
+            if time.time() - last_prune > PRUNE_EVERY:
+                last_prune = time.time()
+                try:
+                    presence.prune(self.store)
+                except StoreError:
+                    pass
+
+    def _recover(self) -> None:
+        """Return jobs whose lease expired to pending (any worker's, not our running ones)."""
+        now = time.time()
+        with self.index.cond:
+            expired = [
+                doc_id
+                for doc_id, doc in self.index.processing.items()
+                if float(doc.get("lease-expires") or 0) < now
+            ]
+        for doc_id in expired:
+            with self._lock:
+                if doc_id in self.running:
+                    continue
+            doc = control.recover_expired(self.store, doc_id, self.config.max_attempts)
+            if doc is not None:
+                log.warning(
+                    "job %s: lease expired; now %s (attempts %s)",
+                    doc_id,
+                    doc.get("processing-state"),
+                    doc.get("attempts"),
+                )
+                self._saw(doc_id, doc)
+
+    def _explain_pending(self) -> None:
+        """Cancel pending jobs asked to cancel; say why jobs nobody can run are waiting."""
+        with self.index.cond:
+            pending = list(self.index.pending.values())
+        if not pending:
+            return
+        caps = [w.get("capabilities") or {} for w in presence.list_workers(self.store, True)]
+        for doc in pending:
+            if doc.get("cancel-requested"):
+                control.cancel_pending(self.store, doc["_id"])
+                continue
+            runner = runner_for(doc.get("type"))
+            if runner is None:
+                continue
+            try:
+                reason = pending_reason(caps, runner.needs(doc))
+            except Exception:  # noqa: BLE001
+                continue
+            if reason != doc.get("pending-reason"):
+                control.set_pending_reason(self.store, doc["_id"], reason)

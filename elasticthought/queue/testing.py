@@ -1,0 +1,74 @@
+"""A trivial job type for queue tests and benchmarks: `queue-test` documents.
+
+Import this module (e.g. `--runner-modules elasticthought.jobs,elasticthought.queue.testing`)
+to register it. The document's fields drive the child:
+- `output`: a file the job appends its id to (one line per run);
+- `pid-file`: a file the job writes "<child pid> <grandchild pid>" to (with `grandchild`);
+- `grandchild`: start a `sleep` grandchild through `ctx.spawn` first;
+- `sleep`: seconds to sleep (in small steps, reporting progress);
+- `gate`: a file to wait for (bounded by `sleep` or 60 s) before going on;
+- `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError);
+- `engine` / `gpu`: requirements (the default requirements read them).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from pathlib import Path
+
+from elasticthought.queue.context import JobContext
+from elasticthought.queue.registry import JobError, register_runner
+
+TEST_TYPE = "queue-test"
+
+
+def _append(path: str, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def run_test_job(ctx: JobContext) -> dict:
+    job = ctx.job
+    grandchild = None
+    if job.get("grandchild"):
+        grandchild = ctx.spawn(["sleep", "120"])
+    if job.get("pid-file"):
+        text = f"{os.getpid()} {grandchild.pid if grandchild else 0}"
+        tmp = job["pid-file"] + ".tmp"
+        Path(tmp).write_text(text)
+        os.replace(tmp, job["pid-file"])
+    if job.get("output"):
+        _append(job["output"], ctx.job_id)
+    if job.get("gate"):
+        deadline = time.monotonic() + float(job.get("sleep") or 60)
+        while not os.path.exists(job["gate"]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    elif job.get("sleep"):
+        end = time.monotonic() + float(job["sleep"])
+        step = 0
+        while time.monotonic() < end and not ctx.cancelled():
+            step += 1
+            ctx.progress(**{"last-iteration": step})
+            time.sleep(0.05)
+    action = job.get("action", "ok")
+    if action == "abort":
+        os.abort()
+    if action == "segv":
+        ctypes.string_at(0)
+    if action == "error":
+        raise JobError("the test job failed as asked")
+    if action == "crash":
+        raise ValueError("unexpected failure")
+    return {
+        "result": f"ran {ctx.job_id}",
+        "ran-attempt": ctx.attempt,
+        "work-dir": str(ctx.work_dir),
+    }
+
+
+register_runner(TEST_TYPE, "elasticthought.queue.testing:run_test_job")

@@ -1,0 +1,175 @@
+"""Real BVLC Caffe driven through the `caffe` engine backend (child process, JSON events)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from elasticthought.engine.caffe import CaffeError, caffe_available, classify, train
+from elasticthought.engine.caffe.backend import failure_reason
+
+pytestmark = pytest.mark.caffe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_install_script_reports_up_to_date(caffe_runtime):
+    done = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "install-caffe"),
+            "--check",
+            "--prefix",
+            caffe_runtime["prefix"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "up to date" in done.stdout
+
+
+def test_install_script_check_flags_missing_prefix(tmp_path):
+    done = subprocess.run(
+        [
+            "bash",
+            str(ROOT / "scripts" / "install-caffe"),
+            "--check",
+            "--prefix",
+            str(tmp_path / "none"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "missing or stale" in done.stdout
+
+
+def test_probe_reports_version_and_reasons(caffe_runtime, tmp_path):
+    assert caffe_runtime["version"].startswith("1.0")
+    ok, reason = caffe_available(caffe_runtime["python"], str(tmp_path))
+    assert not ok and "install-caffe" in reason
+    ok, reason = caffe_available(str(tmp_path / "python"), caffe_runtime["prefix"])
+    assert not ok and "not found" in reason
+    # the venv's interpreter has numpy 2: pycaffe must not import there
+    ok, reason = caffe_available(sys.executable, caffe_runtime["prefix"], refresh=True)
+    assert not ok and "cannot import caffe" in reason
+
+
+def test_lenet_matches_golden_losses_and_snapshots(
+    caffe_runtime, lenet_dir, lenet_meta, lenet_case
+):
+    events, lines = [], []
+    result = train(
+        "lenet_solver.prototxt",
+        lenet_dir,
+        weights="init.caffemodel",
+        callback=events.append,
+        log=lines.append,
+        python=caffe_runtime["python"],
+        prefix=caffe_runtime["prefix"],
+    )
+    assert result.state == "finished" and result.iteration == 200
+    assert [e["iteration"] for e in events] == list(range(200))
+    loss = np.array([e["loss"] for e in events])
+    atol = np.array(lenet_meta["train_loss_atol_per_iteration"])
+    assert np.all(np.abs(loss - lenet_case["train_loss"]) <= atol), np.abs(
+        loss - lenet_case["train_loss"]
+    ).max()
+    np.testing.assert_allclose([e["lr"] for e in events], lenet_case["lr"], rtol=1e-5)
+    # Caffe tested before updates 0 and 100 and after the last one (Solve()), as the golden run
+    tested = {e["iteration"]: e["tests"][0] for e in events if e["tests"]}
+    assert sorted(tested) == [0, 100]
+    golden_acc = lenet_case["test_accuracy"]
+    for i, it in enumerate((0, 100)):
+        assert tested[it]["accuracy"] == pytest.approx(float(golden_acc[i]), abs=2e-3)
+    assert result.final_tests[0]["accuracy"] == pytest.approx(float(golden_acc[2]), abs=2e-3)
+    assert result.model == str(lenet_dir / "lenet_iter_200.caffemodel")
+    assert result.solverstate == str(lenet_dir / "lenet_iter_200.solverstate")
+    assert str(lenet_dir / "lenet_iter_100.caffemodel") in events[99]["snapshots"]
+    assert any("Iteration 100, Testing net (#0)" in line for line in lines)
+    assert (lenet_dir / "caffe.log").read_text().count("Snapshotting to binary proto") == 2
+    # same build as the golden data: the trained weights equal final.caffemodel bit for bit
+    assert Path(result.model).read_bytes() == (lenet_dir / "final.caffemodel").read_bytes()
+
+
+def test_cancel_snapshots_and_resume_continues(caffe_runtime, lenet_dir):
+    seen = []
+    result = train(
+        "lenet_solver.prototxt",
+        lenet_dir,
+        weights="init.caffemodel",
+        callback=seen.append,
+        cancel_check=lambda: len(seen) >= 3,
+        python=caffe_runtime["python"],
+        prefix=caffe_runtime["prefix"],
+    )
+    assert result.state == "canceled"
+    assert 3 <= result.iteration < 200
+    state = Path(result.solverstate)
+    assert state.name == f"lenet_iter_{result.iteration}.solverstate" and state.exists()
+    resumed = []
+    again = train(
+        "lenet_solver.prototxt",
+        lenet_dir,
+        snapshot=state.name,
+        callback=resumed.append,
+        iterations=5,
+        python=caffe_runtime["python"],
+        prefix=caffe_runtime["prefix"],
+    )
+    assert again.state == "finished" and again.iteration == result.iteration + 5
+    assert resumed[0]["iteration"] == result.iteration
+    assert resumed[0]["lr"] == pytest.approx(0.01 * (1 + 1e-4 * result.iteration) ** -0.75)
+
+
+def test_classify_matches_golden_deploy_probs(caffe_runtime, lenet_case, lenet_meta):
+    from tests.caffe.conftest import LENET
+
+    out = classify(
+        LENET / "deploy.prototxt",
+        LENET / "final.caffemodel",
+        lenet_case["deploy_input"],
+        blobs=["prob"],
+        python=caffe_runtime["python"],
+        prefix=caffe_runtime["prefix"],
+    )
+    tol = lenet_meta["arrays"]["deploy_probs"]
+    np.testing.assert_allclose(
+        out["prob"], lenet_case["deploy_probs"], rtol=tol["rtol"], atol=tol["atol"]
+    )
+    assert out["prob"].shape == (20, 10)
+    np.testing.assert_allclose(out["prob"].sum(1), 1.0, rtol=1e-5)
+
+
+def test_bad_solver_fails_with_caffe_reason(caffe_runtime, tmp_path):
+    (tmp_path / "solver.prototxt").write_text('net: "missing.prototxt"\nbase_lr: 0.01\n')
+    with pytest.raises(CaffeError) as info:
+        train(
+            "solver.prototxt",
+            tmp_path,
+            python=caffe_runtime["python"],
+            prefix=caffe_runtime["prefix"],
+        )
+    assert "missing.prototxt" in str(info.value)
+    (tmp_path / "bad.prototxt").write_text('net: "x"\nbase_lr: {\n')
+    with pytest.raises(CaffeError) as info:
+        train(
+            "bad.prototxt", tmp_path, python=caffe_runtime["python"], prefix=caffe_runtime["prefix"]
+        )
+    assert "bad.prototxt" in str(info.value) or "parse" in str(info.value).lower()
+
+
+def test_failure_reason_picks_the_fatal_line():
+    log = (
+        "I1128 10:00:00.0 1 solver.cpp:1] ok\n"
+        "F1128 10:00:00.0 1 io.cpp:2] Check failed: fd != -1 (-1 vs. -1) File not found: x\n"
+        "*** Check failure stack trace: ***\n"
+    )
+    assert failure_reason(log) == "Check failed: fd != -1 (-1 vs. -1) File not found: x"

@@ -1,0 +1,185 @@
+"""The worker pool in this process, running real job child processes, on both backends."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from elasticthought.queue import list_workers, request_cancel
+from tests.queue.queue_helpers import pid_alive, read_pids, submit, wait_for, wait_state
+
+FINAL = ("finished_successfully", "failed", "canceled")
+
+
+def test_result_progress_and_failures_are_written(store, make_pool) -> None:
+    make_pool(workers=2)
+    ok = submit(store, sleep=1.2)
+    expected = submit(store, action="error")
+    unexpected = submit(store, action="crash")
+    done = wait_state(store, ok, FINAL)
+    assert done["processing-state"] == "finished_successfully"
+    assert done["result"] == f"ran {ok}" and done["ran-attempt"] == 1
+    assert done["last-iteration"] >= 2  # progress reached the document
+    assert Path(done["work-dir"]).is_dir()
+    failed = wait_state(store, expected, FINAL)
+    assert failed["processing-state"] == "failed"
+    assert failed["processing-log"] == "the test job failed as asked"
+    crashed = wait_state(store, unexpected, FINAL)
+    assert crashed["processing-log"] == "ValueError: unexpected failure"
+
+
+def test_abort_fails_the_job_and_the_same_worker_runs_the_next(store, make_pool) -> None:
+    make_pool(workers=1)
+    aborting = submit(store, action="abort")
+    segv = submit(store, action="segv")
+    after = submit(store)
+    first = wait_state(store, aborting, FINAL)
+    assert first["processing-state"] == "failed"
+    assert "SIGABRT" in first["processing-log"]
+    second = wait_state(store, segv, FINAL)
+    assert "SIGSEGV" in second["processing-log"]
+    third = wait_state(store, after, FINAL)
+    assert third["processing-state"] == "finished_successfully"
+    assert first["worker-id"] == second["worker-id"] == third["worker-id"]
+
+
+def test_cancel_of_a_running_job_ends_it_and_its_processes(
+    store, make_pool, tmp_path: Path
+) -> None:
+    make_pool(workers=1)
+    pid_file = tmp_path / "pids"
+    never = str(tmp_path / "never")
+    job_id = submit(store, grandchild=True, gate=never, sleep=60, **{"pid-file": str(pid_file)})
+    wait_for(pid_file.exists, 30, "the job to start")
+    child, grandchild = read_pids(pid_file)
+    request_cancel(store, job_id)
+    doc = wait_state(store, job_id, FINAL, timeout=2.0)
+    assert doc["processing-state"] == "canceled"
+    wait_for(lambda: not pid_alive(child) and not pid_alive(grandchild), 2.0, "processes to end")
+    assert request_cancel(store, job_id) is None  # a final state is left alone
+    assert state_after_cancel_of_pending(store) == "canceled"
+
+
+def state_after_cancel_of_pending(store) -> str:
+    job_id = submit(store, engine="nobody-has-this")
+    request_cancel(store, job_id)
+    return store.get(job_id)["processing-state"]
+
+
+def test_owners_take_turns_and_keep_their_order(store, make_pool, tmp_path: Path) -> None:
+    pool = make_pool(workers=1)
+    gate = tmp_path / "gate"
+    a_jobs = [submit(store, "user:a", gate=str(gate), sleep=30)]
+    wait_state(store, a_jobs[0], "processing")
+    a_jobs += [submit(store, "user:a") for _ in range(9)]
+    b_jobs = [submit(store, "user:b") for _ in range(2)]
+    wait_for(lambda: len(pool.index.pending) == 11, 10, "the pool to see every job")
+    gate.touch()
+    docs = {j: wait_state(store, j, FINAL) for j in a_jobs + b_jobs}
+    started = sorted(docs, key=lambda j: docs[j]["started-at"])
+    assert started.index(b_jobs[0]) < started.index(a_jobs[2])
+    assert [j for j in started if j in a_jobs] == a_jobs
+    assert [j for j in started if j in b_jobs] == b_jobs
+
+
+def test_priority_goes_first(store, make_pool, tmp_path: Path) -> None:
+    pool = make_pool(workers=1)
+    gate = tmp_path / "gate"
+    blocker = submit(store, "user:a", gate=str(gate), sleep=30)
+    wait_state(store, blocker, "processing")
+    low = [submit(store, "user:a") for _ in range(3)]
+    high = submit(store, "user:b", priority=5)
+    wait_for(lambda: len(pool.index.pending) == 4, 10, "the pool to see every job")
+    gate.touch()
+    docs = {j: wait_state(store, j, FINAL) for j in [*low, high]}
+    assert min(docs.values(), key=lambda d: d["started-at"])["_id"] == high
+
+
+def test_a_job_no_worker_can_run_waits_with_the_reason(store, make_pool) -> None:
+    pool = make_pool(workers=1)
+    engine_job = submit(store, engine="tensorflow")
+    gpu_job = submit(store, gpu=2)
+    runnable = submit(store)
+    assert wait_state(store, runnable, FINAL)["processing-state"] == "finished_successfully"
+
+    def reason(job_id: str) -> str | None:
+        return store.get(job_id).get("pending-reason")
+
+    assert "engine 'tensorflow'" in wait_for(lambda: reason(engine_job), 10, "engine reason")
+    assert "2 GPUs" in wait_for(lambda: reason(gpu_job), 10, "gpu reason")
+    assert state_of(store, engine_job) == state_of(store, gpu_job) == "pending"
+    workers = list_workers(store)
+    mine = [w for w in workers if w["worker-id"] == pool.worker_id]
+    assert mine and mine[0]["alive"] and mine[0]["capabilities"]["engines"] == ["torch"]
+
+
+def state_of(store, job_id: str) -> str:
+    return store.get(job_id)["processing-state"]
+
+
+def test_max_runtime_fails_the_job(store, make_pool, tmp_path: Path) -> None:
+    make_pool(workers=1)
+    pid_file = tmp_path / "pids"
+    fields = {"max-runtime": 3, "pid-file": str(pid_file)}
+    job_id = submit(store, sleep=60, grandchild=True, **fields)
+    wait_for(pid_file.exists, 30, "the job to start")
+    child, grandchild = read_pids(pid_file)
+    doc = wait_state(store, job_id, FINAL)
+    assert doc["processing-state"] == "failed"
+    assert doc["processing-log"] == "exceeded max-runtime of 3 s"
+    wait_for(lambda: not pid_alive(child) and not pid_alive(grandchild), 5, "processes to end")
+
+
+def test_a_worker_that_lost_its_claim_kills_the_job_and_writes_nothing(
+    store, make_pool, tmp_path: Path
+) -> None:
+    make_pool(workers=1)
+    pid_file = tmp_path / "pids"
+    never = str(tmp_path / "never")
+    job_id = submit(store, gate=never, sleep=60, grandchild=True, **{"pid-file": str(pid_file)})
+    wait_for(pid_file.exists, 30, "the job to start")
+    child, grandchild = read_pids(pid_file)
+
+    def steal(doc: dict) -> None:
+        doc.update(
+            {
+                "worker-id": "someone-else/0",
+                "claim-id": "stolen",
+                "lease-expires": time.time() + 600,
+            }
+        )
+
+    stolen = store.modify(job_id, steal)
+    wait_for(lambda: not pid_alive(child) and not pid_alive(grandchild), 5, "processes to end")
+    time.sleep(0.5)  # let a wrong late write (if any) land before checking there is none
+    assert store.get(job_id)["_rev"] == stolen["_rev"]
+
+
+def test_an_expired_lease_past_max_attempts_fails_the_job(store, make_pool) -> None:
+    make_pool(workers=1, max_attempts=2)
+    job_id = submit(store, engine="nobody-has-this")
+
+    def lost_run(doc: dict) -> None:
+        doc.update(
+            {
+                "processing-state": "processing",
+                "worker-id": "gone/0",
+                "claim-id": "x",
+                "attempts": 2,
+                "lease-expires": time.time() + 0.5,
+            }
+        )
+
+    store.modify(job_id, lost_run)
+    doc = wait_state(store, job_id, FINAL, timeout=15)
+    assert doc["processing-state"] == "failed"
+    assert "expired" in doc["processing-log"] and "2 attempts" in doc["processing-log"]
+
+
+def test_stop_within_grace_lets_a_job_finish(store, make_pool) -> None:
+    pool = make_pool(workers=1)
+    job_id = submit(store, sleep=0.3)
+    wait_state(store, job_id, ("processing",) + FINAL)
+    pool.stop(30)
+    assert state_of(store, job_id) == "finished_successfully"
+    assert not [w for w in list_workers(store) if w["worker-id"] == pool.worker_id]

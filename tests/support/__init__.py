@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: live server processes (server.py), PouchDB Server (pouchdb.py)."""
