@@ -28,9 +28,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import requests
+# Run as a file, this folder comes first on sys.path, and benchmarks/queue.py would shadow the
+# standard library's `queue` (which requests needs): put the repository root there instead.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
+sys.path.insert(0, str(_ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import requests  # noqa: E402
 
 from elasticthought.store import Store, open_store  # noqa: E402
 

@@ -102,7 +102,8 @@ class Config:
         default=512 * 1024 * 1024, metadata={"help": "largest accepted upload or download"}
     )
     max_extract_bytes: int = field(
-        default=2 * 1024 * 1024 * 1024, metadata={"help": "largest total size an archive expands to"}
+        default=2 * 1024 * 1024 * 1024,
+        metadata={"help": "largest total size an archive expands to"},
     )
     max_extract_files: int = field(
         default=200_000, metadata={"help": "most files an archive may hold"}
@@ -146,7 +147,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         )
         default = f.default
         if env in os.environ:
-            default = kind(os.environ[env])
+            try:
+                default = kind(os.environ[env])
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                raise SystemExit(
+                    f"elasticthought: error: environment variable {env}={os.environ[env]!r}: {exc}"
+                ) from None
         extra: dict[str, Any] = {}
         if kind is _bool:
             extra["nargs"] = "?"

@@ -61,18 +61,27 @@ def open_services(config: Config) -> Opened:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot create folder {folder!r}: {exc}") from None
+    store: Store | None = None
     try:
         store = open_store(config.store_url, create=config.create_db)
         store.ping()
-    except Exception as exc:  # any failure here is about the URL: one line, no traceback
+        blobs = _open_blobs(config)
+    except Exception as exc:  # any failure here is about a URL: one line, no traceback
+        if store is not None:
+            store.close()
+        if isinstance(exc, StartupError):
+            raise
         raise StartupError(_url_error("store", config.store_url, exc)) from None
+    return Opened(store=store, blobs=blobs)
+
+
+def _open_blobs(config: Config) -> BlobStore:
     try:
         blobs = open_blobs(config.blobs_url)
         blobs.ping()
     except Exception as exc:
-        store.close()
         raise StartupError(_url_error("blob store", config.blobs_url, exc)) from None
-    return Opened(store=store, blobs=blobs)
+    return blobs
 
 
 def _one_line(exc: BaseException) -> str:
@@ -108,11 +117,6 @@ def start_workers(config: Config, store: Store, blobs: BlobStore) -> Any | None:
         log.warning("job queue not available (%s): running without workers", exc)
         return None
     pool_class = getattr(queue, "WorkerPool", None)
-    if pool_class is None:
-        try:
-            from elasticthought.queue.pool import WorkerPool as pool_class
-        except ImportError:
-            pool_class = None
     if pool_class is None:
         log.warning("elasticthought.queue has no WorkerPool yet: running without workers")
         return None

@@ -32,6 +32,7 @@ import pytest
 
 from elasticthought.store import Store, open_store
 from tests.support.pouchdb import PouchDBServer, PouchDBUnavailable
+from tests.support.server import live_server  # noqa: F401 - fixture: live `serve` processes
 
 BACKENDS = ["sqlite", "couch"]
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -117,3 +119,36 @@ def test_credentials_are_not_echoed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "s3cret" not in result.stderr
     assert "127.0.0.1" in result.stderr
+
+
+def test_bad_env_value_is_one_clear_line() -> None:
+    result = et("serve", env={"ET_PORT": "eighty"})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "ET_PORT='eighty'" in result.stderr
+
+
+def test_worker_command_runs_until_sigterm(tmp_path: Path) -> None:
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "elasticthought", "worker", "--workers", "1"]
+            + ["--data-dir", str(tmp_path / "d")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "worker(s) on" not in log_path.read_text():
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert (tmp_path / "d" / "elasticthought.db").exists()

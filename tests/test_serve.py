@@ -25,7 +25,8 @@ from tests.support.server import LiveServer
 
 
 def test_serve_on_embedded_defaults(tmp_path: Path) -> None:
-    with LiveServer(tmp_path, data_dir="") as srv:  # no --data-dir: ./et-data in its cwd
+    # No --data-dir and no --workers: ./et-data in its cwd, one worker.
+    with LiveServer(tmp_path, data_dir="", workers=None) as srv:
         response = requests.get(srv.url + "/health", timeout=10)
         assert response.status_code == 200
         assert response.headers["Server"] == "elasticthought"  # waitress, not a debug server
@@ -37,6 +38,7 @@ def test_serve_on_embedded_defaults(tmp_path: Path) -> None:
         assert body["blobs"]["url"].endswith("et-data/blobs")
         assert (tmp_path / "et-data" / "elasticthought.db").is_file()
         assert (tmp_path / "et-data" / "blobs").is_dir()
+        assert body["workers"] == 1
 
         missing = requests.get(srv.url + "/no/such/thing", timeout=10)
         assert missing.status_code == 404
@@ -74,14 +76,16 @@ def test_health_follows_a_couchdb_store_down_and_back(tmp_path: Path, pouchdb_le
         assert srv.proc.poll() is None
 
 
-def test_sigint_stops_cleanly_and_restart_keeps_port(tmp_path: Path) -> None:
-    with LiveServer(tmp_path) as srv:
-        port = srv.port
-        srv.restart()
-        assert srv.port == port
-        assert requests.get(srv.url + "/health", timeout=10).status_code == 200
-        srv.proc.send_signal(signal.SIGINT)
-        assert srv.proc.wait(15) == 0
+def test_sigint_stops_cleanly_and_restart_keeps_port(live_server) -> None:
+    srv = live_server()
+    port = srv.port
+    requests.get(srv.url + "/health", timeout=10)
+    srv.restart(kill=True)
+    assert srv.port == port
+    assert requests.get(srv.url + "/health", timeout=10).status_code == 200
+    srv.proc.send_signal(signal.SIGINT)
+    assert srv.proc.wait(15) == 0
+    assert "received SIGINT" in srv.log()
 
 
 def test_health_reports_blob_store_loss(tmp_path: Path) -> None:

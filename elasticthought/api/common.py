@@ -150,8 +150,8 @@ def user_id() -> str:
 def owned(doc_id: str, doc_type: str) -> Doc:
     """The caller's document of `doc_type`, else 404 (another user's looks exactly missing)."""
     what = doc_type.replace("-", " ")
-    if not isinstance(doc_id, str) or len(doc_id) > 512:
-        raise not_found(what, str(doc_id)[:64])
+    if not isinstance(doc_id, str) or len(doc_id) > 512 or not doc_id.startswith(doc_type + ":"):
+        raise not_found(what, str(doc_id)[:200])
     try:
         doc = store().get(doc_id)
     except NotFound:

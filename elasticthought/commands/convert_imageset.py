@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shuffle", action="store_true", help="shuffle the order of the images")
     parser.add_argument("--seed", type=int, default=None, help="seed for --shuffle")
+    parser.add_argument(
+        "--check-size", "--check_size", action="store_true",
+        help="fail unless every image has the same size",
+    )
+    parser.add_argument(
+        "--labels-file", default=None,
+        help="folder-per-label mode: write the label names (line N = label N) to this file",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
             args.root, listfile, out, backend=args.backend,
             resize_height=args.resize_height, resize_width=args.resize_width,
             gray=args.gray, encoded=args.encoded, shuffle=args.shuffle, seed=args.seed,
-            encode_type=args.encode_type,
+            encode_type=args.encode_type, check_size=args.check_size,
             progress=lambda done, total: print(f"Processed {done} of {total} files."),
         )
+        if args.labels_file and result.labels:
+            with open(args.labels_file, "w", encoding="utf-8") as fh:
+                fh.writelines(f"{name}\n" for name in result.labels)
     except (FormatError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -26,47 +26,78 @@ def parse_datum(value: bytes, key: str | bytes | None = None) -> caffe_pb2.Datum
     return datum
 
 
-def _to_pil_mode(img, color: bool | None):
-    """Convert a Pillow image as OpenCV's imread would: 8-bit gray or 8-bit colour."""
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.uint32)
-        if mode != "I" or arr.max(initial=0) > 255:
-            arr = arr >> 8
-        from PIL import Image
+_GRAY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
-        img = Image.fromarray(arr.astype(np.uint8), "L")
-    elif mode == "F":
-        from PIL import Image
 
-        arr = np.clip(np.asarray(img), 0, 255).astype(np.uint8)
-        img = Image.fromarray(arr, "L")
-    native_gray = img.mode in ("1", "L", "LA")
-    if color is None:
-        color = not native_gray
-    if color:
-        return img.convert("RGB")
-    return img.convert("L")
+def _gray8(img) -> np.ndarray:
+    """8-bit HxW array of a single-channel Pillow image (16-bit keeps its high byte, as
+    libpng's strip-16)."""
+    if img.mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    arr = np.asarray(img)
+    if img.mode == "F":
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    arr = arr.astype(np.int64)
+    if img.mode != "I" or arr.max(initial=0) > 255:
+        arr = arr >> 8
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def _rgb_to_gray(rgb: np.ndarray, image_format: str | None) -> np.ndarray:
+    """Colour -> gray exactly as OpenCV's decoders do it for IMREAD_GRAYSCALE: libpng's
+    fixed-point rgb_to_gray (0.299/0.587) for PNG, OpenCV's own 14-bit weights otherwise."""
+    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+    if image_format == "PNG":
+        return ((9797 * r + 19234 * g + 3737 * b) >> 15).astype(np.uint8)
+    return ((4899 * r + 9617 * g + 1868 * b + 8192) >> 14).astype(np.uint8)
+
+
+def _decode_hwc(img, color: bool | None) -> np.ndarray:
+    """Pillow image -> uint8 H x W x C in OpenCV channel order (BGR / BGRA / gray)."""
+    mode, fmt = img.mode, img.format
+    if color is False:
+        if mode in _GRAY_MODES:
+            return _gray8(img)[..., None]
+        if mode in ("LA", "La"):
+            return _gray8(img.getchannel(0))[..., None]
+        return _rgb_to_gray(np.asarray(img.convert("RGB")), fmt)[..., None]
+    if color is True:
+        if mode in _GRAY_MODES:
+            return np.repeat(_gray8(img)[..., None], 3, axis=2)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)[..., ::-1]
+    # Native (Caffe's DecodeDatumToCVMatNative = IMREAD_UNCHANGED): keep gray, colour, alpha.
+    if mode in _GRAY_MODES:
+        return _gray8(img)[..., None]
+    if mode in ("LA", "La"):  # OpenCV expands gray + alpha to BGRA
+        gray, alpha = (np.asarray(c, dtype=np.uint8) for c in img.convert("LA").split())
+        return np.dstack([gray, gray, gray, alpha])
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
+        return rgba[..., [2, 1, 0, 3]]
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)[..., ::-1]
 
 
 def decode_image(data: bytes, color: bool | None = None) -> np.ndarray:
-    """Decode PNG/JPEG/... bytes into a uint8 C x H x W array (BGR channel order for colour).
+    """Decode PNG/JPEG/BMP/... bytes into a uint8 C x H x W array in OpenCV's channel order.
 
-    `color=None` keeps the file's own kind (gray -> 1 channel, else 3); True forces 3 channels,
-    False forces 1 (as Caffe's DecodeDatumToCVMat / force_color / force_gray).
+    `color=None` decodes natively as Caffe's DecodeDatumToCVMatNative (gray -> 1 channel,
+    colour -> 3 BGR, with alpha -> 4 BGRA); True gives 3 BGR channels and False 1 gray channel
+    (force_color / force_gray, convert_imageset --gray), with OpenCV's conversions (checked
+    bit-exact against OpenCV 4.10 for PNG, JPEG and BMP). Unlike Caffe, 16-bit images are
+    accepted (their high byte is kept) instead of aborting.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if color is False and img.format == "JPEG" and img.mode not in _GRAY_MODES:
+                img.draft("L", img.size)  # libjpeg hands out the luma channel, as for OpenCV
             img.load()
-            img = _to_pil_mode(img, color)
+            hwc = _decode_hwc(img, color)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise FormatError(f"cannot decode image ({len(data)} bytes): {exc}") from None
-    arr = np.asarray(img, dtype=np.uint8)
-    if arr.ndim == 2:
-        return arr[None].copy()
-    return np.ascontiguousarray(arr[:, :, ::-1].transpose(2, 0, 1))  # RGB HWC -> BGR CHW
+    return np.ascontiguousarray(hwc.transpose(2, 0, 1))
 
 
 def encode_image(arr_chw: np.ndarray, fmt: str = "png") -> bytes:
@@ -85,7 +116,8 @@ def encode_image(arr_chw: np.ndarray, fmt: str = "png") -> bytes:
     if pil_fmt is None:
         raise FormatError(f"unsupported encode type {fmt!r} (use png or jpg)")
     buf = io.BytesIO()
-    img.save(buf, format=pil_fmt)
+    options = {"quality": 95} if pil_fmt == "JPEG" else {}  # OpenCV's default quality
+    img.save(buf, format=pil_fmt, **options)
     return buf.getvalue()
 
 

@@ -71,10 +71,12 @@ def filter_net(
     stages: Iterable[str] = (),
     level: int | None = None,
 ) -> caffe_pb2.NetParameter:
-    """A copy of `net` (V2) holding only the layers included in this state; its `state`
-    field records the state used. `level=None` keeps the net's own level (default 0)."""
-    if len(net.layers):
-        raise FormatError("filter_net needs a V2 net; upgrade it first (prototxt.parse_net)")
+    """A copy of `net` (upgraded to V2 if needed) holding only the layers included in this
+    state; its `state` field records the state used. `level=None` keeps the net's own level."""
+    from elasticthought.engine.upgrade import net_needs_upgrade, upgrade_net
+
+    if net_needs_upgrade(net):
+        net = upgrade_net(net)
     state = net_state(net, phase, stages, level)
     out = caffe_pb2.NetParameter()
     out.CopyFrom(net)

@@ -46,22 +46,36 @@ def parse_text(text: str | bytes, message: _message.Message, source: str | None 
             if line is None:
                 line, column = int(match.group(1)), int(match.group(2))
         raise FormatError(reason, line=line, column=column, source=source) from None
+    except RecursionError:
+        raise FormatError("text nests too deeply", source=source) from None
     except (ValueError, TypeError) as exc:  # defensive: odd values the tokenizer lets through
         raise FormatError(str(exc), source=source) from None
     return message
+
+
+def _locate(text: str, needle: str) -> tuple[int | None, int | None]:
+    """1-based (line, column) of the first `needle` in `text`, or (None, None)."""
+    at = text.find(needle)
+    if at < 0:
+        return None, None
+    line = text.count("\n", 0, at) + 1
+    return line, at - (text.rfind("\n", 0, at) + 1) + 1
 
 
 def parse_net(text: str | bytes, source: str | None = None) -> caffe_pb2.NetParameter:
     """Parse a net prototxt and return it upgraded to the V2 (`layer { type: "..." }`) format."""
     from elasticthought.engine.upgrade import upgrade_net
 
+    text = _decode(text, source)
     net = parse_text(text, caffe_pb2.NetParameter(), source)
     try:
         return upgrade_net(net)
     except FormatError as exc:
-        if source and not exc.source:
-            raise FormatError(exc.reason, exc.line, exc.column, source) from None
-        raise
+        line, column = exc.line, exc.column
+        name = getattr(exc, "layer_name", None)
+        if line is None and name:
+            line, column = _locate(text, f'name: "{name}"')
+        raise FormatError(exc.reason, line, column, source or exc.source) from None
 
 
 def parse_solver(text: str | bytes, source: str | None = None) -> caffe_pb2.SolverParameter:

@@ -135,7 +135,7 @@ def rewrite_net_sources(
 
 def rewrite_for_job(
     solver: caffe_pb2.SolverParameter,
-    net: caffe_pb2.NetParameter,
+    net: caffe_pb2.NetParameter | None,
     work_dir: str | os.PathLike,
     sources: Mapping[str | int, str | os.PathLike],
     *,
@@ -149,6 +149,7 @@ def rewrite_for_job(
 ) -> JobFiles:
     """Rewrite `solver` and `net` for one job and write them into `work_dir`.
 
+    - `net`: the net (any format; upgraded); None takes the solver's embedded `net_param`.
     - `sources`: {"TRAIN": path, "TEST": path} databases (or ImageData list files) per phase.
     - `backend`: used only for a Data source that does not exist yet; otherwise detected.
     - `mean_file`: optional mean `.binaryproto` (one path, or one per phase).
@@ -159,6 +160,10 @@ def rewrite_for_job(
     - `solver_mode` ("CPU"/"GPU") and `device_id` override the solver's when given.
     Returns the written paths and the rewritten messages; paths inside are absolute.
     """
+    if net is None:
+        if not solver.HasField("net_param"):
+            raise FormatError("no net given and the solver embeds none (net_param)")
+        net = solver.net_param
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     abs_sources = {k: os.path.abspath(v) for k, v in sources.items()}

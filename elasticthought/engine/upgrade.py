@@ -165,6 +165,13 @@ def _layer_label(layer) -> str:
     return f'layer "{layer.name}"' if layer.name else "unnamed layer"
 
 
+def _layer_error(reason: str, layer) -> FormatError:
+    """A FormatError remembering the layer name, so text parsers can point at its line."""
+    exc = FormatError(reason)
+    exc.layer_name = layer.name or None
+    return exc
+
+
 def _upgrade_v0_padding(net: caffe_pb2.NetParameter) -> None:
     """Fold V0 `padding` layers into the conv/pool layer that consumes their output."""
     pads: dict[str, tuple[str, int]] = {}  # padding top -> (padding bottom, pad)
@@ -173,7 +180,9 @@ def _upgrade_v0_padding(net: caffe_pb2.NetParameter) -> None:
         v0 = layer.layer
         if v0.type == "padding":
             if len(layer.bottom) != 1 or len(layer.top) != 1:
-                raise FormatError(f"V0 padding {_layer_label(v0)} needs one bottom and one top")
+                raise _layer_error(
+                    f"V0 padding {_layer_label(v0)} needs one bottom and one top", v0
+                )
             pads[layer.top[0]] = (layer.bottom[0], v0.pad)
             continue
         for i, bottom in enumerate(layer.bottom):
@@ -204,7 +213,7 @@ def _upgrade_v0_layer(v1: caffe_pb2.V1LayerParameter) -> None:
         v1.name = v0.name
     kind = v0.type
     if kind not in V0_TYPE_NAMES:
-        raise FormatError(f"unknown V0 layer type {kind!r} in {_layer_label(v0)}")
+        raise _layer_error(f"unknown V0 layer type {kind!r} in {_layer_label(v0)}", v0)
     v1.type = V1.LayerType.Value(V0_TYPE_NAMES[kind])
     v1.blobs.extend(v0.blobs)
     v1.blobs_lr.extend(v0.blobs_lr)
@@ -327,6 +336,8 @@ def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> None:
     for layer in net.layers:
         name = _V1_DATA_PARAMS.get(layer.type)
         if name:
+            getattr(layer, name).SetInParent()
+            layer.transform_param.SetInParent()
             _move_transform_fields(getattr(layer, name), layer.transform_param)
     # Our extension: V2 data layers that still carry the deprecated fields.
     for layer in net.layer:
@@ -339,10 +350,10 @@ def _upgrade_data_transformation(net: caffe_pb2.NetParameter) -> None:
 
 def _v1_type_name(v1: caffe_pb2.V1LayerParameter) -> str:
     if not v1.HasField("type") or v1.type == V1.NONE:
-        raise FormatError(f"{_layer_label(v1)} has no layer type")
+        raise _layer_error(f"{_layer_label(v1)} has no layer type", v1)
     enum_name = V1.LayerType.Name(v1.type)
     if enum_name not in V1_TYPE_NAMES:
-        raise FormatError(f"unknown V1 layer type {enum_name} in {_layer_label(v1)}")
+        raise _layer_error(f"unknown V1 layer type {enum_name} in {_layer_label(v1)}", v1)
     return V1_TYPE_NAMES[enum_name]
 
 

@@ -10,11 +10,12 @@ Public surface:
 
 from __future__ import annotations
 
-from elasticthought.queue.capabilities import pending_reason, probe_capabilities
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Light names load at once; the pool and the store-facing helpers load on first use, so that a
+# job's child process (which imports elasticthought.queue.child) starts quickly.
 from elasticthought.queue.context import JobContext
-from elasticthought.queue.control import request_cancel
-from elasticthought.queue.pool import WorkerPool
-from elasticthought.queue.presence import list_workers
 from elasticthought.queue.registry import (
     CANCELED,
     FAILED,
@@ -27,12 +28,37 @@ from elasticthought.queue.registry import (
     register_runner,
     runner_for,
 )
-from elasticthought.store.base import Store
+
+_LAZY = {
+    "WorkerPool": "elasticthought.queue.pool",
+    "request_cancel": "elasticthought.queue.control",
+    "list_workers": "elasticthought.queue.presence",
+    "probe_capabilities": "elasticthought.queue.capabilities",
+    "pending_reason": "elasticthought.queue.capabilities",
+}
+
+if TYPE_CHECKING:
+    from elasticthought.queue.capabilities import pending_reason, probe_capabilities
+    from elasticthought.queue.control import request_cancel
+    from elasticthought.queue.pool import WorkerPool
+    from elasticthought.queue.presence import list_workers
 
 
-def explain_pending(store: Store, doc: dict) -> str | None:
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def explain_pending(store: Any, doc: dict) -> str | None:
     """Why a pending job is waiting for lack of a capable live worker (None: someone can run
     it, or it is not a pending job of a registered type)."""
+    from elasticthought.queue.capabilities import pending_reason
+    from elasticthought.queue.presence import list_workers
+
     runner = runner_for(doc.get("type"))
     if runner is None or doc.get("processing-state") != PENDING:
         return None
@@ -53,6 +79,7 @@ __all__ = [
     "WorkerPool",
     "explain_pending",
     "list_workers",
+    "pending_reason",
     "probe_capabilities",
     "register_runner",
     "request_cancel",

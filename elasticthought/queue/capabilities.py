@@ -36,6 +36,16 @@ def _caffe_imports(python: str, prefix: str) -> bool:
     return done.returncode == 0
 
 
+def caffe_works(python: str, prefix: str) -> bool:
+    """Whether `python` imports pycaffe from `prefix` (the Caffe engine's own probe when
+    present, which also checks the driver it runs)."""
+    try:
+        from elasticthought.engine.caffe.backend import caffe_available
+    except ImportError:
+        return _caffe_imports(python, prefix)
+    return bool(caffe_available(python, prefix)[0])
+
+
 def _probe_gpus() -> list[int]:
     if not os.path.exists("/proc/driver/nvidia/gpus") and not os.path.exists("/dev/nvidiactl"):
         return []
@@ -57,7 +67,7 @@ def probe_capabilities(config: Config) -> dict:
         engines = configured
     else:
         engines = list(ALWAYS_ENGINES)
-        if _caffe_imports(config.caffe_python, config.caffe_prefix):
+        if caffe_works(config.caffe_python, config.caffe_prefix):
             engines.append("caffe")
     gpus = config.gpu_ids if config.gpus.strip() else _probe_gpus()
     return {"engines": sorted(set(engines)), "gpus": gpus}

@@ -137,7 +137,7 @@ class JobContext:
             if bad in popen_kwargs:
                 raise ValueError(f"spawn() manages {bad} itself")
         popen_kwargs.setdefault("cwd", str(self.work_dir))
-        return subprocess.Popen(args, preexec_fn=_grandchild_setup, **popen_kwargs)  # noqa: PLW1509
+        return subprocess.Popen(args, preexec_fn=_grandchild_setup, **popen_kwargs)
 
 
 def job_work_dir(config: Config, job_id: str) -> Path:

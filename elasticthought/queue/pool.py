@@ -115,7 +115,15 @@ class WorkerPool:
                 if exc.name != name:
                     raise
                 log.warning("runner module %s not found", name)
-        self.capabilities = probe_capabilities(self.config)
+        configured = bool(self.config.engines.strip()) and bool(self.config.gpus.strip())
+        if configured:
+            self.capabilities = probe_capabilities(self.config)
+        else:  # probing Caffe and CUDA takes seconds: start with torch on CPU, add the rest
+            self.capabilities = {"engines": ["torch"], "gpus": self.config.gpu_ids}
+            if self.config.engines.strip():
+                self.capabilities["engines"] = sorted(
+                    {e.strip() for e in self.config.engines.split(",") if e.strip()}
+                )
         self.free_gpus = list(self.capabilities.get("gpus", []))
         self.started_at = time.time()
         self._heartbeat()
@@ -123,6 +131,10 @@ class WorkerPool:
             threading.Thread(target=self._follow, name="et-queue-follower", daemon=True),
             threading.Thread(target=self._keep, name="et-queue-keeper", daemon=True),
         ]
+        if not configured:
+            self._service.append(
+                threading.Thread(target=self._probe, name="et-queue-probe", daemon=True)
+            )
         self._threads = [
             threading.Thread(target=self._work, args=(n,), name=f"et-worker-{n}", daemon=True)
             for n in range(self.threads_wanted)
@@ -137,6 +149,26 @@ class WorkerPool:
             self.capabilities["gpus"],
         )
         return self
+
+    def _probe(self) -> None:
+        """Learn the engines and GPUs this worker offers, then announce them."""
+        try:
+            caps = probe_capabilities(self.config)
+        except Exception:  # noqa: BLE001 - keep what we have
+            log.exception("probing capabilities")
+            return
+        with self.index.cond:
+            with self._lock:
+                added = [g for g in caps["gpus"] if g not in self.capabilities["gpus"]]
+                self.free_gpus.extend(added)
+                self.capabilities = caps
+            self.index.cond.notify_all()
+        log.info("worker %s offers engines %s, gpus %s", self.worker_id, caps["engines"],
+                 caps["gpus"])  # fmt: skip
+        try:
+            self._heartbeat()
+        except StoreError as exc:
+            log.warning("presence: %s", exc)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop claiming; running jobs get `grace` seconds to finish, then go back to
@@ -170,7 +202,11 @@ class WorkerPool:
 
     def _follow(self) -> None:
         since: str | None = None
+        types = frozenset(RUNNERS)
         while not self.halt.is_set():
+            if frozenset(RUNNERS) != types:  # a runner registered late: read everything again
+                types = frozenset(RUNNERS)
+                since = None
             try:
                 page = self.store.changes(since, timeout=0.0 if since is None else FEED_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - the follower outlives store hiccups

@@ -12,6 +12,8 @@ job's own child process (spawn start method) as `fn(ctx: JobContext) -> dict | N
 run that job (evaluated in the worker, from the job document alone: copy what it needs onto the
 job document when creating it). Without one, the job's own `engine` and `gpu` fields are used.
 
+Job documents need ids made by `new_id(type, owner)` (what `Store.create` does when no `_id` is
+given) and `processing-state: pending`: workers pick jobs off the changes feed by id prefix.
 Runner modules register at import; workers import the modules named by `Config.runner_modules`
 (default `elasticthought.jobs`) before they claim anything.
 """

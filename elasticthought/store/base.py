@@ -65,6 +65,8 @@ class Store(abc.ABC):
     """A document store: revisions, compare-and-swap updates, a changes feed, prefix listing."""
 
     url: str
+    # (first, longest) pause in seconds between `modify` retries after a conflict
+    conflict_backoff: tuple[float, float] = (0.001, 0.05)
 
     @abc.abstractmethod
     def get(self, doc_id: str) -> Doc:
@@ -127,6 +129,10 @@ class Store(abc.ABC):
                 return
             skip += page
 
+    def _cas_update(self, doc: Doc) -> Doc:
+        """The update `modify` uses; a backend may skip work that only `update`'s callers need."""
+        return self.update(doc)
+
     def modify(self, doc_id: str, change: Any, retries: int = 50) -> Doc | None:
         """Read-modify-write with retry on conflict. `change(doc)` edits the doc in place and
         returns False to abandon the write (then None is returned). Conflicts are retried after a
@@ -136,8 +142,9 @@ class Store(abc.ABC):
             if change(doc) is False:
                 return None
             try:
-                return self.update(doc)
+                return self._cas_update(doc)
             except Conflict:
-                # Jittered backoff: racing writers spread out instead of colliding again.
-                time.sleep(random.uniform(0, min(0.001 * 2 ** min(attempt, 6), 0.05)))
+                # Jittered exponential backoff: racing writers spread out instead of colliding.
+                first, cap = self.conflict_backoff
+                time.sleep(random.uniform(0, min(first * 2 ** min(attempt, 10), cap)))
         raise Conflict(f"document {doc_id} kept changing: gave up after {retries} tries")

@@ -57,10 +57,40 @@ def _masked(url: str) -> tuple[str, str, tuple[str, str] | None]:
     return bare, shown, creds
 
 
+def _why(exc: BaseException) -> str:
+    """A short reason for a connection failure."""
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("Failed to resolve", "unknown host"),
+        ("No route to host", "no route to host"),
+        ("RemoteDisconnected", "connection closed by the server"),
+        ("Connection reset", "connection reset"),
+    ):
+        if needle in text:
+            return reason
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    return text[:300]
+
+
 def _reason(result: Any) -> str:
     if isinstance(result, dict):
         return ": ".join(str(result[k]) for k in ("error", "reason") if result.get(k))
     return str(result) if result else "no details"
+
+
+def _encode(doc: Doc) -> bytes:
+    """The JSON body of a write; fields starting with `_` other than `_id`/`_rev` are refused
+    (as the sqlite store does; CouchDB reserves them)."""
+    for key in doc:
+        if key.startswith("_") and key not in ("_id", "_rev"):
+            raise StoreError(f"document field {key!r} is reserved (fields may not start with _)")
+    try:
+        return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"document is not valid JSON: {exc}") from None
 
 
 def _doc_path(doc_id: str) -> str:
@@ -74,6 +104,8 @@ def _doc_path(doc_id: str) -> str:
 class CouchStore(Store):
     """A database on a CouchDB-protocol server, addressed as `http(s)://HOST:PORT/DB`."""
 
+    conflict_backoff = (0.005, 0.2)  # a round trip costs milliseconds: spread racers wider
+
     def __init__(
         self,
         url: str,
@@ -81,7 +113,8 @@ class CouchStore(Store):
         retry_seconds: float = 30.0,
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
-        bare, self.url, creds = _masked(url.rstrip("/"))
+        self.url = url.rstrip("/")  # as given (credentials included): other processes reuse it
+        bare, self.shown_url, creds = _masked(self.url)
         parts = urlsplit(bare)
         self.db_name = parts.path.strip("/")
         self.server_url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
@@ -124,11 +157,14 @@ class CouchStore(Store):
             except couch_errors.NotFound:
                 if not self.create_db:
                     raise StoreError(
-                        f"store {self.url}: database {self.db_name!r} does not exist"
+                        f"store {self.shown_url}: database {self.db_name!r} does not exist"
                     ) from None
                 self._create_database()
 
         self._call(check, retry=False)
+
+    def _unreachable(self, exc: BaseException) -> StoreError:
+        return StoreError(f"store {self.shown_url} is unreachable: {_why(exc)}")
 
     def _create_database(self) -> None:
         try:
@@ -146,7 +182,7 @@ class CouchStore(Store):
                 return fn()
             except RETRY_ERRORS as exc:
                 if time.monotonic() + delay > deadline:
-                    raise StoreError(f"store {self.url} is unreachable: {exc}") from None
+                    raise self._unreachable(exc) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except couch_errors.Conflict as exc:
@@ -155,19 +191,18 @@ class CouchStore(Store):
                 raise NotFound(f"not found: {exc}") from None
             except couch_errors.Error as exc:
                 reason = _reason(exc.args[0] if exc.args else exc)
-                raise StoreError(f"store {self.url}: {reason}") from None
+                raise StoreError(f"store {self.shown_url}: {reason}") from None
             except (ValueError, KeyError) as exc:  # a non-JSON answer
-                raise StoreError(f"store {self.url}: unexpected answer: {exc}") from None
+                raise StoreError(f"store {self.shown_url}: unexpected answer: {exc}") from None
             except requests.RequestException as exc:
-                raise StoreError(f"store {self.url}: {exc}") from None
+                raise StoreError(f"store {self.shown_url}: {exc}") from None
 
-    def _put(self, doc_id: str, body: Doc) -> str:
-        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    def _put(self, doc_id: str, data: bytes) -> str:
         response, result = self.resource.put(_doc_path(doc_id), data=data)
         if response.status_code == 409:
             raise couch_errors.Conflict(_reason(result))
         if not isinstance(result, dict) or "rev" not in result:
-            raise StoreError(f"store {self.url}: unexpected answer to a write: {result!r}")
+            raise StoreError(f"store {self.shown_url}: unexpected answer to a write: {result!r}")
         return str(result["rev"])
 
     def _exists(self, doc_id: str) -> bool:
@@ -183,9 +218,19 @@ class CouchStore(Store):
         path = _doc_path(doc_id)
 
         def fetch() -> Doc:
-            _, result = self.resource.get(path)
+            # requests directly: pycouchdb reads a body field `error: conflict` as a conflict.
+            response = self.session.get(
+                f"{self.db_url}/{path}", timeout=(CONNECT_TIMEOUT, self.request_timeout)
+            )
+            if response.status_code == 404:
+                raise couch_errors.NotFound(_reason(_json(response)))
+            if response.status_code >= 400:
+                raise couch_errors.GenericError(_json(response))
+            result = response.json()
             if not isinstance(result, dict) or "_id" not in result:
-                raise StoreError(f"store {self.url}: unexpected answer for {doc_id}: {result!r}")
+                raise StoreError(
+                    f"store {self.shown_url}: unexpected answer for {doc_id}: {result!r}"
+                )
             return result
 
         try:
@@ -201,8 +246,9 @@ class CouchStore(Store):
             body["_id"] = new_id(str(body["type"]), body.get("user-id"))
         body.pop("_rev", None)
         doc_id = body["_id"]
+        data = _encode(body)
         try:
-            rev = self._call(lambda: self._put(doc_id, body))
+            rev = self._call(lambda: self._put(doc_id, data))
         except Conflict:
             raise Conflict(f"document {doc_id} already exists") from None
         return {**doc, "_id": doc_id, "_rev": rev}
@@ -213,14 +259,27 @@ class CouchStore(Store):
             raise StoreError("update needs the document's _id")
         if not doc.get("_rev"):
             raise Conflict(f"update of {doc_id} needs the _rev it read")
+        data = _encode(doc)
         try:
-            rev = self._call(lambda: self._put(doc_id, doc))
+            rev = self._call(lambda: self._put(doc_id, data))
         except Conflict:
             if not self._exists(doc_id):
                 raise NotFound(f"document {doc_id} not found") from None
             raise Conflict(f"document {doc_id}: revision {doc['_rev']} is stale") from None
         except NotFound:
             raise NotFound(f"document {doc_id} not found") from None
+        return {**doc, "_rev": rev}
+
+    def _cas_update(self, doc: Doc) -> Doc:
+        """`update` without telling a missing document from a stale revision (one request
+        fewer per conflict); `modify` reads the document again, which raises `NotFound`."""
+        if not doc.get("_id") or not doc.get("_rev"):
+            return self.update(doc)
+        data = _encode(doc)
+        try:
+            rev = self._call(lambda: self._put(doc["_id"], data))
+        except Conflict:
+            raise Conflict(f"document {doc['_id']}: revision {doc['_rev']} is stale") from None
         return {**doc, "_rev": rev}
 
     def delete(self, doc_id: str, rev: str) -> None:
@@ -265,6 +324,8 @@ class CouchStore(Store):
         return Changes(ids, str(result.get("last_seq", params["since"])))
 
     def changes(self, since: str | None = None, timeout: float = 0.0) -> Changes:
+        if since == "now" and timeout > 0:
+            since = self.changes("now").last_seq  # a real sequence, so a timeout loses nothing
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = 0.05
         retry_until = time.monotonic() + max(self.retry_seconds, timeout)
@@ -274,16 +335,18 @@ class CouchStore(Store):
                 result = self._changes_once(since, left)
             except RETRY_ERRORS as exc:
                 if time.monotonic() + delay > retry_until:
-                    raise StoreError(f"store {self.url} is unreachable: {exc}") from None
+                    raise self._unreachable(exc) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
             except couch_errors.NotFound as exc:
-                raise StoreError(f"store {self.url}: changes feed not found: {exc}") from None
+                raise StoreError(f"store {self.shown_url}: changes feed not found: {exc}") from None
             except couch_errors.Error as exc:
-                raise StoreError(f"store {self.url}: changes feed failed: {exc}") from None
+                raise StoreError(f"store {self.shown_url}: changes feed failed: {exc}") from None
             except ValueError as exc:
-                raise StoreError(f"store {self.url}: unexpected changes answer: {exc}") from None
+                raise StoreError(
+                    f"store {self.shown_url}: unexpected changes answer: {exc}"
+                ) from None
             # Entries for ids we skip (design docs, `_user/`) advance the sequence: return them
             # only when some id remains, unless time is up.
             if result.ids or timeout <= 0 or time.monotonic() >= deadline:
@@ -306,7 +369,7 @@ class CouchStore(Store):
         def fetch_ids() -> list[str]:
             _, result = self.resource.get("_all_docs", params=range_params)
             if not isinstance(result, dict) or "rows" not in result:
-                raise StoreError(f"store {self.url}: unexpected _all_docs answer: {result!r}")
+                raise StoreError(f"store {self.shown_url}: unexpected _all_docs answer: {result!r}")
             return [
                 str(row["id"])
                 for row in result["rows"]
@@ -322,11 +385,10 @@ class CouchStore(Store):
         body = json.dumps({"keys": chosen}).encode()
 
         def fetch_docs() -> list[Doc]:
-            _, result = self.resource.post(
-                "_all_docs", params={"include_docs": "true"}, data=body
-            )
+            params = {"include_docs": "true"}
+            _, result = self.resource.post("_all_docs", params=params, data=body)
             if not isinstance(result, dict) or "rows" not in result:
-                raise StoreError(f"store {self.url}: unexpected _all_docs answer: {result!r}")
+                raise StoreError(f"store {self.shown_url}: unexpected _all_docs answer: {result!r}")
             # Documents deleted meanwhile come back without a body: leave them out.
             return [row["doc"] for row in result["rows"] if isinstance(row.get("doc"), dict)]
 
@@ -337,17 +399,16 @@ class CouchStore(Store):
         try:
             response = self.session.get(self.db_url, timeout=(CONNECT_TIMEOUT, 10.0))
         except requests.RequestException as exc:
-            raise StoreError(f"store {self.url} is unreachable: {exc}") from None
+            raise self._unreachable(exc) from None
         if response.status_code != 200:
-            raise StoreError(
-                f"store {self.url} answered {response.status_code}: {_reason(_json(response))}"
-            )
+            reason = _reason(_json(response))
+            raise StoreError(f"store {self.shown_url} answered {response.status_code}: {reason}")
 
     def close(self) -> None:
         self.session.close()
 
     def __repr__(self) -> str:
-        return f"CouchStore({self.url!r})"
+        return f"CouchStore({self.shown_url!r})"
 
 
 def _json(response: requests.Response) -> Any:

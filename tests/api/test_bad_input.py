@@ -33,7 +33,7 @@ def test_hostile_and_broken_datafiles(api, files):
             {"layers_type": "DATA", "layers_data_param": {"backend": "LEVELDB"}},
             "backend is LEVELDB but the archive holds a LMDB",
         ),
-        ("mnist_lmdb.tar.gz", {"layers_type": "IMAGE_DATA"}, "'mnist_test_lmdb/data.mdb' is not an"),
+        ("mnist_lmdb.tar.gz", {"layers_type": "IMAGE_DATA"}, "'mnist_test_lmdb/data.mdb' is not"),
     ]
     made = {}
     for name, extra, _ in cases:  # queue them all, then wait: the two workers overlap them

@@ -22,12 +22,10 @@ def _datafile(user, body=None, upload: Path | None = None, form=None) -> dict:
 
 
 def _dataset(user, train_id, test_id, pct=0.7, mean=False) -> dict:
+    same = train_id == test_id
     body = {
-        "training": {"datafile-id": train_id, "split-percentage": pct if train_id == test_id else 0},
-        "testing": {
-            "datafile-id": test_id,
-            "split-percentage": round(1 - pct, 10) if train_id == test_id else 0,
-        },
+        "training": {"datafile-id": train_id, "split-percentage": pct if same else 0},
+        "testing": {"datafile-id": test_id, "split-percentage": round(1 - pct, 10) if same else 0},
     }
     if mean:
         body["compute-mean"] = True
@@ -92,7 +90,8 @@ def test_alphabet_image_data(api, files, tmp_path):
             "specification-net-url": seed + "/alpha_net.prototxt",
         },
     )
-    assert by_url_solver["specification-net"] == (h.SEED / "alphabet/alpha_net.prototxt").read_text()
+    net_text = (h.SEED / "alphabet/alpha_net.prototxt").read_text()
+    assert by_url_solver["specification-net"] == net_text
     assert by_url_solver["layers_type"] == "IMAGE_DATA"
     inline = user.ok(
         "POST",

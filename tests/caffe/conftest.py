@@ -10,12 +10,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from elasticthought.engine.caffe import DEFAULT_PREFIX, DEFAULT_PYTHON, caffe_available
+from elasticthought.engine.caffe import (
+    DEFAULT_PREFIX,
+    DEFAULT_PYTHON,
+    TrainResult,
+    caffe_available,
+    train,
+)
 
 GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
 LENET = GOLDEN / "lenet" / "lenet_mnist_200"
@@ -50,11 +57,41 @@ def lenet_case() -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-@pytest.fixture
-def lenet_dir(tmp_path: Path) -> Path:
-    """A writable copy of the golden LeNet case (LMDBs write lock files when opened)."""
-    dst = tmp_path / "lenet"
+def copy_case(dst: Path) -> Path:
+    """A writable copy of the golden LeNet case at `dst` (LMDBs write lock files when opened)."""
     shutil.copytree(LENET, dst)
     for path in [dst, *dst.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dst
+
+
+@pytest.fixture
+def lenet_dir(tmp_path: Path) -> Path:
+    return copy_case(tmp_path / "lenet")
+
+
+@dataclass
+class CaffeRun:
+    folder: Path
+    result: TrainResult
+    iterations: list[dict]  # on_iteration events
+    progress: list[dict]  # callback events (the torch engine's shapes)
+    lines: list[str]  # log lines
+
+
+@pytest.fixture(scope="session")
+def caffe_lenet_run(tmp_path_factory, caffe_runtime) -> CaffeRun:
+    """The golden LeNet job (init.caffemodel, 200 iterations) trained once by real Caffe."""
+    folder = copy_case(tmp_path_factory.mktemp("caffe") / "lenet")
+    run = CaffeRun(folder, None, [], [], [])  # type: ignore[arg-type]
+    run.result = train(
+        "lenet_solver.prototxt",
+        folder,
+        weights="init.caffemodel",
+        on_iteration=run.iterations.append,
+        callback=run.progress.append,
+        log=run.lines.append,
+        python=caffe_runtime["python"],
+        prefix=caffe_runtime["prefix"],
+    )
+    return run

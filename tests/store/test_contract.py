@@ -79,6 +79,14 @@ def test_create_with_given_id_and_odd_characters(store: Store) -> None:
     assert got["name"] == "ünï" and got["_id"] == doc_id
 
 
+def test_fields_named_like_protocol_errors_round_trip(store: Store) -> None:
+    doc = store.create({"type": "classify-job", "error": "conflict", "reason": "not_found"})
+    got = store.get(doc["_id"])
+    assert got["error"] == "conflict" and got["reason"] == "not_found"
+    store.update(got)
+    assert store.list("classify-job")[0]["error"] == "conflict"
+
+
 def test_stale_revision_conflicts(store: Store) -> None:
     first = store.create({"type": "solver", "n": 0})
     second = store.update({**first, "n": 1})
@@ -112,9 +120,14 @@ def test_update_without_revision_conflicts(store: Store) -> None:
         store.update({"_id": doc["_id"], "type": "user"})
 
 
-def test_reserved_fields_are_refused(store: Store) -> None:
+def test_reserved_fields_and_non_json_are_refused(store: Store) -> None:
     with pytest.raises(StoreError):
         store.create({"type": "user", "_secret": 1})
+    with pytest.raises(StoreError):
+        store.create({"type": "user", "when": object()})
+    with pytest.raises(StoreError):
+        store.create({"type": "user", "x": float("nan")})
+    assert store.list("user") == []
 
 
 def test_recreate_after_delete(store: Store) -> None:
@@ -231,6 +244,8 @@ def test_since_now_starts_at_the_end_of_the_feed(store: Store) -> None:
     store.create({"_id": "job:old", "type": "job"})
     now = store.changes("now")
     assert now.ids == []
+    waited = store.changes("now", timeout=0.2)
+    assert waited.ids == [] and waited.last_seq == now.last_seq
     store.create({"_id": "job:new", "type": "job"})
     assert collect_changes(store, now.last_seq, want=1).ids == ["job:new"]
 
@@ -319,6 +334,15 @@ def test_unreachable_couch_url_is_a_store_error_naming_it() -> None:
         open_store(url)
     assert url in str(caught.value)
     assert time.monotonic() - began < 10
+
+
+def test_couch_errors_mask_the_password() -> None:
+    url = f"http://bob:hunter2@127.0.0.1:{free_port()}/db"
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    assert "hunter2" not in str(caught.value)
+    assert "bob:***@127.0.0.1" in str(caught.value)
+    assert "connection refused" in str(caught.value)
 
 
 def test_missing_sqlite_file_without_create(tmp_path) -> None:  # noqa: ANN001

@@ -13,6 +13,7 @@ continuous feeds need `Accept-Encoding: identity`, an unknown `_changes` filter 
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -20,12 +21,30 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
+
+# Loaded into node before pouchdb-server: exit when the Python process that started us is gone
+# (killed test runs must not leave servers behind; atexit covers only clean exits).
+WATCHDOG_JS = """
+const parent = process.ppid;
+setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 500).unref();
+"""
+
+
+_live: weakref.WeakSet[PouchDBServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Never leave a server behind when the test process ends early."""
+    for server in list(_live):
+        server.stop(timeout=5)
 
 
 class PouchDBUnavailable(RuntimeError):
@@ -95,7 +114,10 @@ class PouchDBServer:
         """Start the process and wait until it answers; raise `PouchDBUnavailable` if not."""
         if self.running:
             return self
-        command = find_pouchdb_server() + [
+        node, script = find_pouchdb_server()
+        watchdog = self.work_dir / "watchdog.js"
+        watchdog.write_text(WATCHDOG_JS)
+        command = [node, "--require", str(watchdog), script] + [
             "--host", self.host,
             "--port", str(self.port),
             "--config", str(self.work_dir / "config.json"),
@@ -118,6 +140,7 @@ class PouchDBServer:
             )
         finally:
             log.close()
+        _live.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

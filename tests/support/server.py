@@ -9,22 +9,24 @@ Usage (context manager)::
         srv.restart()                                      # same port, same data dir
         srv.kill()                                         # SIGKILL, e.g. to test recovery
 
-Or the pytest fixture (a factory; every server it made is stopped after the test)::
+Or the pytest fixture `live_server` (registered in tests/conftest.py; a factory: every server it
+made is stopped after the test)::
 
-    from tests.support.server import live_server  # noqa: F401  (importing registers it)
-
-    def test_x(live_server):
+    def test_x(live_server, pouchdb_url):
         srv = live_server(store=pouchdb_url, workers=2, args=["--lease-seconds", "5"])
 
-Parameters: `tmp_path` (the server's cwd; the data dir is `tmp_path/et-data` unless `data_dir=`
-is given; `data_dir=""` passes no `--data-dir`, so the server uses its default `./et-data` there),
-`store=` / `blobs=` URLs (default: the embedded ones under the data dir), `workers=` (default 0:
-API only), `args=` extra flags, `env=` extra environment variables (e.g. `ET_*`), `healthy=`
-(wait for /health 200, default True; False waits for any HTTP answer), `timeout=` bounded start
-wait in seconds. Attributes: `.url` ("http://127.0.0.1:PORT"), `.port`, `.proc` (Popen),
-`.log_path` (stdout+stderr of every start, appended), `.data_dir`. Methods: `.start()`,
-`.stop()` (SIGTERM, then SIGKILL after `timeout`; returns the exit code), `.kill()`,
-`.restart()`, `.log()` (the log text). A failed start raises `ServerStartError` with the log tail.
+Parameters:
+- `tmp_path`: the server's cwd; the data dir is `tmp_path/et-data` unless `data_dir=` is given
+  (`data_dir=""` passes no `--data-dir`: the server's default `./et-data` in its cwd).
+- `store=` / `blobs=`: URLs (default: the embedded ones under the data dir).
+- `workers=`: default 0 (API only); None passes no `--workers` (the server's default, 1).
+- `args=`: extra flags; `env=`: extra environment variables (e.g. `ET_*`).
+- `healthy=`: wait for /health 200 (default) or, when False, for any HTTP answer.
+- `timeout=`: the bounded start wait, in seconds.
+Attributes: `.url` ("http://127.0.0.1:PORT"), `.port`, `.proc` (Popen), `.data_dir`, `.log_path`
+(stdout+stderr of every start, appended). Methods: `.start()`, `.stop()` (SIGTERM, then SIGKILL
+after a timeout; returns the exit code), `.kill()` (SIGKILL), `.restart(kill=False)`, `.log()`.
+A failed start raises `ServerStartError` with the log tail.
 The first start uses a free port chosen by the server (`--port 0`); restarts reuse it.
 """
 
@@ -61,7 +63,7 @@ class LiveServer:
         *,
         store: str | None = None,
         blobs: str | None = None,
-        workers: int = 0,
+        workers: int | None = 0,
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         data_dir: Path | str | None = None,
@@ -94,7 +96,9 @@ class LiveServer:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "elasticthought", "serve", "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), "--workers", str(self.workers)]
+        cmd += ["--port", str(self.port)]
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
         if self._pass_data_dir:
             cmd += ["--data-dir", str(self.data_dir)]
         if self.store:

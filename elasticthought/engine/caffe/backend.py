@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from elasticthought.engine.caffe.events import ProgressTranslator
+
 DEFAULT_PYTHON = "/usr/bin/python3"
 DEFAULT_PREFIX = "/opt/elasticthought-caffe"
 DRIVER = Path(__file__).with_name("driver.py")
@@ -49,7 +51,7 @@ class TrainResult:
     version: str
     model: str | None = None
     solverstate: str | None = None
-    snapshots: list[str] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)  # every file snapshotted, in order
     log_path: str = ""
     final_tests: list[dict] = field(default_factory=list)
 
@@ -156,11 +158,12 @@ def failure_reason(log_text: str) -> str:
     return lines[-1] if lines else "Caffe exited without output"
 
 
-def _tail(path: Path, limit: int = 8000) -> str:
+def _tail(path: Path, start: int = 0, limit: int = 20000) -> str:
+    """The last `limit` bytes of `path` written after offset `start`."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - limit))
+            handle.seek(max(start, handle.tell() - limit))
             return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
@@ -184,6 +187,7 @@ def train(
     weights: str | os.PathLike | None = None,
     snapshot: str | os.PathLike | None = None,
     callback: Callable[[Event], None] | None = None,
+    on_iteration: Callable[[Event], None] | None = None,
     log: Callable[[str], None] | None = None,
     cancel_check: Callable[[], bool] | None = None,
     python: str = DEFAULT_PYTHON,
@@ -195,13 +199,16 @@ def train(
     poll_seconds: float = 0.2,
     kill_grace: float = 30.0,
 ) -> TrainResult:
-    """Train `solver_path` with real Caffe in a child process, CWD = `work_dir` (as `caffe train`).
+    """Train `solver_path` with real Caffe in a child process, CWD = `work_dir` (as `caffe train`
+    with --weights/--snapshot; paths in the solver and net are relative to `work_dir`).
 
-    `callback` gets each `iteration` event: iteration (0-based, before its update), iter (updates
-    done), loss, smoothed_loss, lr, outputs, tests (one dict per test net when Caffe tested before
-    this update), snapshots (files written after it); `log` gets each Caffe log line.
-    `cancel_check` is polled; when it returns True the child snapshots (unless
-    `snapshot_on_cancel` is false) and stops. `iterations` bounds the run to that many more steps.
+    `callback` gets the torch engine's progress events (events.py: train, test, snapshot, done;
+    snapshot paths absolute). `on_iteration` gets every iteration's raw event: iteration
+    (0-based, before its update), iter (updates done), loss, smoothed_loss, lr, outputs, tests,
+    snapshots, seconds. `log` gets each Caffe glog line (they also go to `log_path`, default
+    `work_dir/caffe.log`). `cancel_check` is polled; when it returns True the child stops at the
+    next iteration boundary (snapshotting when snapshot_after_train, unless `snapshot_on_cancel`
+    is false). `iterations` bounds the run to that many more steps (then no final snapshot/test).
     Raises CaffeError when Caffe fails (bad prototxt, failed CHECK, crash).
     """
     work = Path(work_dir)
@@ -216,11 +223,21 @@ def train(
     if not snapshot_on_cancel:
         args.append("--no-snapshot-on-cancel")
     events: queue.Queue = queue.Queue()
+    progress = ProgressTranslator()
     start: Event = {}
     end: Event = {}
     error = ""
     canceled = False
+    written: list[str] = []
+
+    def deliver(items: list[Event]) -> None:
+        if callback is not None:
+            for item in items:
+                callback(item)
+
     with open(logfile, "ab") as err:
+        offset = err.tell()
+        args += ["--log-offset", str(offset)]
         proc = subprocess.Popen(
             _command(python, *args),
             cwd=work,
@@ -252,38 +269,43 @@ def train(
                     if log is not None:
                         log(event["line"])
                 elif kind == "iteration":
-                    if callback is not None:
-                        callback(event)
+                    written.extend(event.get("snapshots") or [])
+                    if on_iteration is not None:
+                        on_iteration(event)
+                    deliver(progress.iteration(event))
                 elif kind == "start":
                     start = event
+                    deliver(progress.start(event))
                 elif kind in ("done", "canceled"):
                     end = event
+                    deliver(progress.end(event))
                 elif kind == "error":
                     error = event.get("message", "")
+        except BaseException:
+            proc.kill()  # the caller failed (e.g. a callback raised): no Caffe left behind
+            raise
         finally:
-            if proc.poll() is None:
+            try:  # stdout closed: the child is exiting (Caffe's teardown can take a moment)
+                proc.wait(timeout=kill_grace)
+            except subprocess.TimeoutExpired:
                 proc.kill()
             code = proc.wait()
             thread.join(timeout=5)
+    version = str(start.get("version", ""))
     if end and code == 0:
         return TrainResult(
             state="finished" if end["event"] == "done" else "canceled",
             iteration=int(end["iter"]),
-            version=str(start.get("version", "")),
+            version=version,
             model=end.get("model"),
             solverstate=end.get("solverstate"),
-            snapshots=list(end.get("snapshots", [])),
+            snapshots=written + list(end.get("snapshots", [])),
             log_path=str(logfile),
             final_tests=list(end.get("tests", [])),
         )
-    text = _tail(logfile)
+    text = _tail(logfile, offset)
     if canceled and code in (-signal.SIGKILL, -signal.SIGTERM):
-        return TrainResult(
-            state="canceled",
-            iteration=-1,
-            version=str(start.get("version", "")),
-            log_path=str(logfile),
-        )
+        return TrainResult(state="canceled", iteration=-1, version=version, log_path=str(logfile))
     reason = failure_reason(text) if not error or "Check failed" in text else error
     raise CaffeError(f"caffe failed (exit {code}): {reason}", text)
 

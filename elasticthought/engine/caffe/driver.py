@@ -68,7 +68,7 @@ def _die_with_parent(parent_pid: int) -> None:
 def _glog(msg: str, level: str = "I") -> None:
     """Write a glog-style line (for the lines Caffe's Solve() would print and we print instead)."""
     now = time.time()
-    stamp = time.strftime("%m%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    stamp = time.strftime("%Y%m%d %H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
     sys.stderr.write(f"{level}{stamp} {os.getpid():5d} driver.py:0] {msg}\n")
     sys.stderr.flush()
 
@@ -76,9 +76,9 @@ def _glog(msg: str, level: str = "I") -> None:
 class LogTail:
     """Reads the log file's new lines after each step, forwards them, and parses what Caffe said."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, offset: int = 0) -> None:
         self.path = path
-        self.offset = 0
+        self.offset = offset
         self.partial = ""
 
     def read(self) -> list[str]:
@@ -146,7 +146,11 @@ def read_solver_param(path: str):
 
     param = caffe_pb2.SolverParameter()
     with open(path, encoding="utf-8") as handle:
-        text_format.Merge(handle.read(), param)
+        text = handle.read()
+    try:
+        text_format.Merge(text, param)
+    except text_format.ParseError as exc:  # "line:column : message"
+        raise ValueError(f"{path}:{exc}") from None
     return param
 
 
@@ -205,7 +209,7 @@ def cmd_train(args) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     cwd = os.getcwd()
-    tail = LogTail(args.log)
+    tail = LogTail(args.log, args.log_offset)
     caffe.set_mode_cpu()
     param = read_solver_param(args.solver)
     solver = caffe.get_solver(args.solver)
@@ -225,6 +229,7 @@ def cmd_train(args) -> int:
         iteration=solver.iter,
         max_iter=max_iter,
         stop_iter=stop,
+        display=param.display,
         pid=os.getpid(),
     )
     tail.read()
@@ -352,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser("train")
     train.add_argument("--solver", required=True)
     train.add_argument("--log", required=True)
+    train.add_argument("--log-offset", type=int, default=0)
     train.add_argument("--weights")
     train.add_argument("--snapshot")
     train.add_argument("--iterations", type=int)

@@ -42,7 +42,9 @@ def _scale_n(shape: Sequence[int], variance_norm: int) -> float:
 
 def _bilinear(shape: Sequence[int]) -> torch.Tensor:
     if len(shape) != 4 or shape[2] != shape[3]:
-        raise FillerError(f"bilinear filler needs a 4-D blob with square kernels, got {list(shape)}")
+        raise FillerError(
+            f"bilinear filler needs a 4-D blob with square kernels, got {list(shape)}"
+        )
     k = shape[3]
     f = math.ceil(k / 2.0)
     c = (2 * f - 1 - f % 2) / (2.0 * f)

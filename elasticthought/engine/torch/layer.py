@@ -18,6 +18,7 @@ Extensions used by `Net` (all optional for subclasses):
   statistics, updated by `forward` itself).
 - `keeps_tops`: the net does not call `forward`; the top blobs keep what was written into them
   (Input: `net.blobs['data'].data[...] = x`). `forward` then returns the given tops unchanged.
+- `num_bottoms` / `num_tops`: Caffe's Exact/Min/MaxBottomBlobs checks, done by the net.
 - `allow_force_backward(i)`: Caffe's AllowForceBackward (loss layers: not to the label).
 - `self.in_setup` is True while the net runs its one shape-finding forward pass at construction
   (BatchNorm does not update its statistics then). Data layers are called once during that pass;
@@ -76,6 +77,9 @@ class Layer:
     has_backward: ClassVar[bool] = True
     grad_params: ClassVar[bool] = True
     keeps_tops: ClassVar[bool] = False
+    #: allowed (min, max) numbers of bottoms and tops (max None: unbounded); None: unchecked
+    num_bottoms: ClassVar[tuple[int, int | None] | None] = None
+    num_tops: ClassVar[tuple[int, int | None] | None] = None
 
     def __init__(self, param: Any, phase: str, device: torch.device) -> None:
         self.param = param
@@ -84,6 +88,11 @@ class Layer:
         self.device = device
         self.blobs: list[torch.Tensor] = []
         self.in_setup = False
+
+    @property
+    def type(self) -> str:
+        """The Caffe type string (pycaffe's `layer.type`)."""
+        return self.type_name
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         """Create parameter blobs from the first bottoms' shapes (default: none)."""

@@ -37,6 +37,11 @@ def check_policy(param: Any) -> None:
         raise LrPolicyError("lr_policy 'sigmoid' needs a positive stepsize")
 
 
+def _powf(x: np.float32, y: np.float32) -> np.float32:
+    """C's powf: the double result rounded to float32."""
+    return np.float32(float(x) ** float(y))
+
+
 def learning_rate(param: Any, it: int, current_step: int = 0) -> tuple[float, int]:
     """(rate, current_step) for the update at iteration `it` under solver parameter `param`."""
     policy = param.lr_policy
@@ -44,7 +49,8 @@ def learning_rate(param: Any, it: int, current_step: int = 0) -> tuple[float, in
     base = float(f32(param.base_lr))
     gamma = f32(param.gamma)
     power = f32(param.power)
-    # Inner expressions in float32 (Caffe's Dtype), pow/exp in double, as Caffe evaluates them.
+    # As Caffe evaluates them: float32 (Dtype) arithmetic, pow(float, float) -> float,
+    # pow(float, int) -> double.
     if policy == "fixed":
         rate = base
     elif policy == "step":
@@ -53,14 +59,14 @@ def learning_rate(param: Any, it: int, current_step: int = 0) -> tuple[float, in
     elif policy == "exp":
         rate = base * float(gamma) ** it
     elif policy == "inv":
-        rate = base * float(f32(1) + gamma * f32(it)) ** (-float(power))
+        rate = float(f32(base) * _powf(f32(1) + gamma * f32(it), -power))
     elif policy == "multistep":
         values = list(param.stepvalue)
         if current_step < len(values) and it >= values[current_step]:
             current_step += 1
         rate = base * float(gamma) ** current_step
     elif policy == "poly":
-        rate = base * float(f32(1) - f32(it) / f32(param.max_iter)) ** float(power)
+        rate = float(f32(base) * _powf(f32(1) - f32(it) / f32(param.max_iter), power))
     elif policy == "sigmoid":
         rate = base * float(
             f32(1) / (f32(1) + f32(math.exp(-float(gamma * (f32(it) - f32(param.stepsize))))))

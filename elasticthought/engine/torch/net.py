@@ -17,6 +17,7 @@ torch autograd recording what Caffe's backward would compute:
 from __future__ import annotations
 
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,8 +33,23 @@ from elasticthought.engine.torch.device import resolve_device
 from elasticthought.engine.torch.layer import Layer, LayerError, layer_class
 
 
+def _clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 class NetError(ValueError):
     """A net that Caffe would refuse: unknown bottoms, duplicate tops, bad weights, ..."""
+
+
+def _check_count(lp: Any, what: str, n: int, allowed: tuple[int, int | None] | None) -> None:
+    if allowed is None:
+        return
+    lo, hi = allowed
+    if n < lo or (hi is not None and n > hi):
+        want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
+        raise NetError(f"layer {lp.name!r} ({lp.type}) takes {want} {what}(s), got {n}")
 
 
 def _load_data_layers() -> None:
@@ -113,6 +129,8 @@ class Net:
         self.inputs: list[str] = []
         for lp in self.param.layer:
             cls = layer_class(lp.type)
+            _check_count(lp, "bottom", len(lp.bottom), cls.num_bottoms)
+            _check_count(lp, "top", len(lp.top), cls.num_tops)
             layer = cls(lp, self.phase, self.device)
             for j, name in enumerate(lp.bottom):
                 if name not in self.blobs:
@@ -164,7 +182,7 @@ class Net:
         self.learnable_params: list[Blob] = []
         self.params_lr: list[float] = []
         self.params_weight_decay: list[float] = []
-        self._param_blobs: list[list[Blob]] = []
+        self._owner_layer: dict[int, Layer] = {}  # id(learnable Blob) -> the layer owning it
         owners: dict[str, tuple[int, int, int]] = {}  # name -> (layer, param id, learnable id)
         explicit_lr: dict[int, bool] = {}
         explicit_decay: dict[int, bool] = {}
@@ -176,6 +194,10 @@ class Net:
                     self._wire_params(i, layer, owners, explicit_lr, explicit_decay)
                     layer.in_setup = True
                     tops = layer.forward(bottoms)
+                except (RuntimeError, IndexError, TypeError) as exc:
+                    shapes = [list(b.shape) for b in bottoms]
+                    raise LayerError(f"layer {layer.name!r} ({layer.type_name}) cannot run on "
+                                     f"bottoms of shapes {shapes}: {exc}") from exc
                 finally:
                     layer.in_setup = False
                 if len(tops) != len(spec.tops):
@@ -185,7 +207,7 @@ class Net:
                     self._pending[i] = tops
                 for name, t in zip(spec.tops, tops, strict=True):
                     self.blobs[name].tensor = t
-        for i, spec in enumerate(self._specs):
+        for spec in self._specs:
             for name, w in zip(spec.tops, spec.loss_weights, strict=True):
                 if w and name in self.outputs:
                     self.blobs[name].grad.fill_(w)
@@ -240,7 +262,6 @@ class Net:
             explicit_decay[lid] = spec.HasField("decay_mult")
             blobs.append(blob)
         # requires_grad is decided once all sharers are known (_refresh_params)
-        self._owner_layer = getattr(self, "_owner_layer", {})
         for blob in blobs:
             self._owner_layer[id(blob)] = layer
 
@@ -278,7 +299,8 @@ class Net:
             with torch.no_grad():
                 blob.tensor.copy_(arr)
 
-    def _run(self, start: int, end: int) -> None:
+    def _run(self, start: int, end: int, times: list[float] | None = None) -> None:
+        """Forward layers start..end; `times` (optional) gets each layer's seconds added."""
         grad = torch.is_grad_enabled() and self._any_backward
         keep = grad and self.keep_diffs
         self._loss_tensors: list[tuple[torch.Tensor, float]] = []
@@ -286,6 +308,8 @@ class Net:
         with torch.set_grad_enabled(grad):
             for i in range(start, end + 1):
                 layer, spec = self.layers[i], self._specs[i]
+                if times is not None:
+                    t0 = _clock(self.device)
                 if layer.keeps_tops:
                     for name in spec.tops:
                         blob = blobs[name]
@@ -297,6 +321,8 @@ class Net:
                         else:
                             blob.tensor = blob.tensor.detach()
                             blob._src = None
+                    if times is not None:
+                        times[i] += _clock(self.device) - t0
                     continue
                 bottoms = [blobs[n].tensor for n in spec.bottoms]
                 if grad:
@@ -330,6 +356,8 @@ class Net:
                         if w:
                             self._loss_tensors.append((t, w))
                     blob.tensor = t
+                if times is not None:
+                    times[i] += _clock(self.device) - t0
 
     def forward(
         self,
@@ -496,7 +524,9 @@ class Net:
             src = upgrade_net(source) if net_needs_upgrade(source) else source
         else:
             src = read_caffemodel(source)
-        index = {n: i for i, n in enumerate(self.layer_names)}
+        index: dict[str, int] = {}
+        for i, n in enumerate(self.layer_names):
+            index.setdefault(n, i)  # the first layer of that name, as Caffe
         for sl in src.layer:
             i = index.get(sl.name)
             if i is None:
@@ -554,8 +584,16 @@ class Net:
                         moved[id(t)] = new
                     layer.blobs[k] = moved[id(t)]
                 for attr, value in vars(layer).items():
-                    if isinstance(value, torch.Tensor) and attr != "blobs":
+                    if attr == "blobs":
+                        continue
+                    if isinstance(value, torch.Tensor):
                         setattr(layer, attr, value.to(dev))
+                    elif isinstance(value, list) and any(
+                        isinstance(v, torch.Tensor) for v in value
+                    ):
+                        setattr(layer, attr, [
+                            v.to(dev) if isinstance(v, torch.Tensor) else v for v in value
+                        ])
             for blob in self.learnable_params:
                 blob.tensor = moved.get(id(blob.tensor), blob.tensor)
             for blob in self.blobs.values():
@@ -566,6 +604,18 @@ class Net:
         self.device = dev
         self._refresh_params_shared()
         return self
+
+    @property
+    def top_names(self) -> OrderedDict[str, list[str]]:
+        """Layer name -> its top blob names (pycaffe)."""
+        return OrderedDict((n, list(s.tops)) for n, s in zip(self.layer_names, self._specs,
+                                                             strict=True))
+
+    @property
+    def bottom_names(self) -> OrderedDict[str, list[str]]:
+        """Layer name -> its bottom blob names (pycaffe)."""
+        return OrderedDict((n, list(s.bottoms)) for n, s in zip(self.layer_names, self._specs,
+                                                                strict=True))
 
     def close(self) -> None:
         for layer in self.layers:

@@ -202,3 +202,15 @@ def test_truncated_binaries_raise_format_error(path):
 def test_missing_file_raises_format_error(tmp_path):
     with pytest.raises(FormatError, match="cannot read"):
         read_caffemodel(tmp_path / "nope.caffemodel")
+
+
+def test_blobs_rebuilt_from_arrays_give_caffes_bytes(tmp_path):
+    path = GOLDEN / "lenet" / "lenet_mnist_200" / "final.caffemodel"
+    net = read_caffemodel(path, upgrade=False)
+    rebuilt = caffe_pb2.NetParameter()
+    rebuilt.CopyFrom(net)
+    for layer in rebuilt.layer:
+        for blob in layer.blobs:
+            blob.CopyFrom(array_to_blob(blob_to_array(blob)))
+    write_caffemodel(rebuilt, tmp_path / "again.caffemodel")
+    assert (tmp_path / "again.caffemodel").read_bytes() == path.read_bytes()

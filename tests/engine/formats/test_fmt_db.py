@@ -211,3 +211,39 @@ def test_datum_kinds():
     broken = caffe_pb2.Datum(encoded=True, data=b"not an image")
     with pytest.raises(FormatError, match="decode"):
         datum_to_array(broken)
+
+
+def test_decoding_jpeg_rgba_palette_and_16bit():
+    from io import BytesIO
+
+    from PIL import Image
+
+    def encoded(img, fmt):
+        buf = BytesIO()
+        img.save(buf, format=fmt)
+        return buf.getvalue()
+
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    rgb[..., 0] = 240  # red
+    rgb[..., 2] = 16  # blue
+    jpeg = decode_image(encoded(Image.fromarray(rgb), "JPEG"))
+    assert jpeg.shape == (3, 4, 6)
+    assert abs(int(jpeg[2].mean()) - 240) <= 3 and abs(int(jpeg[0].mean()) - 16) <= 3  # BGR
+
+    rgba = Image.fromarray(np.dstack([rgb, np.full((4, 6), 7, np.uint8)]), "RGBA")
+    arr = decode_image(encoded(rgba, "PNG"))
+    assert arr.shape == (4, 4, 6)  # native read keeps alpha (BGRA), as Caffe's
+    assert int(arr[3].min()) == 7
+    arr = decode_image(encoded(rgba, "PNG"), color=True)
+    assert arr.shape == (3, 4, 6)  # forced colour drops it
+    np.testing.assert_array_equal(arr[2], rgb[..., 0])
+
+    palette = Image.fromarray(rgb).convert("P")
+    assert decode_image(encoded(palette, "PNG")).shape == (3, 4, 6)
+
+    deep = Image.fromarray(np.full((2, 3), 0x1234, np.uint16))
+    arr = decode_image(encoded(deep, "PNG"))
+    assert arr.shape == (1, 2, 3) and int(arr.max()) == 0x12  # 16-bit scaled to 8-bit
+
+    gray_forced = decode_image(encoded(Image.fromarray(rgb), "PNG"), color=False)
+    assert gray_forced.shape == (1, 4, 6)

@@ -173,3 +173,22 @@ def test_cli_upgrade_net_and_solver(tmp_path, capsys):
     bad.write_text("layers {\n  type: WHAT\n}\n")
     assert main(["upgrade-net", str(bad)]) == 1
     assert "2:" in capsys.readouterr().err
+
+
+def test_check_size_and_labels_file(tmp_path):
+    from PIL import Image
+
+    root = copy_tree(PNG, tmp_path / "png")
+    Image.new("L", (30, 28)).save(root / "00005.png")
+    assert convert_imageset(root, LIST, tmp_path / "a", "lmdb", gray=True).count == 20
+    with pytest.raises(FormatError, match="00005.png"):
+        convert_imageset(root, LIST, tmp_path / "b", "lmdb", gray=True, check_size=True)
+    tree = tmp_path / "tree"
+    for label in ("cat", "ant"):
+        (tree / label).mkdir(parents=True)
+        shutil.copy(PNG / "00000.png", tree / label / "x.png")
+    labels = tmp_path / "labels.txt"
+    assert main(["convert-imageset", str(tree), str(tmp_path / "c"), "--labels-file",
+                 str(labels), "--check-size"]) == 0
+    assert labels.read_text() == "ant\ncat\n"
+    assert [lb for *_, lb in iter_datums(tmp_path / "c")] == [0, 1]

@@ -161,15 +161,17 @@ def test_read_net_error_names_file(tmp_path):
         read_net(tmp_path / "missing.prototxt")
 
 
-def test_unknown_v0_layer_type_is_rejected():
-    text = 'layers { layer { name: "x" type: "frobnicate" } top: "x" }\n'
-    with pytest.raises(FormatError, match="frobnicate"):
+def test_unknown_v0_layer_type_is_rejected_at_its_line():
+    text = 'name: "n"\nlayers {\n  layer { name: "x" type: "frobnicate" }\n  top: "x"\n}\n'
+    with pytest.raises(FormatError, match="frobnicate") as info:
         parse_net(text)
+    assert (info.value.line, info.value.column) == (3, 11)
 
 
 def test_v1_layer_without_type_is_rejected():
-    with pytest.raises(FormatError, match="no layer type"):
-        parse_net('layers { name: "a" top: "a" }\n')
+    with pytest.raises(FormatError, match="no layer type") as info:
+        parse_net('layers {\n  name: "a" top: "a"\n}\n')
+    assert info.value.line == 2
 
 
 def test_mixed_v1_and_v2_layers_are_rejected():
@@ -328,3 +330,9 @@ def test_filter_rejects_include_and_exclude_together():
         filter_net(net, "TRAIN")
     with pytest.raises(FormatError, match="phase"):
         filter_net(net, "VALIDATE")
+
+
+def test_filter_upgrades_old_nets():
+    text = (V1_LENET / "lenet_v1_train_test.prototxt").read_text()
+    raw = parse_text(text, caffe_pb2.NetParameter())
+    assert filter_net(raw, "TEST") == filter_net(upgrade_net(raw), "TEST")

@@ -1,12 +1,88 @@
-"""Shared setup for the torch engine tests: few threads (the CI machine has 2 cores) and the
-golden data location."""
+"""Shared setup for the torch engine tests: few threads (the CI machine has 2 cores), the golden
+data location and `run_golden_case`, which runs one golden/layers case as golden/README.md
+describes (inputs and parameters fed, forward, top diffs seeded, param diffs cleared,
+backward) and returns (meta, golden arrays, our arrays under the golden keys)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
 torch.set_num_threads(1)
 
 GOLDEN = Path("/work/shared/golden")
+LAYER_CASES = GOLDEN / "layers"
+
+
+def run_layer_case(case: str) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    from elasticthought.engine.torch.net import Net
+
+    root = LAYER_CASES / case
+    meta = json.loads((root / "meta.json").read_text())
+    with np.load(root / "case.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    net = Net(str(root / "net.prototxt"), meta["phase"])
+    for name in meta["inputs"]:
+        net.blobs[name].data[...] = arrays[f"input.{name}"]
+    for layer, blobs in net.params.items():
+        for i, blob in enumerate(blobs):
+            blob.data[...] = arrays[f"param.{layer}.{i}"]
+    net.forward()
+    got: dict[str, np.ndarray] = {}
+    for name, blob in net.blobs.items():
+        got[f"output.{name}"] = blob.data.copy()
+    for layer, blobs in net.params.items():
+        for i, blob in enumerate(blobs):
+            got[f"param_after_forward.{layer}.{i}"] = blob.data.copy()
+    if not meta["forward_only"]:
+        for name in meta["top_diff_blobs"]:
+            net.blobs[name].diff[...] = arrays[f"top_diff.{name}"]
+        net.clear_param_diffs()
+        net.backward()
+        for name, blob in net.blobs.items():
+            key = "bottom_diff" if name in meta["inputs"] else "diff"
+            got[f"{key}.{name}"] = blob.diff.copy()
+        for layer, blobs in net.params.items():
+            for i, blob in enumerate(blobs):
+                got[f"param_diff.{layer}.{i}"] = blob.diff.copy()
+    return meta, arrays, got
+
+
+CHECKED = ("output.", "param_after_forward.", "bottom_diff.", "diff.", "param_diff.")
+
+
+def compare_case(meta: dict, arrays: dict, got: dict) -> tuple[int, list[str]]:
+    """(number of arrays checked, failure descriptions) with each array's atol/rtol."""
+    failures = []
+    checked = 0
+    for key, info in meta["arrays"].items():
+        if not key.startswith(CHECKED):
+            continue
+        checked += 1
+        want = arrays[key]
+        if key not in got:
+            failures.append(f"{key}: not produced")
+            continue
+        actual = got[key]
+        if actual.shape != want.shape:
+            failures.append(f"{key}: shape {actual.shape}, golden {want.shape}")
+            continue
+        if not np.allclose(actual, want, rtol=info["rtol"], atol=info["atol"]):
+            err = float(np.max(np.abs(actual - want)))
+            failures.append(f"{key}: max abs error {err:.3g} > atol {info['atol']}")
+    return checked, failures
+
+
+@pytest.fixture
+def run_golden_case() -> Callable[[str], tuple[int, list[str], dict]]:
+    def run(case: str):
+        meta, arrays, got = run_layer_case(case)
+        checked, failures = compare_case(meta, arrays, got)
+        return checked, failures, meta
+
+    return run

@@ -15,6 +15,8 @@ class Accuracy(Layer):
     against it)."""
 
     type_name = "Accuracy"
+    num_bottoms = (2, 2)
+    num_tops = (1, 2)
     has_backward = False
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
@@ -63,6 +65,8 @@ class ArgMax(Layer):
     the larger index. Without axis: per sample over C*H*W, top shape (N, 1 or 2, top_k)."""
 
     type_name = "ArgMax"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
     has_backward = False
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:

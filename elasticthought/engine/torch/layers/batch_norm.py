@@ -16,6 +16,8 @@ from elasticthought.engine.torch.layer import Layer, register
 @register
 class BatchNorm(Layer):
     type_name = "BatchNorm"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
     grad_params = False
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:

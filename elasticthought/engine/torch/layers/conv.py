@@ -29,11 +29,17 @@ def _spatial(values, h_value, w_value, has_hw: bool, n: int, default: int, what:
 
 
 class _ConvBase(Layer):
+    num_bottoms = (1, None)
+    num_tops = (1, None)
     transposed = False
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.convolution_param
         shape = bottoms[0].shape
+        if len(bottoms) != len(self.param.top):
+            raise self.error("needs as many tops as bottoms")
+        if any(b.shape != shape for b in bottoms):
+            raise self.error("all bottoms need the same shape")
         self.axis = canonical_axis(p.axis, len(shape))
         self.nsp = len(shape) - self.axis - 1
         if self.nsp not in _CONV:

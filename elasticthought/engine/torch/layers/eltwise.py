@@ -16,6 +16,8 @@ PROD, SUM, MAX = 0, 1, 2
 @register
 class Eltwise(Layer):
     type_name = "Eltwise"
+    num_bottoms = (2, None)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.eltwise_param

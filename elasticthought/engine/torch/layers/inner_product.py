@@ -14,6 +14,8 @@ from elasticthought.engine.torch.layer import Layer, canonical_axis, register
 @register
 class InnerProduct(Layer):
     type_name = "InnerProduct"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.inner_product_param

@@ -22,6 +22,8 @@ class Input(Layer):
     them (`net.blobs[name].data[...] = x` or `net.forward(name=x)`)."""
 
     type_name = "Input"
+    num_bottoms = (0, 0)
+    num_tops = (1, None)
     is_data = True
     has_backward = False
     keeps_tops = True
@@ -41,6 +43,8 @@ class DummyData(Layer):
     """Tops filled by data_filler (one for all tops or one per top; default constant 0)."""
 
     type_name = "DummyData"
+    num_bottoms = (0, 0)
+    num_tops = (1, None)
     is_data = True
     has_backward = False
 

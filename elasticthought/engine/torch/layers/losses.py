@@ -40,6 +40,8 @@ class SigmoidCrossEntropyLoss(Layer):
     """Cross-entropy of sigmoid(x) against targets in [0, 1]; default normalization BATCH_SIZE."""
 
     type_name = "SigmoidCrossEntropyLoss"
+    num_bottoms = (2, 2)
+    num_tops = (1, 1)
     is_loss = True
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
@@ -59,6 +61,8 @@ class EuclideanLoss(Layer):
     """sum((a - b)^2) / (2N); both bottoms get gradients."""
 
     type_name = "EuclideanLoss"
+    num_bottoms = (2, 2)
+    num_tops = (1, 1)
     is_loss = True
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:

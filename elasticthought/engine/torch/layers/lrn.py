@@ -19,6 +19,8 @@ ACROSS_CHANNELS, WITHIN_CHANNEL = 0, 1
 @register
 class LRN(Layer):
     type_name = "LRN"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.lrn_param

@@ -15,6 +15,8 @@ class ReLU(Layer):
     """max(x, 0) + negative_slope * min(x, 0); the gradient at 0 is negative_slope."""
 
     type_name = "ReLU"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         self.slope = float(self.param.relu_param.negative_slope)
@@ -30,6 +32,8 @@ class PReLU(Layer):
     """ReLU with a learned negative slope per channel (axis 1), or one shared slope."""
 
     type_name = "PReLU"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.prelu_param
@@ -55,6 +59,8 @@ class PReLU(Layer):
 @register
 class ELU(Layer):
     type_name = "ELU"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         self.alpha = float(self.param.elu_param.alpha)
@@ -66,6 +72,8 @@ class ELU(Layer):
 @register
 class Sigmoid(Layer):
     type_name = "Sigmoid"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return [torch.sigmoid(bottoms[0])]
@@ -74,6 +82,8 @@ class Sigmoid(Layer):
 @register
 class TanH(Layer):
     type_name = "TanH"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return [torch.tanh(bottoms[0])]
@@ -84,6 +94,8 @@ class AbsVal(Layer):
     """|x|; the gradient is sign(x) (0 at 0)."""
 
     type_name = "AbsVal"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return [torch.abs(bottoms[0])]
@@ -107,6 +119,8 @@ class BNLL(Layer):
     """log(1 + exp(x)), computed stably as Caffe does."""
 
     type_name = "BNLL"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return [_BNLLFn.apply(bottoms[0])]
@@ -117,6 +131,8 @@ class Power(Layer):
     """(shift + scale * x) ^ power."""
 
     type_name = "Power"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.power_param
@@ -143,6 +159,8 @@ class Exp(Layer):
     """base ^ (shift + scale * x); base -1 means e."""
 
     type_name = "Exp"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.exp_param
@@ -168,6 +186,8 @@ class Log(Layer):
     """log_base(shift + scale * x); base -1 means e."""
 
     type_name = "Log"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.log_param
@@ -195,6 +215,8 @@ class Dropout(Layer):
     identity."""
 
     type_name = "Dropout"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         self.ratio = float(self.param.dropout_param.dropout_ratio)

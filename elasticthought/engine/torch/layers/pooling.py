@@ -39,6 +39,8 @@ def _torch_pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool
 @register
 class Pooling(Layer):
     type_name = "Pooling"
+    num_bottoms = (1, 1)
+    num_tops = (1, 2)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.pooling_param

@@ -27,6 +27,8 @@ def _broadcast(v: torch.Tensor, x: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 class _Broadcasting(Layer):
+    num_bottoms = (1, 2)
+    num_tops = (1, 1)
     def _axis(self, x: torch.Tensor, axis: int) -> int:
         return canonical_axis(axis, x.dim()) if x.dim() else 0
 

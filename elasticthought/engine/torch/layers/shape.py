@@ -13,6 +13,8 @@ from elasticthought.engine.torch.layer import Layer, canonical_axis, register
 @register
 class Concat(Layer):
     type_name = "Concat"
+    num_bottoms = (1, None)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.concat_param
@@ -35,6 +37,8 @@ class Concat(Layer):
 @register
 class Slice(Layer):
     type_name = "Slice"
+    num_bottoms = (1, 1)
+    num_tops = (1, None)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.slice_param
@@ -68,6 +72,8 @@ class Split(Layer):
     """Copies its bottom to every top; backward sums the top diffs."""
 
     type_name = "Split"
+    num_bottoms = (1, 1)
+    num_tops = (1, None)
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         x = bottoms[0]
@@ -77,6 +83,8 @@ class Split(Layer):
 @register
 class Flatten(Layer):
     type_name = "Flatten"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.flatten_param
@@ -96,6 +104,8 @@ class Reshape(Layer):
     select the range of bottom axes that `shape` replaces."""
 
     type_name = "Reshape"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.reshape_param
@@ -144,6 +154,8 @@ class Crop(Layer):
     """Crops bottom 0 to the shape of bottom 1 on the axes from `axis`, starting at `offset`."""
 
     type_name = "Crop"
+    num_bottoms = (2, 2)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         p = self.param.crop_param
@@ -186,6 +198,8 @@ class Silence(Layer):
     """Consumes its bottoms; no tops."""
 
     type_name = "Silence"
+    num_bottoms = (1, None)
+    num_tops = (0, 0)
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return []

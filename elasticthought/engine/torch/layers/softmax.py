@@ -16,6 +16,8 @@ FLT_MIN = float(np.finfo(np.float32).tiny)
 @register
 class Softmax(Layer):
     type_name = "Softmax"
+    num_bottoms = (1, 1)
+    num_tops = (1, 1)
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:
         self.axis = canonical_axis(self.param.softmax_param.axis, bottoms[0].dim())
@@ -100,6 +102,8 @@ class SoftmaxWithLoss(Layer):
     """-sum log(max(p[label], FLT_MIN)) / normalizer; gradient (p - onehot) * w / normalizer."""
 
     type_name = "SoftmaxWithLoss"
+    num_bottoms = (2, 2)
+    num_tops = (1, 2)
     is_loss = True
 
     def setup(self, bottoms: list[torch.Tensor]) -> None:

@@ -1,0 +1,184 @@
+"""Queue benchmark: dispatch latency and throughput of the worker pool, on both store backends.
+
+    python benchmarks/queue.py [--backends sqlite,couch] [--samples 20] [--jobs 40]
+
+For each backend it measures, in the same run:
+- the floor: the store's changes-wake latency (a write until a blocked `changes()` call returns);
+- dispatch latency with an idle pool: a job's submit until its `started-at` (processing), p50/p95,
+  printed next to the floor and as a ratio of it;
+- throughput of trivial `queue-test` jobs (each a real child process) with 1, 2 and 4 workers,
+  printed as jobs/s and as a ratio to 1 worker.
+The couch backend runs a real PouchDB Server (tests/support/pouchdb.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named queue.py: keep its folder off sys.path so `import queue` finds the stdlib.
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+FINAL = ("finished_successfully", "failed", "canceled")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def wake_latency(url: str, samples: int) -> list[float]:
+    """Seconds from a write to the return of a `changes()` call blocked waiting for it."""
+    from elasticthought.store import open_store
+
+    writer, reader = open_store(url), open_store(url)
+    since = reader.changes(None, 0).last_seq
+    out = []
+    for _ in range(samples):
+        box: dict = {}
+        ready = threading.Event()
+
+        def wait(since: str = since, box: dict = box, ready: threading.Event = ready) -> None:
+            ready.set()
+            box["page"] = reader.changes(since, timeout=10)
+            box["t"] = time.perf_counter()
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        ready.wait()
+        time.sleep(0.05)  # let the reader block
+        t0 = time.perf_counter()
+        writer.create({"type": "bench", "created-at": time.time()})
+        thread.join()
+        out.append(box["t"] - t0)
+        since = box["page"].last_seq
+    writer.close()
+    reader.close()
+    return out
+
+
+def make_pool(url: str, data_dir: str, workers: int):  # noqa: ANN201
+    from elasticthought.config import config_from_env
+    from elasticthought.queue import WorkerPool
+    from elasticthought.store import open_store
+
+    config = config_from_env(
+        data_dir=data_dir, store=url, workers=workers, lease_seconds=10.0,
+        runner_modules="elasticthought.queue.testing", engines="torch", gpus="",
+    )  # fmt: skip
+    store = open_store(url)
+    pool = WorkerPool(config, store).start()
+    pool.caught_up.wait(30)
+    return pool, store
+
+
+def submit(store, **fields) -> str:  # noqa: ANN001
+    doc = {"type": "queue-test", "user-id": "user:bench", "processing-state": "pending",
+           "created-at": time.time(), **fields}  # fmt: skip
+    return store.create(doc)["_id"]
+
+
+def wait_final(store, ids: list[str], timeout: float = 300) -> list[dict]:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    docs = []
+    for job_id in ids:
+        while True:
+            doc = store.get(job_id)
+            if doc["processing-state"] in FINAL:
+                docs.append(doc)
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{job_id} did not finish")
+            time.sleep(0.01)
+    return docs
+
+
+def dispatch_latency(url: str, data_dir: str, samples: int) -> list[float]:
+    pool, store = make_pool(url, data_dir, 1)
+    out = []
+    try:
+        for _ in range(samples):
+            t0 = time.time()
+            job_id = submit(store)
+            doc = wait_final(store, [job_id])[0]
+            out.append(doc["started-at"] - t0)
+    finally:
+        pool.stop(5)
+        store.close()
+    return out
+
+
+def throughput(url: str, data_dir: str, workers: int, jobs: int) -> float:
+    pool, store = make_pool(url, data_dir, workers)
+    try:
+        t0 = time.perf_counter()
+        ids = [submit(store) for _ in range(jobs)]
+        docs = wait_final(store, ids)
+        elapsed = time.perf_counter() - t0
+        bad = [d for d in docs if d["processing-state"] != "finished_successfully"]
+        if bad:
+            raise RuntimeError(f"{len(bad)} jobs did not succeed: {bad[0].get('processing-log')}")
+    finally:
+        pool.stop(5)
+        store.close()
+    return jobs / elapsed
+
+
+def run_backend(name: str, url_for, samples: int, jobs: int) -> None:  # noqa: ANN001
+    with tempfile.TemporaryDirectory(prefix=f"et-bench-queue-{name}-") as tmp:
+        wake = wake_latency(url_for("wake", tmp), samples)
+        dispatch = dispatch_latency(url_for("dispatch", tmp), os.path.join(tmp, "d"), samples)
+        w50, w95 = pct(wake, 0.5) * 1000, pct(wake, 0.95) * 1000
+        d50, d95 = pct(dispatch, 0.5) * 1000, pct(dispatch, 0.95) * 1000
+        print(f"[{name}] changes-wake floor   p50 {w50:7.1f} ms  p95 {w95:7.1f} ms")
+        print(
+            f"[{name}] dispatch (idle pool) p50 {d50:7.1f} ms  p95 {d95:7.1f} ms"
+            f"  = {d50 / max(w50, 1e-6):.1f}x / {d95 / max(w95, 1e-6):.1f}x the floor"
+        )
+        base = None
+        for workers in (1, 2, 4):
+            rate = throughput(url_for(f"tp{workers}", tmp), os.path.join(tmp, f"t{workers}"),
+                              workers, jobs)  # fmt: skip
+            base = base or rate
+            print(
+                f"[{name}] trivial jobs, {workers} worker(s): {rate:6.2f} jobs/s"
+                f"  ({rate / base:.2f}x 1 worker)"
+            )
+        sys.stdout.flush()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite,couch")
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=40)
+    args = parser.parse_args()
+    print(f"queue benchmark: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, "
+          f"{args.samples} latency samples, {args.jobs} jobs per throughput run")  # fmt: skip
+    for backend in args.backends.split(","):
+        if backend == "sqlite":
+            run_backend("sqlite", lambda n, tmp: f"sqlite://{tmp}/{n}.db", args.samples, args.jobs)
+        elif backend == "couch":
+            from tests.support.pouchdb import PouchDBServer
+
+            server = PouchDBServer()
+            server.start()
+            try:
+                run_backend("couch", lambda n, tmp, s=server: s.db_url(n), args.samples, args.jobs)
+            finally:
+                server.close()
+        else:
+            parser.error(f"unknown backend {backend!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""elasticthought.archive: safe extraction and its limits."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from elasticthought.archive import ArchiveError, extract
+
+
+def _tar(members, compress=True) -> io.BytesIO:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz" if compress else "w") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    raw.seek(0)
+    return raw
+
+
+def _file(name, data=b"x"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _special(name, kind, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    return info, None
+
+
+def test_extracts_regular_files_in_order(tmp_path):
+    src = _tar([_file("a/1.png", b"one"), _file("./a/2.png", b"two"), _file("b/3.png")])
+    assert extract(src, tmp_path, 1000, 10) == ["a/1.png", "a/2.png", "b/3.png"]
+    assert (tmp_path / "a" / "2.png").read_bytes() == b"two"
+    plain = _tar([_file("c.txt")], compress=False)
+    assert extract(plain, tmp_path / "p", 1000, 10) == ["c.txt"]
+
+
+@pytest.mark.parametrize(
+    "member, reason",
+    [
+        (_file("/etc/evil"), "absolute"),
+        (_file("a/../../evil"), "'..'"),
+        (_special("a/link", tarfile.SYMTYPE, "/etc/passwd"), "links"),
+        (_special("a/link", tarfile.SYMTYPE, "../../x"), "links"),
+        (_special("a/hard", tarfile.LNKTYPE, "/etc/passwd"), "links"),
+        (_special("a/dev", tarfile.CHRTYPE), "regular files"),
+        (_special("a/fifo", tarfile.FIFOTYPE), "regular files"),
+    ],
+)
+def test_refuses_unsafe_members(tmp_path, member, reason):
+    with pytest.raises(ArchiveError, match=reason):
+        extract(_tar([_file("ok.png"), member]), tmp_path / "out", 10_000, 10)
+    assert not (tmp_path / "evil").exists()
+
+
+def test_limits(tmp_path):
+    with pytest.raises(ArchiveError, match="more than 3 members"):
+        extract(_tar([_file(f"{i}.png") for i in range(4)]), tmp_path / "n", 10_000, 3)
+    with pytest.raises(ArchiveError, match="exceeds 100 bytes"):
+        extract(_tar([_file("a", b"x" * 60), _file("b", b"x" * 60)]), tmp_path / "s", 100, 10)
+    with pytest.raises(ArchiveError, match="not a valid"):
+        extract(io.BytesIO(b"\x1f\x8bgarbage" * 10), tmp_path / "g", 100, 10)
+
+
+class _Zeros:
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return bytes(size)
+
+
+def test_gzip_bomb_is_refused_without_expanding(tmp_path):
+    """50 MB of zeros compressed to ~50 KB; the limit is 1 MB: nothing big reaches the disk."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
+        small, data = _file("small.png", b"x")
+        tar.addfile(small, io.BytesIO(data))
+        info = tarfile.TarInfo("big.png")
+        info.size = 50 << 20
+        tar.addfile(info, _Zeros(info.size))
+    raw.seek(0)
+    assert raw.getbuffer().nbytes < 1_000_000
+    with pytest.raises(ArchiveError, match="exceeds 1048576 bytes.*big.png"):
+        extract(raw, tmp_path / "bomb", 1 << 20, 10)
+    assert not (tmp_path / "bomb" / "big.png").exists()
+
+
+def test_decompressed_stream_is_counted(tmp_path):
+    """Many members each under the limit but together over it stop at the limit."""
+    members = [_file(f"f{i}.bin", bytes(300_000)) for i in range(10)]
+    with pytest.raises(ArchiveError, match="exceeds"):
+        extract(_tar(members), tmp_path / "many", 1_000_000, 100)
+    total = sum(p.stat().st_size for p in (tmp_path / "many").iterdir())
+    assert total <= 1_000_000

@@ -1,0 +1,104 @@
+"""Multi-tenancy over HTTP: user B gets 404 for each of user A's resources on every route and
+verb (routes read from /openapi.json), lists show only one's own, and deletes obey
+dependencies and remove blobs."""
+
+from __future__ import annotations
+
+import re
+
+from tests.api import helpers as h
+
+
+def _a_world(api, files):
+    a = h.new_user(api.url, "a")
+    df = a.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
+    ds = a.ok(
+        "POST",
+        "/datasets",
+        201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )
+    solver = a.ok(
+        "POST",
+        "/solvers",
+        201,
+        json={
+            "dataset-id": ds["id"],
+            "specification-url": files.url + "/alphabet/alpha_solver.prototxt",
+            "specification-net-url": files.url + "/alphabet/alpha_net.prototxt",
+        },
+    )
+    token = a.ok("POST", "/tokens", 201, json={})
+    ids = {
+        "users": f"user:{a.username}",
+        "tokens": token["id"],
+        "datafiles": df["id"],
+        "datasets": ds["id"],
+        "solvers": solver["id"],
+    }
+    return a, ids
+
+
+def test_other_users_resources_are_404_everywhere(api, files):
+    a, ids = _a_world(api, files)
+    a.wait(f"/datasets/{ids['datasets']}")
+    b = h.new_user(api.url, "b")
+    spec = b.ok("GET", "/openapi.json")
+    templated = [p for p in spec["paths"] if "{" in p]
+    assert templated, "no routes with ids in /openapi.json"
+    tried = 0
+    for path in templated:
+        resource = path.strip("/").split("/")[0]
+        assert resource in ids, f"isolation test: create one of A's {resource} for {path}"
+        real = re.sub(r"\{[^}]+\}", ids[resource], path)
+        for method in spec["paths"][path]:
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            r = b.call(method.upper(), real, json={})
+            assert r.status_code == 404, (method, real, r.status_code, r.text)
+            assert set(r.json()) == {"error", "detail"}
+            assert b.username not in r.text
+            tried += 1
+    assert tried >= 11
+    # A still has everything (B's DELETEs did nothing); B's lists hold none of A's documents.
+    for resource, doc_id in ids.items():
+        if resource != "users":
+            assert a.ok("GET", f"/{resource}/{doc_id}")["id"] == doc_id
+    for path in spec["paths"]:
+        if "{" in path or path in ("/health", "/openapi.json", "/users/me"):
+            continue
+        if "get" not in spec["paths"][path]:
+            continue
+        seen = b.ok("GET", path)["items"]
+        assert all(item["user-id"] == f"user:{b.username}" for item in seen), path
+        mine = a.ok("GET", path)["items"]
+        assert all(item["user-id"] == f"user:{a.username}" for item in mine), path
+        if path.strip("/") in ids and path != "/users":
+            assert [i["id"] for i in mine] == [ids[path.strip("/")]]
+
+
+def test_delete_respects_dependencies_and_removes_blobs(api, files):
+    a, ids = _a_world(api, files)
+    ds = a.wait(f"/datasets/{ids['datasets']}")
+    df = a.ok("GET", f"/datafiles/{ids['datafiles']}")
+    blobs = api.data_dir / "blobs"
+    assert (blobs / df["archive"]).is_file()
+    assert (blobs / ds["artifacts"]["training"]["archive"]).is_file()
+
+    r = a.delete(f"/datafiles/{df['id']}")
+    assert r.status_code == 409 and ds["id"] in r.json()["detail"]
+    r = a.delete(f"/datasets/{ds['id']}")
+    assert r.status_code == 409 and ids["solvers"] in r.json()["detail"]
+    r = a.delete(f"/users/{ids['users']}")
+    assert r.status_code == 409
+    assert a.delete(f"/solvers/{ids['solvers']}").status_code == 204
+    assert a.delete(f"/datasets/{ds['id']}").status_code == 204
+    assert not (blobs / ds["artifacts"]["training"]["archive"]).exists()
+    assert a.delete(f"/datafiles/{df['id']}").status_code == 204
+    assert not (blobs / df["archive"]).exists()
+    for resource in ("datafiles", "datasets", "solvers"):
+        assert a.get(f"/{resource}/{ids[resource]}").status_code == 404
+        assert a.ok("GET", f"/{resource}")["items"] == []
+    assert a.delete(f"/users/{ids['users']}").status_code == 204
+    assert a.get("/users/me").status_code == 401

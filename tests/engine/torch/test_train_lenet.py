@@ -1,0 +1,115 @@
+"""golden/lenet: `elasticthought train` reproduces real Caffe's 200-iteration LeNet run.
+
+One CLI run (in-process) from init.caffemodel on the golden LMDBs; its glog file, read by the log
+parser, must match Caffe's per-iteration training loss within `train_loss_atol_per_iteration`,
+the test outputs at 0/100/200 within the case tolerances, and caffe_train.log parsed by the
+same parser must give tables of the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from elasticthought.cli import main
+from elasticthought.engine.caffemodel import caffemodel_params, read_caffemodel
+from elasticthought.engine.logparse import parse_log
+
+LENET = Path("/work/shared/golden/lenet/lenet_mnist_200")
+LOG_DIGITS = 1e-5  # the logs print 6 significant digits
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("lenet") / "run"
+    shutil.copytree(LENET, folder)
+    for p in folder.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(folder)
+        code = main(["train", "--solver", "lenet_solver.prototxt", "--weights",
+                     "init.caffemodel", "--log-file", "ours.log"])
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+    assert code == 0, (folder / "ours.log").read_text()[-3000:]
+    return folder
+
+
+@pytest.mark.slow
+def test_lenet_training_matches_caffe(lenet_run):
+    meta = json.loads((LENET / "meta.json").read_text())
+    with np.load(LENET / "case.npz") as npz:
+        golden = {k: npz[k] for k in npz.files}
+    ours = parse_log(lenet_run / "ours.log")
+    caffe = parse_log(LENET / "caffe_train.log")
+
+    # Same table shapes (rows, columns, iterations) for our log and Caffe's.
+    for mine, theirs in ((ours.train, caffe.train), (ours.test, caffe.test)):
+        assert len(mine) == len(theirs)
+        assert [list(r) for r in mine] == [list(r) for r in theirs]
+        assert [r["NumIters"] for r in mine] == [r["NumIters"] for r in theirs]
+        np.testing.assert_allclose([r["LearningRate"] for r in mine],
+                                   [r["LearningRate"] for r in theirs], rtol=1e-6)
+
+    # Training loss at every iteration.
+    loss = np.array([r["loss"] for r in ours.train])
+    atol = np.asarray(meta["train_loss_atol_per_iteration"])
+    want = golden["train_loss"]
+    bad = np.abs(loss - want) > atol + (1e-5 + LOG_DIGITS) * np.abs(want)
+    assert not bad.any(), [(int(i), loss[i], want[i], atol[i]) for i in np.flatnonzero(bad)]
+    np.testing.assert_allclose(loss, [r["loss"] for r in caffe.train], rtol=2 * LOG_DIGITS,
+                               atol=atol.max())
+
+    # Test outputs at iterations 0, 100 and 200.
+    assert [r["NumIters"] for r in ours.test] == golden["test_iters"].astype(int).tolist()
+    for key, column in (("test_accuracy", "accuracy"), ("test_loss", "loss")):
+        tol = meta["arrays"][key]
+        np.testing.assert_allclose([r[column] for r in ours.test], golden[key],
+                                   rtol=tol["rtol"] + LOG_DIGITS, atol=tol["atol"])
+
+    # The final forward ("Iteration 200, loss") and the snapshots.
+    text = (lenet_run / "ours.log").read_text()
+    final = float(text.split("Iteration 200, loss = ")[1].split()[0])
+    tol = meta["arrays"]["train_loss_iter200"]
+    assert abs(final - golden["train_loss_iter200"]) <= tol["atol"] + LOG_DIGITS
+    assert (lenet_run / "lenet_iter_100.solverstate").exists()
+    weights = caffemodel_params(read_caffemodel(lenet_run / "lenet_iter_200.caffemodel"))
+    final_caffe = caffemodel_params(read_caffemodel(LENET / "final.caffemodel"))
+    for key, tol in meta["caffemodel_blas_variation"]["final.caffemodel"].items():
+        layer, i = key.rsplit(".", 1)
+        np.testing.assert_allclose(weights[layer][int(i)], final_caffe[layer][int(i)],
+                                   atol=tol["atol"], err_msg=key)
+
+
+@pytest.mark.slow
+def test_lenet_resume_and_score_from_cli(lenet_run, monkeypatch, capsys):
+    """Resuming from the iteration-100 snapshot reaches Caffe's accuracy again, and
+    `elasticthought test` scores the trained weights."""
+    monkeypatch.chdir(lenet_run)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["train", "--solver", "lenet_solver.prototxt", "--snapshot",
+                     "lenet_iter_100.solverstate", "--log-file", "resumed.log"]) == 0
+        assert main(["test", "--model", "lenet_train_test.prototxt", "--weights",
+                     "lenet_iter_200.caffemodel", "--iterations", "10"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    resumed = parse_log(lenet_run / "resumed.log")
+    assert [r["NumIters"] for r in resumed.train] == list(range(100, 200))
+    assert [r["NumIters"] for r in resumed.test] == [100, 200]
+    assert resumed.test[-1]["accuracy"] >= 0.92
+    err = capsys.readouterr().err
+    accuracy = float(err.split("] accuracy = ")[1].split()[0])
+    assert accuracy == pytest.approx(resumed.test[-1]["accuracy"], abs=1e-6)
