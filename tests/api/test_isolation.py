@@ -61,6 +61,13 @@ def test_other_users_resources_are_404_everywhere(api, files):
             assert b.username not in r.text
             tried += 1
     assert tried >= 11
+    # Nor can B build on A's documents by naming them in a body.
+    r = b.post("/datasets", json={"training": {"datafile-id": ids["datafiles"]},
+                                  "testing": {"datafile-id": ids["datafiles"]}})
+    assert r.status_code in (400, 422) and "datafile" in r.json()["detail"], r.text
+    r = b.post("/solvers", json={"dataset-id": ids["datasets"], "specification": "x",
+                                 "specification-net": "y"})
+    assert r.status_code == 422 and "dataset-id" in r.json()["detail"], r.text
     # A still has everything (B's DELETEs did nothing); B's lists hold none of A's documents.
     for resource, doc_id in ids.items():
         if resource != "users":
