@@ -11,16 +11,24 @@ at most 1.15 on the CPU) are printed.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
+import os
+import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# Run as a script, this folder comes first on sys.path, and its sibling benchmarks (queue.py)
+# would shadow standard modules that torch imports.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
 
-from elasticthought.engine.prototxt import parse_net
-from elasticthought.engine.torch.net import Net
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from elasticthought.engine.prototxt import parse_net  # noqa: E402
+from elasticthought.engine.torch.net import Net  # noqa: E402
 
 LENET = """
 name: "LeNet"

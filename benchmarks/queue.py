@@ -23,6 +23,7 @@ sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 import argparse  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -116,20 +117,28 @@ def dispatch_latency(url: str, data_dir: str, samples: int) -> list[float]:
     return out
 
 
-def throughput(url: str, data_dir: str, workers: int, jobs: int) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def throughput(url: str, data_dir: str, workers: int, jobs: int) -> tuple[float, float]:
+    """(jobs per second, CPU seconds per job spent in the job processes)."""
     pool, store = make_pool(url, data_dir, workers)
     try:
+        cpu0 = children_cpu()
         t0 = time.perf_counter()
         ids = [submit(store) for _ in range(jobs)]
         docs = wait_final(store, ids)
         elapsed = time.perf_counter() - t0
+        cpu = (children_cpu() - cpu0) / jobs
         bad = [d for d in docs if d["processing-state"] != "finished_successfully"]
         if bad:
             raise RuntimeError(f"{len(bad)} jobs did not succeed: {bad[0].get('processing-log')}")
     finally:
         pool.stop(5)
         store.close()
-    return jobs / elapsed
+    return jobs / elapsed, cpu
 
 
 def run_backend(name: str, url_for, samples: int, jobs: int) -> None:  # noqa: ANN001
@@ -145,12 +154,13 @@ def run_backend(name: str, url_for, samples: int, jobs: int) -> None:  # noqa: A
         )
         base = None
         for workers in (1, 2, 4):
-            rate = throughput(url_for(f"tp{workers}", tmp), os.path.join(tmp, f"t{workers}"),
-                              workers, jobs)  # fmt: skip
+            rate, cpu = throughput(
+                url_for(f"tp{workers}", tmp), os.path.join(tmp, f"t{workers}"), workers, jobs
+            )
             base = base or rate
             print(
                 f"[{name}] trivial jobs, {workers} worker(s): {rate:6.2f} jobs/s"
-                f"  ({rate / base:.2f}x 1 worker)"
+                f"  ({rate / base:.2f}x 1 worker; {cpu * 1000:.0f} ms CPU per job process)"
             )
         sys.stdout.flush()
 

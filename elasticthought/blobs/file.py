@@ -92,8 +92,6 @@ class FileBlobStore(BlobStore):
         tmp_dir = self.root / TMP_DIR
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._path(key)  # the parent folders now exist: re-check against symlinks
             fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
         except OSError as exc:
             raise BlobError(f"cannot write blob {key!r}: {exc}") from exc
@@ -105,7 +103,7 @@ class FileBlobStore(BlobStore):
                     written += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp, path)
+            self._move_into_place(tmp, path, key)
         except BaseException as exc:
             try:
                 os.unlink(tmp)
@@ -115,6 +113,19 @@ class FileBlobStore(BlobStore):
                 raise BlobError(f"cannot write blob {key!r}: {exc}") from exc
             raise
         return written
+
+    def _move_into_place(self, tmp: str, path: Path, key: str) -> None:
+        """Create the parent folders and `os.replace` the temp file onto `path`, retrying when
+        a concurrent delete prunes a folder in between."""
+        for attempt in range(20):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._path(key)  # the folders exist now: re-check against symlinks out
+                os.replace(tmp, path)
+                return
+            except FileNotFoundError:
+                if attempt == 19:
+                    raise
 
     def open(self, key: str) -> BinaryIO:
         path = self._path(key)

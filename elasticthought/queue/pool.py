@@ -100,6 +100,8 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._service: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._presence_lock = threading.Lock()
+        self._gone = False  # presence removed: write no more heartbeats
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -184,7 +186,9 @@ class WorkerPool:
         for thread in self._service:
             thread.join(FEED_TIMEOUT + 1.0)
         try:
-            presence.remove(self.store, self.worker_id)
+            with self._presence_lock:
+                self._gone = True
+                presence.remove(self.store, self.worker_id)
         except StoreError as exc:
             log.warning("could not remove presence of %s: %s", self.worker_id, exc)
 
@@ -349,6 +353,11 @@ class WorkerPool:
         return max(0.25, min(self.lease / 2.0, 5.0))
 
     def _heartbeat(self) -> None:
+        with self._presence_lock:
+            if not self._gone:
+                self._write_presence()
+
+    def _write_presence(self) -> None:
         presence.heartbeat(
             self.store,
             self.worker_id,

@@ -18,7 +18,9 @@ from typing import Any
 
 import requests
 
-SHARED = Path("/work/shared")
+SHARED = Path(__file__).resolve().parents[3] / "shared"  # the repo's sibling ../shared
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
 ALPHABET = SHARED / "data" / "alphabet.tar.gz"
 SEED = SHARED / "data" / "seed-examples"
 MNIST_LMDB = SHARED / "golden" / "lenet" / "lenet_mnist_200" / "mnist_test_lmdb"

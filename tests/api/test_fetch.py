@@ -18,6 +18,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", self.path.split("to=", 1)[1])
             self.end_headers()
             return
+        if self.path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"z" * 10)
+            self.wfile.flush()
+            self.server.release.wait(10)  # type: ignore[attr-defined]
+            return
         if self.path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -39,8 +47,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def local() -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.release = threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.release.set()  # type: ignore[attr-defined]
     server.shutdown()
     server.server_close()
 
@@ -77,3 +87,9 @@ def test_size_limits(local):
     assert len(fetch_bytes(local + "/chunked", FetchPolicy(allow_private=True))) == 20 * 1024
     with pytest.raises(TooLarge, match="larger than the limit"):
         fetch_bytes(local + "/chunked", FetchPolicy(allow_private=True, max_bytes=10_000))
+
+
+def test_stalled_download_times_out(local):
+    policy = FetchPolicy(allow_private=True, stall_timeout=0.3)
+    with pytest.raises(FetchError, match="timed out"):
+        fetch_bytes(local + "/stall", policy)

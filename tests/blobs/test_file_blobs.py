@@ -165,3 +165,27 @@ def test_ping_fails_when_root_gone(tmp_path: Path) -> None:
     (tmp_path / "r").rmdir()
     with pytest.raises(BlobError):
         store.ping()
+
+
+def test_concurrent_puts_and_deletes_in_one_folder(blobs: FileBlobStore) -> None:
+    """Deletes prune empty folders while other threads put into them: every put lands whole."""
+    errors: list[BaseException] = []
+
+    def churn(n: int) -> None:
+        try:
+            for i in range(60):
+                key = f"shared/dir/{n}-{i}"
+                blobs.put(key, bytes([n]) * 1000)
+                assert blobs.get(key) == bytes([n]) * 1000
+                blobs.delete(key)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert blobs.list() == []
+    assert os.listdir(blobs.root / ".tmp") == []

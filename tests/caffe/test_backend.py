@@ -15,6 +15,7 @@ from elasticthought.engine.caffe.backend import failure_reason
 pytestmark = pytest.mark.caffe
 
 ROOT = Path(__file__).resolve().parents[2]
+LENET_DEPLOY = ROOT.parent / "shared" / "golden" / "lenet" / "lenet_mnist_200" / "deploy.prototxt"
 
 
 def test_install_script_reports_up_to_date(caffe_runtime):
@@ -49,6 +50,18 @@ def test_install_script_check_flags_missing_prefix(tmp_path):
     )
     assert done.returncode == 1
     assert "missing or stale" in done.stdout
+
+
+def test_install_script_change_makes_prefix_stale(caffe_runtime, tmp_path):
+    edited = tmp_path / "install-caffe"
+    edited.write_text((ROOT / "scripts" / "install-caffe").read_text() + "# a change\n")
+    done = subprocess.run(
+        ["bash", str(edited), "--check", "--prefix", caffe_runtime["prefix"]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "missing or stale" in done.stdout
 
 
 def test_probe_reports_version_and_reasons(caffe_runtime, tmp_path):
@@ -189,3 +202,16 @@ def test_failure_reason_picks_the_fatal_line():
         "*** Check failure stack trace: ***\n"
     )
     assert failure_reason(log) == "Check failed: fd != -1 (-1 vs. -1) File not found: x"
+
+
+def test_timer_times_passes_and_solver_steps(caffe_runtime, lenet_dir, lenet_case):
+    from elasticthought.engine.caffe.timing import CaffeTimer
+
+    runtime = {"python": caffe_runtime["python"], "prefix": caffe_runtime["prefix"]}
+    with CaffeTimer(LENET_DEPLOY, inputs={"data": lenet_case["deploy_input"]}, **runtime) as t:
+        assert t.version == caffe_runtime["version"]
+        assert t.time(1) > 0 and t.time(3) > 0
+    with CaffeTimer(solver="lenet_solver.prototxt", cwd=lenet_dir, **runtime) as t:
+        assert t.time(2) > 0
+    with pytest.raises(CaffeError, match="File not found"):
+        CaffeTimer(solver="missing_solver.prototxt", cwd=lenet_dir, **runtime)

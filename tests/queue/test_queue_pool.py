@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from elasticthought.queue import list_workers, request_cancel
+from elasticthought.queue import explain_pending, list_workers, request_cancel
 from tests.queue.queue_helpers import pid_alive, read_pids, submit, wait_for, wait_state
 
 FINAL = ("finished_successfully", "failed", "canceled")
@@ -108,6 +108,8 @@ def test_a_job_no_worker_can_run_waits_with_the_reason(store, make_pool) -> None
     assert "engine 'tensorflow'" in wait_for(lambda: reason(engine_job), 10, "engine reason")
     assert "2 GPUs" in wait_for(lambda: reason(gpu_job), 10, "gpu reason")
     assert state_of(store, engine_job) == state_of(store, gpu_job) == "pending"
+    assert explain_pending(store, store.get(engine_job)) == reason(engine_job)
+    assert explain_pending(store, store.get(runnable)) is None  # not pending any more
     workers = list_workers(store)
     mine = [w for w in workers if w["worker-id"] == pool.worker_id]
     assert mine and mine[0]["alive"] and mine[0]["capabilities"]["engines"] == ["torch"]

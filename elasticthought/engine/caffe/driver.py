@@ -6,7 +6,8 @@ uses only the standard library, numpy and caffe: nothing from the rest of elasti
     driver.py probe
     driver.py train --solver S --log L [--weights W[,W2]] [--snapshot STATE] [--iterations N]
                     [--no-snapshot-on-cancel] [--parent-pid PID]
-    driver.py classify --deploy D --weights W --input X.npz --output Y.npz [--log L]
+    driver.py classify --deploy D --weights W --input X.npz --output Y.npz [--blobs B]
+    driver.py time (--model NET [--phase TRAIN|TEST] | --solver S) [--weights W] [--input X.npz]
 
 Every message on stdout is one JSON object with an `event` key: `start`, `log` (a Caffe glog
 line), `iteration`, `canceled`, `done`, `classified`, `probe`, `error`. Caffe writes its glog
@@ -204,10 +205,10 @@ def _on_signal(signum, frame) -> None:
 
 
 def cmd_train(args) -> int:
+    signal.signal(signal.SIGTERM, _on_signal)  # before the slow imports: a cancel is never lost
+    signal.signal(signal.SIGINT, _on_signal)
     import caffe
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     cwd = os.getcwd()
     tail = LogTail(args.log, args.log_offset)
     caffe.set_mode_cpu()
@@ -336,6 +337,44 @@ def cmd_classify(args) -> int:
     return 0
 
 
+def cmd_time(args) -> int:
+    """Serve timing requests: each stdin line "N" runs N forward+backward passes (or N solver
+    steps with --solver) and answers {"event": "timed", "seconds": ...}; "quit" ends."""
+    import caffe
+    import numpy as np
+
+    caffe.set_mode_cpu()
+    if args.solver:
+        solver = caffe.get_solver(args.solver)
+        net = solver.net
+    else:
+        solver = None
+        net = caffe.Net(args.model, caffe.TRAIN if args.phase == "TRAIN" else caffe.TEST)
+    if args.weights:
+        net.copy_from(args.weights)
+    if args.input:
+        with np.load(args.input) as data:
+            for name in data.files:
+                net.blobs[name].reshape(*data[name].shape)
+                net.blobs[name].data[...] = data[name]
+        net.reshape()
+    emit("ready", version=caffe.__version__, inputs=list(net.inputs))
+    for line in sys.stdin:
+        line = line.strip()
+        if not line or line == "quit":
+            break
+        count = int(line)
+        start = time.perf_counter()
+        if solver is not None:
+            solver.step(count)
+        else:
+            for _ in range(count):
+                net.forward()
+                net.backward()
+        emit("timed", seconds=time.perf_counter() - start, count=count)
+    return 0
+
+
 def cmd_probe(args) -> int:
     import caffe
 
@@ -368,10 +407,21 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--input", required=True)
     classify.add_argument("--output", required=True)
     classify.add_argument("--blobs", default="")
+    timer = sub.add_parser("time")
+    timer.add_argument("--model")
+    timer.add_argument("--solver")
+    timer.add_argument("--phase", default="TRAIN")
+    timer.add_argument("--weights")
+    timer.add_argument("--input")
     args = parser.parse_args(argv)
     _take_json_channel()
     _die_with_parent(args.parent_pid)
-    handler = {"probe": cmd_probe, "train": cmd_train, "classify": cmd_classify}[args.command]
+    handler = {
+        "probe": cmd_probe,
+        "train": cmd_train,
+        "classify": cmd_classify,
+        "time": cmd_time,
+    }[args.command]
     try:
         return handler(args)
     except Exception as exc:  # reported to the parent, with the traceback in the log

@@ -426,3 +426,22 @@ def test_dummy_data_fills_each_forward():
     assert not np.array_equal(a1, second["a"])
     assert 1.8 < a1.std() < 2.2
     np.testing.assert_array_equal(second["b"], np.full((2, 3), 5.0))
+
+
+def test_wrong_number_of_bottoms_or_tops_is_a_clear_error():
+    text = """
+    layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" top: "loss" }
+    """
+    with pytest.raises(NetError, match=r"'loss' \(SoftmaxWithLoss\) takes 2 bottom\(s\), got 1"):
+        _net(text)
+
+
+def test_shape_problem_names_the_layer_and_shapes():
+    text = """
+    layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 1 dim: 3 dim: 3 } } }
+    layer { name: "c" type: "Convolution" bottom: "x" top: "c"
+            convolution_param { num_output: 2 kernel_size: 5 } }
+    """
+    with pytest.raises(LayerError, match=r"'c' \(Convolution\).*\[1, 1, 3, 3\]"):
+        _net(text)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from elasticthought.engine.torch.data import shared_db
 from elasticthought.engine.torch.data.batches import (
     layer_seed,
     to_tops,
@@ -47,19 +48,13 @@ def _backend_name(param: Any) -> str:
     return name
 
 
-def iterate_values(source: str, backend: str) -> Iterator[bytes]:
+def iterate_values(db: Any, source: str) -> Iterator[bytes]:
     """Values of a database in key order, forever (restarting from the first key)."""
-    from elasticthought.engine.db import open_db
-
     while True:
-        db = open_db(source, backend, "r")
         count = 0
-        try:
-            for _key, value in db:
-                count += 1
-                yield value
-        finally:
-            db.close()
+        for _key, value in db:
+            count += 1
+            yield value
         if count == 0:
             raise DataSourceError(f"database {source} holds no records")
         log.info("Restarting data prefetching from start.")
@@ -106,17 +101,24 @@ class DataLayer(Layer):
         self.transformer = Transformer(param.transform_param, phase, seed=layer_seed())
         self.rand_skip = int(dp.rand_skip)
         self._skip_seed = layer_seed()
-        # Peek at the first record for the top shape (Caffe's DataLayerSetUp).
-        values = iterate_values(self.source, self.backend)
-        first, _ = datum_image(next(values), self.transformer, self.source)
-        values.close()
-        self.top_shape = (self.batch_size, *self.transformer.output_shape(*first.shape))
         self._records: Iterator[bytes] | None = None
         self._prefetch = Prefetcher(self._load_batch, depth=int(dp.prefetch) or 1, name=self.name)
+        self._db = shared_db.acquire(self.source, self.backend)
+        # Peek at the first record for the top shape (Caffe's DataLayerSetUp).
+        value = shared_db.first_value(self._db)
+        if value is None:
+            self.close()
+            raise DataSourceError(f"layer {self.name}: database {self.source} holds no records")
+        try:
+            first, _ = datum_image(value, self.transformer, self.source)
+        except Exception:
+            self.close()
+            raise
+        self.top_shape = (self.batch_size, *self.transformer.output_shape(*first.shape))
 
     def _next_record(self) -> bytes:
         if self._records is None:
-            self._records = iterate_values(self.source, self.backend)
+            self._records = iterate_values(self._db, self.source)
             if self.rand_skip:
                 skip = int(np.random.default_rng(self._skip_seed).integers(self.rand_skip))
                 for _ in range(skip):
@@ -134,6 +136,12 @@ class DataLayer(Layer):
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return to_tops(self._prefetch.get(), self.device, self.with_label)
 
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
     def close(self) -> None:
         self._prefetch.close()
         records, self._records = self._records, None
@@ -142,3 +150,6 @@ class DataLayer(Layer):
                 records.close()
             except Exception:  # noqa: BLE001 - generator running in the dead thread
                 pass
+        if self._db is not None:
+            self._db = None
+            shared_db.release(self.source, self.backend)

@@ -114,5 +114,11 @@ class ImageDataLayer(Layer):
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         return to_tops(self._prefetch.get(), self.device, self.with_label)
 
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
     def close(self) -> None:
         self._prefetch.close()

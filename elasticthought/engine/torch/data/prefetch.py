@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -23,7 +25,11 @@ class Prefetcher(Generic[T]):
     """
 
     def __init__(self, produce: Callable[[], T], depth: int = 4, name: str = "prefetch") -> None:
-        self._produce = produce
+        # A bound method is held weakly, so an unclosed layer can still be garbage-collected
+        # (the thread then ends by itself).
+        self._produce: Callable[[], Callable[[], T] | None] = (
+            weakref.WeakMethod(produce) if inspect.ismethod(produce) else (lambda: produce)
+        )
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._name = name
@@ -45,11 +51,15 @@ class Prefetcher(Generic[T]):
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            produce = self._produce()
+            if produce is None:
+                return
             try:
-                item: object = self._produce()
+                item: object = produce()
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 self._put(_Failure(exc))
                 return
+            del produce
             if not self._put(item):
                 return
 

@@ -1,0 +1,164 @@
+"""The classify-job runner: one classifier, a batch of images (URLs and uploads), results per image.
+
+The job document names its `classifier-id` and lists `images` ({"name", "url"} or {"name",
+"blob"}); the runner loads the classifier's deploy net with its model, preprocesses every image
+(`preprocess.Preprocessor`), runs them in batches and returns `results`: per image name, the top
+label (a name for IMAGE_DATA classifiers, the class number for DATA), its probability and the
+top 5 — or `error` with the reason for an image that could not be read. One bad image never
+fails the job.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from elasticthought.queue.registry import JobError
+from elasticthought.store.base import NotFound
+
+BATCH = 64
+TOP_K = 5
+IMAGE_MAX_BYTES = 32 * 1024 * 1024
+
+
+def requirements(doc: dict) -> dict:
+    """Workers that can run it: the torch engine everywhere; a GPU only when asked for."""
+    return {"engine": None, "gpu": bool(doc.get("gpu"))}
+
+
+def label_of(classifier: dict, index: int) -> Any:
+    """The answer for output `index`: the label name (IMAGE_DATA / given labels) or the class
+    number (DATA, or no labels)."""
+    labels = classifier.get("labels") or []
+    if classifier.get("label-kind") == "names" and index < len(labels):
+        return labels[index]
+    if classifier.get("label-kind") == "names":
+        return None
+    return index
+
+
+def entry(classifier: dict, probs: np.ndarray) -> dict[str, Any]:
+    """One image's result from its probability vector."""
+    order = np.argsort(-probs, kind="stable")[:TOP_K]
+    top = [
+        {"label": label_of(classifier, int(i)), "label-index": int(i),
+         "probability": _num(probs[i])}
+        for i in order
+    ]
+    return {
+        "label": top[0]["label"],
+        "label-index": top[0]["label-index"],
+        "probability": top[0]["probability"],
+        "top-5": top,
+    }
+
+
+def _num(value: float) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else 0.0
+
+
+class Classifier:
+    """A classifier document made runnable (in a job's process)."""
+
+    def __init__(self, ctx: Any, doc: dict) -> None:
+        from elasticthought.jobs.deploy import DeployError, load_deploy
+        from elasticthought.jobs.preprocess import ImageError, Preprocessor
+
+        self.doc = doc
+        work = Path(ctx.work_dir)
+        model_path = work / "model.caffemodel"
+        try:
+            with ctx.blobs.open(doc["model"]) as src, model_path.open("wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        except (KeyError, OSError, NotFound) as exc:
+            raise JobError(f"the classifier's model is gone: {exc}") from None
+        except Exception as exc:  # a blob store error
+            raise JobError(f"cannot read the classifier's model: {exc}") from None
+        device = "cuda" if doc.get("gpu") and ctx.gpus else "cpu"
+        try:
+            self.deploy = load_deploy(doc["specification"], str(model_path), device=device)
+        except DeployError as exc:
+            raise JobError(str(exc)) from None
+        transform = dict(doc.get("transform") or {})
+        mean_path = None
+        if transform.get("mean"):
+            mean_path = str(work / "mean.binaryproto")
+            try:
+                Path(mean_path).write_bytes(ctx.blobs.get(transform["mean"]))
+            except Exception as exc:
+                raise JobError(f"cannot read the mean file {transform['mean']}: {exc}") from None
+        try:
+            self.prep = Preprocessor(
+                raw_scale=float(doc.get("scale", 255)),
+                width=int(doc["image-width"]),
+                height=int(doc["image-height"]),
+                color=bool(doc.get("color")),
+                transform=transform,
+                mean_path=mean_path,
+            )
+        except ImageError as exc:
+            raise JobError(str(exc)) from None
+
+    def classify(self, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
+        probs = self.deploy.probabilities(np.stack(arrays).astype(np.float32, copy=False))
+        return [entry(self.doc, p) for p in probs]
+
+
+def _image_bytes(ctx: Any, item: dict, policy: Any) -> bytes:
+    from elasticthought.fetch import fetch_bytes
+
+    if item.get("blob"):
+        return ctx.blobs.get(item["blob"])
+    return fetch_bytes(item["url"], policy)
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    from elasticthought.engine.errors import FormatError
+    from elasticthought.fetch import FetchError, FetchPolicy
+    from elasticthought.jobs.preprocess import ImageError
+
+    job = ctx.job
+    try:
+        doc = ctx.store.get(job["classifier-id"])
+    except NotFound:
+        raise JobError(f"classifier {job.get('classifier-id')} no longer exists") from None
+    classifier = Classifier(ctx, doc)
+    policy = FetchPolicy.from_config(ctx.config)
+    policy.max_bytes = min(policy.max_bytes, IMAGE_MAX_BYTES)
+    policy.total_timeout = min(policy.total_timeout, 120.0)
+    items = list(job.get("images") or [])
+    results: dict[str, dict[str, Any]] = {}
+    done = failed = 0
+    for start in range(0, len(items), BATCH):
+        if ctx.cancelled():
+            raise JobError("canceled")
+        names, arrays = [], []
+        for item in items[start : start + BATCH]:
+            name = item["name"]
+            try:
+                arrays.append(classifier.prep(_image_bytes(ctx, item, policy)))
+                names.append(name)
+            except (FetchError, ImageError, FormatError) as exc:
+                results[name] = {"error": str(exc)[:1000]}
+                failed += 1
+            except Exception as exc:  # a blob store or decoder surprise: this image only
+                results[name] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+                failed += 1
+        if arrays:
+            for name, result in zip(names, classifier.classify(arrays), strict=True):
+                results[name] = result
+                done += 1
+        ctx.progress(**{"classified-images": done, "failed-images": failed})
+    ordered = {item["name"]: results[item["name"]] for item in items}
+    return {
+        "results": ordered,
+        "classified-images": done,
+        "failed-images": failed,
+        "softmax-applied": classifier.deploy.applies_softmax,
+        "output-blob": classifier.deploy.output,
+    }
