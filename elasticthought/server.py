@@ -179,7 +179,8 @@ def serve(config: Config) -> int:
             ) from None
         for host, port in _listening(server):
             # Test helpers read this line to learn the port (also when --port 0).
-            print(f"elasticthought: serving on http://{host}:{port}", file=sys.stderr, flush=True)
+            shown = f"[{host}]" if ":" in str(host) else host
+            print(f"elasticthought: serving on http://{shown}:{port}", file=sys.stderr, flush=True)
         log.info(
             "store %s, blobs %s, %d worker(s)",
             redact_url(config.store_url),

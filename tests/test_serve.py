@@ -18,6 +18,7 @@ from werkzeug.exceptions import InternalServerError, Unauthorized
 
 from elasticthought.api import app as app_module
 from elasticthought.api.app import create_app
+from elasticthought.api.health import redact_url
 from elasticthought.blobs import open_blobs
 from elasticthought.config import Config
 from elasticthought.store import StoreError, open_store
@@ -165,3 +166,17 @@ def test_health_in_process(app) -> None:
     response = app.test_client().get("/health")
     assert response.status_code == 200
     assert set(response.json) >= {"status", "store", "blobs"}
+
+
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("http://admin:pw@sg:4985/et", "http://sg:4985/et"),
+        ("https://user@[::1]:5984/db", "https://[::1]:5984/db"),
+        ("http://sg:4985/et", "http://sg:4985/et"),
+        ("sqlite:./et-data/elasticthought.db", "sqlite:./et-data/elasticthought.db"),
+        ("file:///var/blobs", "file:///var/blobs"),
+    ],
+)
+def test_health_urls_carry_no_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -33,6 +33,10 @@ BLUEPRINTS: list[str] = [
     "elasticthought.api.datafiles:bp",
     "elasticthought.api.datasets:bp",
     "elasticthought.api.solvers:bp",
+    "elasticthought.api.training_jobs:bp",
+    "elasticthought.api.classifiers:bp",
+    "elasticthought.api.classify_jobs:bp",
+    "elasticthought.api.workers:bp",
 ]
 
 EXTENSION = "elasticthought"

@@ -123,7 +123,7 @@ class FileBlobStore(BlobStore):
                 self._path(key)  # the folders exist now: re-check against symlinks out
                 os.replace(tmp, path)
                 return
-            except FileNotFoundError:
+            except (FileNotFoundError, FileExistsError):  # a folder vanished mid-way
                 if attempt == 19:
                     raise
 

@@ -8,7 +8,7 @@ in the centre, scale) is applied by the engine's own `Transformer`. An image of 
 therefore reaches the net exactly as the evaluation fed it.
 
 `test_transform(net)` reads that transform from a train/test net; it is a JSON-safe dict
-(`scale`, `mean_value`, `crop_size`, `mean_file`, plus the data layer's `is_color`,
+(`scale`, `mean_value`, `crop_size`, `mean_file` when set, plus the data layer's `is_color`,
 `new_height`, `new_width` for ImageData) stored on the classifier.
 """
 
@@ -41,10 +41,9 @@ def test_transform(net: Any) -> dict[str, Any] | None:
             "scale": float(tp.scale),
             "mean_value": [float(v) for v in tp.mean_value],
             "crop_size": int(tp.crop_size),
-            "mean_file": tp.mean_file if tp.HasField("mean_file") else None,
-            "layer": layer.name,
-            "layer-type": layer.type,
         }
+        if tp.HasField("mean_file"):
+            out["mean_file"] = tp.mean_file
         if layer.type == "ImageData":
             p = layer.image_data_param
             out.update(

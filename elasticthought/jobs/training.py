@@ -37,6 +37,7 @@ ENGINES = ("torch", "caffe")
 WAIT_SECONDS = 3600.0
 UPLOAD_EVERY = 2.0
 LOG_NAME = "train.log"
+COUNTER_NAME = "iterations-trained"
 SNAPSHOT_RE = re.compile(r"^(?P<name>.+)_iter_(?P<iter>\d+)\.(?P<ext>caffemodel|solverstate)$")
 
 
@@ -112,7 +113,7 @@ class Metrics:
         for name, value in outputs.items():
             series = table["outputs"].setdefault(name, [None] * n)
             series.append(value)
-        for name, series in table["outputs"].items():
+        for series in table["outputs"].values():
             if len(series) < n + 1:
                 series.append(None)
 
@@ -205,14 +206,23 @@ class Recorder:
         self.metrics = metrics
         self.max_iter = max_iter
         self.start_iter = start_iter
-        self.prior = int(ctx.job.get("iterations-trained") or 0) if ctx.attempt > 1 else 0
-        self.snapshots: list[dict] = list(ctx.job.get("snapshots") or []) if ctx.attempt > 1 else []
+        self.counter = ctx.work_dir / COUNTER_NAME
+        self.prior = max(int(ctx.job.get("iterations-trained") or 0), _read_count(self.counter))
+        self.count = self.prior
+        self.snapshots: list[dict] = [
+            s for s in ctx.job.get("snapshots") or [] if s.get("iteration", 0) <= start_iter
+        ]
         self.tests: dict[int, dict] = {}
         self.last_iteration = start_iter
         self.done: dict | None = None
 
     def trained(self, iteration: int) -> int:
-        return self.prior + max(0, iteration - self.start_iter)
+        return max(self.count, self.prior + max(0, iteration - self.start_iter))
+
+    def tick(self, passes: int = 1) -> None:
+        """One more training iteration ran (kept in the work dir, which survives a kill)."""
+        self.count += passes
+        self.counter.write_text(str(self.count))
 
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
@@ -265,6 +275,13 @@ class Recorder:
         self.snapshots.append(entry)
         self.snapshots.sort(key=lambda s: s["iteration"])
         self.ctx.progress(snapshots=self.snapshots)
+
+
+def _read_count(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _num(value: Any) -> float | str | None:
@@ -400,6 +417,14 @@ def _train_torch(ctx: Any, files: Any, recorder: Recorder, weights: Path | None,
         )
         if weights is not None and resume is None:
             solver.load_weights(str(weights))
+        passes = [0]
+
+        def count_pass() -> None:
+            passes[0] += 1
+            if passes[0] % max(1, solver.param.iter_size) == 0:
+                recorder.tick()
+
+        solver.add_before_forward(count_pass)
         solver.solve(resume_file=str(resume) if resume else None)
         if solver.requested_early_exit:
             return None
@@ -427,6 +452,7 @@ def _train_caffe(ctx: Any, files: Any, recorder: Recorder, weights: Path | None,
             weights=weights if resume is None else None,
             snapshot=resume,
             callback=recorder,
+            on_iteration=lambda _event: recorder.tick(),
             cancel_check=ctx.cancelled,
             python=ctx.config.caffe_python,
             prefix=ctx.config.caffe_prefix,
@@ -447,7 +473,6 @@ def _train_caffe(ctx: Any, files: Any, recorder: Recorder, weights: Path | None,
 def _record_for_classifier(files: Any, mean_key: str | None) -> dict[str, Any]:
     """The TEST-phase input the classifier must reproduce: transform and input shape."""
     from elasticthought.engine.netstate import filter_net
-
     from elasticthought.jobs.evaluate import data_layer, transform_of
 
     test_net = filter_net(files.net, "TEST", (), 0)
@@ -474,23 +499,19 @@ def run(ctx: Any) -> dict[str, Any]:
     space = workspace.prepare(ctx, dataset)
     files = _rewrite(ctx, solver_doc, space)
     weights = _weights(ctx)
+    # An earlier attempt (lease lost, or released at shutdown) left its log, metrics and
+    # snapshots: keep the log, continue from the newest snapshot.
     log_path = ctx.work_dir / LOG_NAME
-    if ctx.attempt > 1 and not log_path.exists():
-        try:
-            _download(ctx, key(ctx.job_id, LOG_NAME), log_path)
-        except Exception:  # noqa: BLE001 - a fresh log then
-            pass
-    elif ctx.attempt == 1 and log_path.exists():
-        log_path.unlink()
+    if not log_path.exists() and ctx.blobs.exists(key(ctx.job_id, LOG_NAME)):
+        _download(ctx, key(ctx.job_id, LOG_NAME), log_path)
     metrics = Metrics()
+    if ctx.blobs.exists(key(ctx.job_id, "metrics.json")):
+        metrics.load(ctx.blobs.get(key(ctx.job_id, "metrics.json")))
     resume = None
     start_iter = 0
-    if ctx.attempt > 1:
-        if ctx.blobs.exists(key(ctx.job_id, "metrics.json")):
-            metrics.load(ctx.blobs.get(key(ctx.job_id, "metrics.json")))
-        point = _resume_point(ctx, files.snapshot_prefix)
-        if point is not None:
-            start_iter, resume = point
+    point = _resume_point(ctx, files.snapshot_prefix)
+    if point is not None:
+        start_iter, resume = point
     metrics.truncate(start_iter)
     max_iter = int(files.solver.max_iter)
     recorder = Recorder(ctx, metrics, max_iter, start_iter)
@@ -508,6 +529,8 @@ def run(ctx: Any) -> dict[str, Any]:
         if resume is not None:
             log.info("Attempt %d resumes from the snapshot of iteration %d", ctx.attempt,
                      start_iter)
+        elif log_path.stat().st_size if log_path.exists() else 0:
+            log.info("Attempt %d starts from iteration 0 (no snapshot yet)", ctx.attempt)
         if engine == "caffe":
             final = _train_caffe(ctx, files, recorder, weights, resume, log_path)
         else:

@@ -8,6 +8,7 @@ still carries its claim (fencing).
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from typing import Any
@@ -49,13 +50,19 @@ def request_cancel(store: Store, job_id: str) -> dict | None:
     return store.modify(job_id, change)
 
 
-def claim(store: Store, job_id: str, worker_id: str, lease_seconds: float) -> dict | None:
+def claim(
+    store: Store, job_id: str, worker_id: str, lease_seconds: float, seen: dict | None = None
+) -> dict | None:
     """Take a pending job: `processing`, this worker, a lease, one more attempt. One try, no
-    retry: the loser of a race gets None and moves on (so does a job no longer pending)."""
-    try:
-        doc = store.get(job_id)
-    except NotFound:
-        return None
+    retry: the loser of a race gets None and moves on (so does a job no longer pending).
+    `seen` is the document as last read (saves a read; a stale revision is a lost race)."""
+    if seen is not None:
+        doc = copy.deepcopy(seen)
+    else:
+        try:
+            doc = store.get(job_id)
+        except NotFound:
+            return None
     if doc.get("processing-state") != PENDING:
         return None
     if doc.get("cancel-requested"):

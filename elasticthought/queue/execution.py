@@ -123,6 +123,8 @@ class JobRun:
         self.stop_deadline = stop_deadline
         self.lease = float(config.lease_seconds)
         self.renew_every = max(0.2, min(self.lease / 4.0, 5.0))
+        # Stop the job this long before the lease we hold runs out (clock skew between nodes).
+        self.fence_margin = min(self.lease / 8.0, 2.0)
         self.lease_held_until = float(doc.get("lease-expires") or time.time() + self.lease)
 
     def run(self) -> Outcome:
@@ -232,7 +234,7 @@ class JobRun:
                     return Outcome(None)
                 last_renew = last_write = time.monotonic()
                 dirty = False
-            if time.time() > self.lease_held_until - min(0.25, self.lease / 8):
+            if time.time() > self.lease_held_until - self.fence_margin:
                 log.warning("job %s: lease not renewed in time, fencing", self.doc["_id"])
                 return Outcome(None)
         # The child is gone (or killed): drain what it said last.

@@ -305,7 +305,7 @@ class WorkerPool:
         doc_id = doc["_id"]
         if self.stopping.is_set():
             return
-        claimed = control.claim(self.store, doc_id, thread_worker_id, self.lease)
+        claimed = control.claim(self.store, doc_id, thread_worker_id, self.lease, seen=doc)
         if claimed is None:
             try:
                 self._saw(doc_id, self.store.get(doc_id))  # refresh: no longer ours to take

@@ -5,6 +5,7 @@ to register it. The document's fields drive the child:
 - `output`: a file the job appends its id to (one line per run);
 - `pid-file`: a file the job writes "<child pid> <grandchild pid>" to (with `grandchild`);
 - `grandchild`: start a `sleep` grandchild through `ctx.spawn` first;
+- `burst`: report progress this many times at once first (`burst-step` = the last one);
 - `sleep`: seconds to sleep (in small steps, reporting progress);
 - `gate`: a file to wait for (bounded by `sleep` or 60 s) before going on;
 - `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError);
@@ -42,6 +43,8 @@ def run_test_job(ctx: JobContext) -> dict:
         tmp = job["pid-file"] + ".tmp"
         Path(tmp).write_text(text)
         os.replace(tmp, job["pid-file"])
+    for step in range(int(job.get("burst") or 0)):
+        ctx.progress(**{"burst-step": step + 1})
     if job.get("output"):
         _append(job["output"], ctx.job_id)
     if job.get("gate"):

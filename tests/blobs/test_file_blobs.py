@@ -189,3 +189,11 @@ def test_concurrent_puts_and_deletes_in_one_folder(blobs: FileBlobStore) -> None
     assert errors == []
     assert blobs.list() == []
     assert os.listdir(blobs.root / ".tmp") == []
+
+
+def test_key_under_an_existing_blob_is_an_error(blobs: FileBlobStore) -> None:
+    blobs.put("a", b"file")
+    with pytest.raises(BlobError):
+        blobs.put("a/b", b"x")
+    assert blobs.get("a") == b"file"
+    assert os.listdir(blobs.root / ".tmp") == []

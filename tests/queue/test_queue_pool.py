@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
-from elasticthought.queue import explain_pending, list_workers, request_cancel
+from elasticthought.queue import explain_pending, list_workers, register_runner, request_cancel
+from elasticthought.queue.registry import unregister_runner
 from tests.queue.queue_helpers import pid_alive, read_pids, submit, wait_for, wait_state
 
 FINAL = ("finished_successfully", "failed", "canceled")
@@ -13,13 +16,16 @@ FINAL = ("finished_successfully", "failed", "canceled")
 
 def test_result_progress_and_failures_are_written(store, make_pool) -> None:
     make_pool(workers=2)
-    ok = submit(store, sleep=1.2)
+    ok = submit(store, sleep=1.2, burst=2000)
     expected = submit(store, action="error")
     unexpected = submit(store, action="crash")
     done = wait_state(store, ok, FINAL)
     assert done["processing-state"] == "finished_successfully"
     assert done["result"] == f"ran {ok}" and done["ran-attempt"] == 1
     assert done["last-iteration"] >= 2  # progress reached the document
+    assert done["burst-step"] == 2000  # the latest value wins
+    writes = int(done["_rev"].split("-")[0])
+    assert writes < 20, f"{writes} writes for 2000+ progress reports: not rate-limited"
     assert Path(done["work-dir"]).is_dir()
     failed = wait_state(store, expected, FINAL)
     assert failed["processing-state"] == "failed"
@@ -41,6 +47,19 @@ def test_abort_fails_the_job_and_the_same_worker_runs_the_next(store, make_pool)
     third = wait_state(store, after, FINAL)
     assert third["processing-state"] == "finished_successfully"
     assert first["worker-id"] == second["worker-id"] == third["worker-id"]
+
+
+def test_a_job_process_killed_from_outside_fails_with_the_reason(
+    store, make_pool, tmp_path: Path
+) -> None:
+    make_pool(workers=1)
+    pid_file = tmp_path / "pids"
+    job_id = submit(store, sleep=60, gate=str(tmp_path / "never"), **{"pid-file": str(pid_file)})
+    wait_for(pid_file.exists, 30, "the job to start")
+    os.kill(read_pids(pid_file)[0], signal.SIGKILL)  # what the kernel's OOM killer does
+    doc = wait_state(store, job_id, FINAL)
+    assert doc["processing-state"] == "failed"
+    assert doc["processing-log"] == "job process died: SIGKILL (killed: out of memory?)"
 
 
 def test_cancel_of_a_running_job_ends_it_and_its_processes(
@@ -185,3 +204,16 @@ def test_stop_within_grace_lets_a_job_finish(store, make_pool) -> None:
     pool.stop(30)
     assert state_of(store, job_id) == "finished_successfully"
     assert not [w for w in list_workers(store) if w["worker-id"] == pool.worker_id]
+
+
+def test_a_runner_registered_after_start_gets_its_waiting_jobs(store, make_pool) -> None:
+    make_pool(workers=1)
+    job_id = store.create(
+        {"type": "late-test", "user-id": "user:a", "processing-state": "pending", "created-at": 1}
+    )["_id"]
+    register_runner("late-test", "elasticthought.queue.testing:run_test_job")
+    try:
+        doc = wait_state(store, job_id, FINAL)
+    finally:
+        unregister_runner("late-test")
+    assert doc["processing-state"] == "finished_successfully"

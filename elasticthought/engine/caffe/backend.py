@@ -250,9 +250,14 @@ def train(
         thread = threading.Thread(target=_reader, args=(proc.stdout, events), daemon=True)
         thread.start()
         deadline = None
+        checked = 0.0
         try:
             while True:
-                if not canceled and cancel_check is not None and cancel_check():
+                now = time.monotonic()
+                ask = cancel_check is not None and not canceled and now - checked >= poll_seconds
+                if ask:
+                    checked = now
+                if ask and cancel_check():
                     canceled = True
                     proc.send_signal(signal.SIGTERM)
                     deadline = time.monotonic() + kill_grace

@@ -33,6 +33,7 @@ _CANCEL = {"requested": False}
 
 _TEST_HEAD = re.compile(r"Iteration (\d+), Testing net \(#(\d+)\)")
 _TEST_OUT = re.compile(r"Test net output #(\d+): (\S+) = (\S+)")
+_DISPLAY_LOSS = re.compile(r"Iteration (\d+) \(.*\), loss = (\S+)")
 _SNAP_MODEL = re.compile(r"Snapshotting to (?:binary proto|HDF5) file (.+?)\s*$")
 _SNAP_STATE = re.compile(r"Snapshotting solver state to (?:binary proto|HDF5) file (.+?)\s*$")
 
@@ -254,14 +255,19 @@ def cmd_train(args) -> int:
         loss, outputs = net_outputs(solver.net)
         smooth.append(loss)
         del smooth[:-average]
-        tests, snapshots = parse_step_lines(tail.read(), cwd)
+        lines = tail.read()
+        tests, snapshots = parse_step_lines(lines, cwd)
         record(snapshots)
+        smoothed = sum(smooth) / len(smooth)
+        if param.iter_size > 1:  # the blobs hold the last pass only: take Caffe's own number
+            logged = [m for m in map(_DISPLAY_LOSS.search, lines) if m]
+            smoothed = float(logged[-1].group(2)) if logged else smoothed
         emit(
             "iteration",
             iteration=it,
             iter=solver.iter,
             loss=loss,
-            smoothed_loss=sum(smooth) / len(smooth),
+            smoothed_loss=smoothed,
             lr=lr,
             outputs=outputs,
             tests=tests,

@@ -546,7 +546,7 @@ class Net:
                     )
                 arr = blob_to_array(bp).reshape(tuple(t.shape))
                 with torch.no_grad():
-                    t.copy_(torch.from_numpy(np.ascontiguousarray(arr)))
+                    t.copy_(torch.as_tensor(arr.copy()).reshape(t.shape))
 
     def to_proto(self, write_diff: bool = False) -> caffe_pb2.NetParameter:
         """The net's NetParameter with every layer's parameter blobs (Caffe's ToProto)."""

@@ -445,3 +445,26 @@ def test_shape_problem_names_the_layer_and_shapes():
     """
     with pytest.raises(LayerError, match=r"'c' \(Convolution\).*\[1, 1, 3, 3\]"):
         _net(text)
+
+
+def test_zero_axis_blobs_save_and_load(tmp_path):
+    text = """
+    layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "pr" type: "PReLU" bottom: "x" top: "y" prelu_param { channel_shared: true } }
+    layer { name: "sc" type: "Scale" bottom: "y" top: "z" scale_param { num_axes: 0 } }
+    """
+    net = _net(text, "TEST")
+    assert net.params["pr"][0].shape == () and net.params["sc"][0].shape == ()
+    assert float(net.params["pr"][0].data) == pytest.approx(0.25)  # Caffe's default slope
+    net.params["pr"][0].data[...] = 0.5
+    net.params["sc"][0].data[...] = -2.0
+    path = tmp_path / "z.caffemodel"
+    net.save(path)
+    saved = read_caffemodel(path)
+    assert not saved.layer[1].blobs[0].HasField("shape")
+    other = _net(text, "TEST")
+    other.copy_from(str(path))
+    x = np.array([[-1, 0, 2], [3, -4, 5]], np.float32)
+    np.testing.assert_allclose(other.forward(x=x)["z"], -2 * np.where(x > 0, x, 0.5 * x))
+    assert other.to("cpu") is other
+    np.testing.assert_allclose(other.forward(x=x)["z"], -2 * np.where(x > 0, x, 0.5 * x))

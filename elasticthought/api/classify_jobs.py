@@ -1,0 +1,222 @@
+"""/classify-jobs: the images one classify request queued and, once processed, their results
+(per image, keyed by its URL or uploaded file name). Created by
+`POST /classifiers/{id}/classify` (`classify_request` below)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from elasticthought.api.auth import require_auth
+from elasticthought.api.common import (
+    INTERNAL,
+    ApiError,
+    bad_request,
+    blob_prefix,
+    blobs,
+    config,
+    list_owned,
+    now,
+    owned,
+    public,
+    remove_document,
+    store,
+    user_id,
+)
+from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
+from elasticthought.fetch import FetchError, FetchPolicy, check_url, resolve
+from elasticthought.queue.registry import FINAL_STATES
+from elasticthought.store.base import NotFound, new_id
+
+bp = Blueprint("classify_jobs", __name__)
+bp.before_request(require_auth)
+
+MAX_IMAGES = 1000
+MAX_URL = 4096
+WAIT_SECONDS = 60.0
+
+
+def _vet_url(index: int, url: Any) -> str:
+    """A URL checked now (form, scheme, address): a refused one is a 422 naming it."""
+    if not isinstance(url, str) or not url.strip():
+        raise bad_request(f"urls[{index}] must be a non-empty string")
+    url = url.strip()
+    if len(url) > MAX_URL:
+        raise bad_request(f"urls[{index}] is longer than {MAX_URL} characters")
+    policy = FetchPolicy.from_config(config())
+    try:
+        parts = check_url(url, policy)
+        if parts.scheme.lower() in ("http", "https"):
+            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+            resolve(parts.hostname or "", port, policy)
+    except (FetchError, ValueError) as exc:
+        raise ApiError(422, f"urls[{index}] {url[:200]!r} refused: {exc}") from None
+    return url
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, n = name, 1
+    while out in taken:
+        n += 1
+        out = f"{name} ({n})"
+    taken.add(out)
+    return out
+
+
+def _request_parts() -> tuple[list[Any], list[Any]]:
+    if request.mimetype == "multipart/form-data":
+        unknown = sorted((set(request.form) - {"urls"}) | (set(request.files) - {"files"}))
+        if unknown:
+            raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: urls, files")
+        return request.form.getlist("urls"), request.files.getlist("files")
+    from elasticthought.api.common import json_body
+
+    body = json_body(("urls",), ("urls",))
+    urls = body["urls"]
+    if isinstance(urls, str):
+        urls = [urls]
+    if not isinstance(urls, list):
+        raise bad_request("'urls' must be a list of URLs")
+    return urls, []
+
+
+def _wait_params() -> tuple[bool, float]:
+    unknown = sorted(set(request.args) - {"wait", "timeout"})
+    if unknown:
+        raise bad_request(f"unknown query parameter(s): {', '.join(unknown)}")
+    wait = request.args.get("wait", "false").strip().lower()
+    if wait not in ("true", "false", "1", "0", "yes", "no"):
+        raise bad_request("query parameter 'wait' must be true or false")
+    try:
+        timeout = float(request.args.get("timeout", WAIT_SECONDS))
+    except ValueError:
+        raise bad_request("query parameter 'timeout' must be a number of seconds") from None
+    if not 0 <= timeout < float("inf"):
+        raise bad_request("query parameter 'timeout' must be a number of seconds")
+    return wait in ("true", "1", "yes"), min(timeout, WAIT_SECONDS)
+
+
+def classify_request(classifier: dict) -> Any:
+    """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait."""
+    wait, timeout = _wait_params()
+    urls, files = _request_parts()
+    if not urls and not files:
+        raise bad_request("give at least one image: 'urls' (repeatable) or 'files' (uploads)")
+    if len(urls) + len(files) > MAX_IMAGES:
+        raise bad_request(f"at most {MAX_IMAGES} images per request")
+    images: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for i, url in enumerate(urls):
+        url = _vet_url(i, url)
+        if url in taken:
+            continue  # the same URL twice has one result
+        taken.add(url)
+        images.append({"name": url, "url": url})
+    job_id = new_id("classify-job", user_id())
+    prefix = blob_prefix(job_id) + "images/"
+    try:
+        for i, upload in enumerate(files):
+            name = _unique((upload.filename or f"upload-{i + 1}")[:500], taken)
+            key = f"{prefix}{i:05d}"
+            size = blobs().put(key, upload.stream)
+            images.append({"name": name, "blob": key, "size": size})
+        doc = store().create(
+            {
+                "_id": job_id,
+                "type": "classify-job",
+                "user-id": user_id(),
+                "created-at": now(),
+                "classifier-id": classifier["_id"],
+                "gpu": bool(classifier.get("gpu")),
+                "processing-state": "pending",
+                "processing-log": "",
+                "image-count": len(images),
+                "images": images,
+            }
+        )
+    except BaseException:
+        blobs().delete_prefix(blob_prefix(job_id))
+        raise
+    if wait:
+        doc = _wait(doc, timeout)
+    return jsonify(_show(doc)), 201
+
+
+def _wait(doc: dict, timeout: float) -> dict:
+    """The job once final, or as it stands after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while doc.get("processing-state") not in FINAL_STATES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(delay, left))
+        delay = min(delay * 1.5, 0.5)
+        try:
+            doc = store().get(doc["_id"])
+        except NotFound:
+            break
+    return doc
+
+
+def _ordered(out: dict[str, Any]) -> dict[str, Any]:
+    """Results in request order (a store may sort object keys)."""
+    results = out.get("results")
+    if isinstance(results, dict):
+        names = [i.get("name") for i in out.get("images") or [] if isinstance(i, dict)]
+        out["results"] = {n: results[n] for n in names if n in results} | results
+    return out
+
+
+def _show(doc: dict) -> dict[str, Any]:
+    out = _ordered(public(doc, INTERNAL))
+    if doc.get("processing-state") == "pending":
+        from elasticthought.queue import explain_pending
+
+        try:
+            reason = explain_pending(store(), doc)
+        except Exception:  # noqa: BLE001 - an explanation is optional
+            reason = None
+        if reason:
+            out["pending-reason"] = reason
+    return out
+
+
+@bp.get("/classify-jobs")
+def list_classify_jobs():
+    page = list_owned("classify-job", INTERNAL)
+    page["items"] = [_ordered(item) for item in page["items"]]
+    return jsonify(page)
+
+
+@bp.get("/classify-jobs/<doc_id>")
+def get_classify_job(doc_id: str):
+    return jsonify(_show(owned(doc_id, "classify-job")))
+
+
+@bp.delete("/classify-jobs/<doc_id>")
+def delete_classify_job(doc_id: str):
+    remove_document(owned(doc_id, "classify-job"))
+    return "", 204
+
+
+@bp.post("/classify-jobs/<doc_id>/cancel")
+def cancel_classify_job(doc_id: str):
+    from elasticthought.queue.control import request_cancel
+
+    owned(doc_id, "classify-job")
+    request_cancel(store(), doc_id)
+    return jsonify(_show(owned(doc_id, "classify-job"))), 202
+
+
+OPENAPI_PATHS = resource("classify-jobs", "classify job", None, "")
+OPENAPI_PATHS["/classify-jobs/{doc_id}/cancel"] = {
+    "parameters": [ID_PARAM],
+    "post": op(
+        "cancel a classify job (a pending one at once, a running one within seconds)",
+        {"202": json_response("the job as it stands")},
+        errors=(401, 404),
+    ),
+}

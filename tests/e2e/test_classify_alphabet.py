@@ -1,0 +1,91 @@
+"""The seed's alphabet flow through to classification, over HTTP against a live `elasticthought
+serve` (one worker) on both store backends: a (shortened) training job, a classifier from it with
+the seed's deploy prototxt and string fields, images of the archive classified by URL and by
+upload into label names, and every test-split image classified: exactly the training job's
+`evaluation` accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api import helpers as h
+from tests.e2e import classify_support as cs
+from tests.e2e import training_support as ts
+
+pytestmark = pytest.mark.slow
+
+classify_files = cs.classify_files  # fixtures
+train_files = ts.train_files
+
+
+@pytest.fixture(scope="module", params=["sqlite", "couch"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    srv = ts.start_server(
+        tmp_path_factory.mktemp(f"alpha-{request.param}"), ts.store_url(request, request.param)
+    )
+    yield srv
+    srv.stop()
+
+
+def short_alphabet_solver(user: h.Client, files: h.FileServer) -> dict:
+    """The seed's alphabet datafile, dataset and prototxts, trained briefly (20 iterations of
+    64 images instead of 50 of 500) to bound the test's time; the TEST phase is unchanged."""
+    df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
+    ds = user.ok(
+        "POST", "/datasets", 201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )  # fmt: skip
+    net = ts.seed_text("alphabet/alpha_net.prototxt")
+    assert net.count("batch_size: 500") == 2
+    net = net.replace("batch_size: 500", "batch_size: 64", 1)  # the TRAIN layer comes first
+    solver = ts.edit_solver(ts.seed_text("alphabet/alpha_solver.prototxt"), max_iter=20)
+    return user.ok(
+        "POST", "/solvers", 201,
+        json={"dataset-id": ds["id"], "specification": solver, "specification-net": net},
+    )
+
+
+def test_alphabet_classification_matches_evaluation(server, train_files, classify_files):
+    user = h.new_user(server.url, "abc")
+    solver = short_alphabet_solver(user, train_files)
+    job = ts.finished(user, ts.train(user, solver["id"])["id"])
+    labels = job["labels"]
+    evaluation = job["evaluation"]
+
+    clf = user.ok(
+        "POST", "/classifiers", 201,
+        json={"specification-url": classify_files.url + "/alpha_classifier.prototxt",
+              "training-job-id": job["id"], **cs.SEED_FIELDS},
+    )  # fmt: skip
+    assert clf["label-kind"] == "names" and clf["labels"] == labels
+    assert clf["transform"]["scale"] == pytest.approx(0.00390625)
+    assert clf["training-job-id"] == job["id"] and clf["softmax-applied"] is False
+
+    testing = cs.seed_test_split(cs.alphabet_members())
+    assert len(testing) == evaluation["count"]
+    root = classify_files.root / "alphabet"
+    uploads = [(name.replace("/", "__"), (root / name).read_bytes()) for name in testing]
+    result = cs.finished_job(cs.classify(user, clf["id"], uploads=uploads))
+    answers = result["results"]
+    assert len(answers) == len(testing) and result["failed-images"] == 0
+    correct = 0
+    for name in testing:
+        got = answers[name.replace("/", "__")]
+        assert got["label"] in labels and got["label"] == labels[got["label-index"]]
+        assert len(got["top-5"]) == 5 and 0 < got["probability"] <= 1
+        correct += got["label"] == name.split("/")[0]
+    assert correct == evaluation["correct"]
+    assert correct / len(testing) == evaluation["accuracy"]
+
+    # By URL: the same answers as the uploads of the same files.
+    picks = testing[:2]
+    urls = [f"{classify_files.url}/alphabet/{name}" for name in picks]
+    by_url = cs.finished_job(cs.classify(user, clf["id"], urls=urls))["results"]
+    for name, url in zip(picks, urls, strict=True):
+        assert by_url[url]["label"] == answers[name.replace("/", "__")]["label"]
+        upload = answers[name.replace("/", "__")]["top-5"]
+        assert [t["label"] for t in by_url[url]["top-5"]] == [t["label"] for t in upload]
+        assert [t["probability"] for t in by_url[url]["top-5"]] == pytest.approx(
+            [t["probability"] for t in upload], abs=1e-5
+        )

@@ -1,0 +1,142 @@
+"""Shared pieces of the training end-to-end tests: the served test data, live servers on both
+store backends, and the seed's flow (datafile -> dataset -> solver -> training job) over HTTP.
+
+Import the fixtures into a test module with `from tests.e2e.training_support import *`-style
+explicit imports (pytest picks fixtures up from the module namespace)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api import helpers as h
+from tests.support.server import LiveServer
+
+MNIST_TRAIN_LMDB = h.SHARED / "golden" / "lenet" / "lenet_mnist_200" / "mnist_train_lmdb"
+SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+SERVER_ARGS = ["--allow-private-urls", "--fetch-timeout", "30"]
+
+
+@pytest.fixture(scope="session")
+def train_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.FileServer]:
+    """The seed's alphabet archive and prototxts, and the golden MNIST digits (4000 training
+    Datums) as a LevelDB and as an LMDB datafile, over a local HTTP server."""
+    root = tmp_path_factory.mktemp("train-served")
+    work = tmp_path_factory.mktemp("train-build")
+    shutil.copyfile(h.ALPHABET, root / "alphabet.tar.gz")
+    for name in ("alphabet", "mnist"):
+        shutil.copytree(h.SEED / name, root / name)
+    lmdb_dir = work / "mnist_lmdb"
+    lmdb_dir.mkdir()
+    shutil.copyfile(MNIST_TRAIN_LMDB / "data.mdb", lmdb_dir / "data.mdb")
+    h.tar_folder(root / "mnist_lmdb.tar.gz", lmdb_dir, "mnist_lmdb")
+    leveldb_dir = h.lmdb_to_leveldb(lmdb_dir, work / "mnist_leveldb")
+    h.tar_folder(root / "mnist_leveldb.tar.gz", leveldb_dir, "mnist_leveldb")
+    server = h.FileServer(root)
+    yield server
+    server.close()
+
+
+def store_url(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """None (the embedded sqlite store) or a fresh database on the shared PouchDB Server."""
+    if backend == "sqlite":
+        return None
+    pouch = request.getfixturevalue("pouchdb_server")
+    return pouch.db_url(f"train{uuid.uuid4().hex[:12]}")
+
+
+def start_server(tmp: Path, store: str | None, workers: int = 1, args: tuple = ()) -> LiveServer:
+    return LiveServer(
+        tmp, store=store, workers=workers, args=[*SERVER_ARGS, *args], env=SERVER_ENV
+    ).start()
+
+
+def wait_for(fn, what: str, timeout: float = 120.0) -> Any:
+    """Poll `fn()` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def edit_solver(text: str, **values: Any) -> str:
+    """The solver text with `key: value` lines replaced (or added)."""
+    for name, value in values.items():
+        line = f"{name}: {value}"
+        text, n = re.subn(rf"(?m)^{name}:.*$", line, text)
+        if not n:
+            text += f"\n{line}\n"
+    return text
+
+
+def seed_text(name: str) -> str:
+    return (h.SEED / name).read_text()
+
+
+def alphabet_solver(user: h.Client, files: h.FileServer, **solver_edits: Any) -> dict:
+    """Datafile (alphabet by URL), dataset split 0.7, solver (the seed's V1 prototxts)."""
+    df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
+    ds = user.ok(
+        "POST", "/datasets", 201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )
+    body: dict[str, Any] = {
+        "dataset-id": ds["id"],
+        "specification-net-url": files.url + "/alphabet/alpha_net.prototxt",
+    }
+    if solver_edits:
+        body["specification"] = edit_solver(seed_text("alphabet/alpha_solver.prototxt"),
+                                            **solver_edits)
+    else:
+        body["specification-url"] = files.url + "/alphabet/alpha_solver.prototxt"
+    return user.ok("POST", "/solvers", 201, json=body)
+
+
+def mnist_solver(user: h.Client, files: h.FileServer, backend: str, **solver_edits: Any) -> dict:
+    """A DATA datafile (LEVELDB or LMDB) of the golden digits, dataset split 0.7, solver (the
+    seed's unmodified mnist prototxts unless `solver_edits`)."""
+    df = user.ok(
+        "POST", "/datafiles", 201,
+        json={"url": f"{files.url}/mnist_{backend.lower()}.tar.gz", "layers_type": "DATA",
+              "layers_data_param": {"backend": backend}},
+    )
+    ds = user.ok(
+        "POST", "/datasets", 201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )
+    body: dict[str, Any] = {
+        "dataset-id": ds["id"],
+        "specification-net-url": files.url + "/mnist/mnist_net.prototxt",
+    }
+    if solver_edits:
+        body["specification"] = edit_solver(seed_text("mnist/mnist_solver.prototxt"),
+                                            **solver_edits)
+    else:
+        body["specification-url"] = files.url + "/mnist/mnist_solver.prototxt"
+    return user.ok("POST", "/solvers", 201, json=body)
+
+
+def train(user: h.Client, solver_id: str, **fields: Any) -> dict:
+    made = user.ok("POST", "/training-jobs", 201, json={"solver-id": solver_id, **fields})
+    assert made["processing-state"] == "pending"
+    return made
+
+
+def finished(user: h.Client, job_id: str, timeout: float = 240.0) -> dict:
+    doc = user.wait(f"/training-jobs/{job_id}", timeout=timeout)
+    assert doc["processing-state"] == "finished_successfully", doc.get("processing-log")
+    return doc
