@@ -70,8 +70,15 @@ def _number(body: dict, key: str, default: float | None, integer: bool = False) 
             value = float(value.strip())
         except ValueError:
             raise bad_request(f"'{key}' must be a number, not {value[:40]!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise bad_request(f"'{key}' must be a number")
+    try:
+        value = float(value) if not integer else value
+        finite = math.isfinite(value)
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise bad_request(f"'{key}' must be a finite number")
     if value <= 0:
         raise bad_request(f"'{key}' must be greater than 0")
     if integer:
@@ -140,10 +147,16 @@ def _transform(value: Any) -> dict[str, Any] | None:
     means = value.get("mean_value", [])
     if not isinstance(means, list):
         means = [means]
+    values = []
     for m in means:
-        if isinstance(m, bool) or not isinstance(m, int | float) or not math.isfinite(m):
+        try:
+            ok = not isinstance(m, bool) and isinstance(m, int | float) and math.isfinite(m)
+        except OverflowError:
+            ok = False
+        if not ok:
             raise bad_request("'transform.mean_value' must be a number or a list of numbers")
-    out["mean_value"] = [float(m) for m in means]
+        values.append(float(m))
+    out["mean_value"] = values
     return out
 
 
@@ -176,7 +189,7 @@ def _specification(body: dict, files: Any) -> tuple[str, str | None]:
         return inline, None
     try:
         data = fetch_bytes(url, _policy(MAX_PROTOTXT))
-    except FetchError as exc:
+    except (FetchError, ValueError) as exc:
         raise ApiError(422, f"'specification-url': {exc}") from None
     try:
         return data.decode("utf-8"), url
@@ -250,7 +263,7 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
     else:
         try:
             size = fetch_to(url, _policy(), lambda chunks: blobs().put(key, chunks))
-        except FetchError as exc:
+        except (FetchError, ValueError) as exc:
             raise ApiError(422, f"'model-url': {exc}") from None
     if not size:
         raise ApiError(422, "the model file is empty")

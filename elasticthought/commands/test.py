@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.iterations < 1:
             raise ValueError("--iterations must be at least 1")
-        device = gpu_device(args.gpu) or "cpu"
+        device = gpu_device(args.gpu)
+        if device is None:
+            device = "cpu"
         log.info("Use CPU." if device == "cpu" else f"Use GPU with device ID {device}")
         stages = tuple(s for s in args.stage.split(",") if s)
         net = Net(args.model, "TEST", device=device, stages=stages, level=args.level)

@@ -105,8 +105,23 @@ class Classifier:
             raise JobError(str(exc)) from None
 
     def classify(self, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
-        probs = self.deploy.probabilities(np.stack(arrays).astype(np.float32, copy=False))
-        return [entry(self.doc, p) for p in probs]
+        """One result per image: a batch forward, or image by image when the batch fails (then
+        an image the net cannot take gets its `error`)."""
+        from elasticthought.jobs.deploy import DeployError
+
+        try:
+            probs = self.deploy.probabilities(np.stack(arrays).astype(np.float32, copy=False))
+            return [entry(self.doc, p) for p in probs]
+        except DeployError:
+            if len(arrays) == 1:
+                raise
+        out = []
+        for array in arrays:
+            try:
+                out.append(entry(self.doc, self.deploy.probabilities(array[None])[0]))
+            except DeployError as exc:
+                out.append({"error": str(exc)[:1000]})
+        return out
 
 
 def _image_bytes(ctx: Any, item: dict, policy: Any) -> bytes:
@@ -120,6 +135,7 @@ def _image_bytes(ctx: Any, item: dict, policy: Any) -> bytes:
 def run(ctx: Any) -> dict[str, Any]:
     from elasticthought.engine.errors import FormatError
     from elasticthought.fetch import FetchError, FetchPolicy
+    from elasticthought.jobs.deploy import DeployError
     from elasticthought.jobs.preprocess import ImageError
 
     job = ctx.job
@@ -150,9 +166,16 @@ def run(ctx: Any) -> dict[str, Any]:
                 results[name] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
                 failed += 1
         if arrays:
-            for name, result in zip(names, classifier.classify(arrays), strict=True):
+            try:
+                answers = classifier.classify(arrays)
+            except DeployError as exc:
+                answers = [{"error": str(exc)[:1000]}]
+            for name, result in zip(names, answers, strict=True):
                 results[name] = result
-                done += 1
+                if "error" in result:
+                    failed += 1
+                else:
+                    done += 1
         ctx.progress(**{"classified-images": done, "failed-images": failed})
     ordered = {item["name"]: results[item["name"]] for item in items}
     return {

@@ -30,12 +30,25 @@ class DeployNet:
     outputs: int
     applies_softmax: bool
 
+    def probabilities_raw(self, batch: np.ndarray) -> np.ndarray:
+        """The output blob for a batch of one."""
+        try:
+            return np.asarray(self.net.forward(**{self.input: batch})[self.output])
+        except (RuntimeError, ValueError) as exc:
+            raise DeployError(f"the deploy net failed on the image: {exc}") from None
+
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """N x K class probabilities of a N x C x H x W float32 batch."""
         import torch
 
         with torch.no_grad():
-            out = self.net.forward(**{self.input: batch})[self.output]
+            try:
+                out = np.asarray(self.net.forward(**{self.input: batch})[self.output])
+            except (RuntimeError, ValueError) as exc:
+                if len(batch) == 1:
+                    raise DeployError(f"the deploy net failed on the image: {exc}") from None
+                # a net written for one image at a time (e.g. a Reshape with a fixed batch)
+                out = np.concatenate([self.probabilities_raw(image[None]) for image in batch])
         scores = np.asarray(out, dtype=np.float64).reshape(len(batch), -1)
         if not self.applies_softmax:
             return scores
@@ -116,14 +129,14 @@ def _output(net: Any) -> tuple[str, str]:
     if not outputs:
         raise DeployError("the deploy net has no output blob")
     producer: dict[str, str] = {}
-    order: list[str] = []
-    for layer in net.param.layer:
+    last: dict[str, int] = {}
+    for i, layer in enumerate(net.param.layer):
         for top in layer.top:
             producer[top] = layer.type
-            order.append(top)
+            last[top] = i
     if len(outputs) > 1:
         if "prob" in outputs:
             outputs = ["prob"]
         else:
-            outputs = [max(outputs, key=order.index)]
+            outputs = [max(outputs, key=lambda name: last.get(name, -1))]
     return outputs[0], producer.get(outputs[0], "")

@@ -344,6 +344,20 @@ def _rewrite(ctx: Any, solver_doc: dict, space: workspace.Workspace) -> Any:
     return files
 
 
+def _describe_sources(files: Any) -> None:
+    """Log where each data layer of the rewritten net reads (and, for Data, the backend)."""
+    from elasticthought.engine.proto import caffe_pb2
+    from elasticthought.engine.rewrite import SOURCE_PARAMS, data_layers
+
+    for layer, phases in data_layers(files.net):
+        param = getattr(layer, SOURCE_PARAMS[layer.type])
+        kind = ""
+        if layer.type == "Data":
+            kind = f" (backend: {caffe_pb2.DataParameter.DB.Name(param.backend)})"
+        log.info("%s layer %s (%s) reads %s%s", layer.type, layer.name,
+                 "/".join(sorted(phases)), param.source, kind)
+
+
 def _weights(ctx: Any) -> Path | None:
     """The fine-tuning weights as a local file, or None."""
     spec = ctx.job.get("weights")
@@ -526,6 +540,7 @@ def run(ctx: Any) -> dict[str, Any]:
     ctx.progress(**fields)
     started = time.time()
     with glog.capture(str(log_path)), Uploader(ctx, log_path, metrics):
+        _describe_sources(files)
         if resume is not None:
             log.info("Attempt %d resumes from the snapshot of iteration %d", ctx.attempt,
                      start_iter)

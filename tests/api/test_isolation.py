@@ -30,12 +30,15 @@ def _a_world(api, files):
         },
     )
     token = a.ok("POST", "/tokens", 201, json={})
+    job = a.ok("POST", "/training-jobs", 201, json={"solver-id": solver["id"]})
+    a.ok("POST", f"/training-jobs/{job['id']}/cancel", 202)  # no training needed here
     ids = {
         "users": f"user:{a.username}",
         "tokens": token["id"],
         "datafiles": df["id"],
         "datasets": ds["id"],
         "solvers": solver["id"],
+        "training-jobs": job["id"],
     }
     return a, ids
 
@@ -99,6 +102,10 @@ def test_delete_respects_dependencies_and_removes_blobs(api, files):
     assert r.status_code == 409 and ids["solvers"] in r.json()["detail"]
     r = a.delete(f"/users/{ids['users']}")
     assert r.status_code == 409
+    r = a.delete(f"/solvers/{ids['solvers']}")
+    assert r.status_code == 409 and ids["training-jobs"] in r.json()["detail"]
+    a.wait(f"/training-jobs/{ids['training-jobs']}")
+    assert a.delete(f"/training-jobs/{ids['training-jobs']}").status_code == 204
     assert a.delete(f"/solvers/{ids['solvers']}").status_code == 204
     assert a.delete(f"/datasets/{ds['id']}").status_code == 204
     assert not (blobs / ds["artifacts"]["training"]["archive"]).exists()

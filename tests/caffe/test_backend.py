@@ -215,3 +215,30 @@ def test_timer_times_passes_and_solver_steps(caffe_runtime, lenet_dir, lenet_cas
         assert t.time(2) > 0
     with pytest.raises(CaffeError, match="File not found"):
         CaffeTimer(solver="missing_solver.prototxt", cwd=lenet_dir, **runtime)
+
+
+def test_caffe_abort_fails_the_run_with_its_reason(caffe_runtime, tmp_path):
+    """A failed CHECK aborts real Caffe's process: the parent survives and names the cause."""
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "data" type: "Input" top: "data"\n'
+        "  input_param { shape { dim: 1 dim: 3 } } }\n"
+        'layer { name: "odd" type: "NoSuchLayer" bottom: "data" top: "odd" }\n'
+    )
+    (tmp_path / "solver.prototxt").write_text('net: "net.prototxt"\nbase_lr: 0.1\nmax_iter: 1\n')
+    with pytest.raises(CaffeError) as info:
+        train("solver.prototxt", tmp_path, **{k: caffe_runtime[k] for k in ("python", "prefix")})
+    assert "Unknown layer type: NoSuchLayer" in str(info.value)
+    assert "Check failed" in info.value.log_tail
+
+
+def test_classify_rejects_an_unknown_input_blob(caffe_runtime, lenet_case):
+    from tests.caffe.conftest import LENET
+
+    with pytest.raises(CaffeError, match="no input blob 'pixels'"):
+        classify(
+            LENET / "deploy.prototxt",
+            LENET / "final.caffemodel",
+            {"pixels": lenet_case["deploy_input"]},
+            python=caffe_runtime["python"],
+            prefix=caffe_runtime["prefix"],
+        )

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from tests.api import helpers as h
-from tests.e2e import classify_support as cs
 from tests.e2e.classify_support import (
     MNIST_DEPLOY,
     classify,
@@ -20,8 +19,6 @@ from tests.e2e.classify_support import (
 )
 from tests.e2e.training_support import start_server, store_url
 from tests.support.server import LiveServer
-
-classify_files = cs.classify_files  # fixture
 
 
 @pytest.fixture(scope="module", params=["sqlite", "couch"])

@@ -39,6 +39,8 @@ def train_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.FileServ
     h.tar_folder(root / "mnist_lmdb.tar.gz", lmdb_dir, "mnist_lmdb")
     leveldb_dir = h.lmdb_to_leveldb(lmdb_dir, work / "mnist_leveldb")
     h.tar_folder(root / "mnist_leveldb.tar.gz", leveldb_dir, "mnist_leveldb")
+    small = h.copy_lmdb(work / "mnist_small_lmdb")  # the 1000 test digits: quick datasets
+    h.tar_folder(root / "mnist_small_lmdb.tar.gz", small, "mnist_small_lmdb")
     server = h.FileServer(root)
     yield server
     server.close()
@@ -105,12 +107,15 @@ def alphabet_solver(user: h.Client, files: h.FileServer, **solver_edits: Any) ->
     return user.ok("POST", "/solvers", 201, json=body)
 
 
-def mnist_solver(user: h.Client, files: h.FileServer, backend: str, **solver_edits: Any) -> dict:
-    """A DATA datafile (LEVELDB or LMDB) of the golden digits, dataset split 0.7, solver (the
-    seed's unmodified mnist prototxts unless `solver_edits`)."""
+def mnist_solver(
+    user: h.Client, files: h.FileServer, backend: str, small: bool = False, **solver_edits: Any
+) -> dict:
+    """A DATA datafile (LEVELDB or LMDB) of the golden digits (4000, or 1000 when `small`),
+    dataset split 0.7, solver (the seed's unmodified mnist prototxts unless `solver_edits`)."""
+    name = "small_lmdb" if small else backend.lower()
     df = user.ok(
         "POST", "/datafiles", 201,
-        json={"url": f"{files.url}/mnist_{backend.lower()}.tar.gz", "layers_type": "DATA",
+        json={"url": f"{files.url}/mnist_{name}.tar.gz", "layers_type": "DATA",
               "layers_data_param": {"backend": backend}},
     )
     ds = user.ok(

@@ -32,6 +32,8 @@ from elasticthought.engine.torch.blob import Blob
 from elasticthought.engine.torch.device import resolve_device
 from elasticthought.engine.torch.layer import Layer, LayerError, layer_class
 
+_RELEASED = torch.empty(0)
+
 
 def _clock(device: torch.device) -> float:
     if device.type == "cuda":
@@ -179,6 +181,7 @@ class Net:
         """Set every layer up in order (one forward pass without gradients to learn shapes),
         wire parameter sharing, and collect the learnable parameters."""
         self._pending: dict[int, list[torch.Tensor]] = {}
+        self._fresh_cache: dict[tuple[int, int], list[str]] = {}
         self.learnable_params: list[Blob] = []
         self.params_lr: list[float] = []
         self.params_weight_decay: list[float] = []
@@ -267,17 +270,11 @@ class Net:
 
     def _refresh_params(self) -> None:
         """Rebuild `params` from the layers' current tensors; set requires_grad per lr_mult."""
-        by_tensor = {id(b.tensor): b for b in self.learnable_params}
         for blob, lr in zip(self.learnable_params, self.params_lr, strict=True):
             layer = self._owner_layer.get(id(blob))
             learn = layer is None or layer.grad_params
             blob.tensor.requires_grad_(bool(learn and (lr != 0 or self.force_backward)))
-        self.params: OrderedDict[str, list[Blob]] = OrderedDict()
-        for name, layer in zip(self.layer_names, self.layers, strict=True):
-            if layer.blobs:
-                self.params[name] = [
-                    by_tensor.get(id(t)) or Blob(t, is_param=True) for t in layer.blobs
-                ]
+        self._rebuild_params()
 
     # forward / backward ---------------------------------------------------------------------
     def _index(self, name: str | None, default: int) -> int:
@@ -305,6 +302,10 @@ class Net:
         keep = grad and self.keep_diffs
         self._loss_tensors: list[tuple[torch.Tensor, float]] = []
         blobs = self.blobs
+        # Let go of the previous pass's activations before computing new ones (what a plain
+        # torch model's memory profile looks like); only blobs this range produces afresh.
+        for name in self._fresh_tops(start, end):
+            blobs[name].tensor = _RELEASED
         with torch.set_grad_enabled(grad):
             for i in range(start, end + 1):
                 layer, spec = self.layers[i], self._specs[i]
@@ -329,7 +330,15 @@ class Net:
                     for j in spec.detach:
                         bottoms[j] = bottoms[j].detach()
                 pending = self._pending.pop(i, None) if self._pending else None
-                tops = pending if pending is not None else layer.forward(bottoms)
+                if pending is not None:
+                    tops = pending
+                else:
+                    try:
+                        tops = layer.forward(bottoms)
+                    except (RuntimeError, IndexError) as exc:
+                        shapes = [list(b.shape) for b in bottoms]
+                        raise LayerError(f"layer {layer.name!r} ({layer.type_name}) failed on "
+                                         f"bottoms of shapes {shapes}: {exc}") from exc
                 if len(tops) != len(spec.tops):
                     raise LayerError(f"layer {layer.name!r} returned {len(tops)} tops, "
                                      f"expected {len(spec.tops)}")
@@ -358,6 +367,24 @@ class Net:
                     blob.tensor = t
                 if times is not None:
                     times[i] += _clock(self.device) - t0
+
+    def _fresh_tops(self, start: int, end: int) -> list[str]:
+        """Blobs that layers start..end produce without reading them first (cached)."""
+        key = (start, end)
+        cached = self._fresh_cache.get(key)
+        if cached is None:
+            read: set[str] = set()
+            cached = []
+            for i in range(start, end + 1):
+                spec = self._specs[i]
+                read.update(spec.bottoms)
+                if self.layers[i].keeps_tops:
+                    continue
+                for name, inplace in zip(spec.tops, spec.inplace, strict=True):
+                    if not inplace and name not in read and name not in cached:
+                        cached.append(name)
+            self._fresh_cache[key] = cached
+        return cached
 
     def forward(
         self,
@@ -445,6 +472,21 @@ class Net:
         self._backward()
         return loss
 
+    def forward_loss(self) -> float:
+        """Forward over all layers; sum(loss_weight * loss tops) (Caffe's Forward(&loss))."""
+        self._run(0, len(self.layers) - 1)
+        return self._loss_value()
+
+    @property
+    def blob_loss_weights(self) -> OrderedDict[str, float]:
+        """Blob name -> the loss weight of its top (0 for most blobs; pycaffe)."""
+        weights: OrderedDict[str, float] = OrderedDict((n, 0.0) for n in self.blobs)
+        for spec in self._specs:
+            for name, w in zip(spec.tops, spec.loss_weights, strict=True):
+                if w:
+                    weights[name] = w
+        return weights
+
     def _loss_value(self) -> float:
         terms = getattr(self, "_loss_tensors", [])
         if not terms:
@@ -456,9 +498,11 @@ class Net:
         return float(total)
 
     def clear_param_diffs(self) -> None:
+        """Zero the parameter diffs (Caffe's ClearParamDiffs). The zeros are allocated when a
+        diff is next read or written, so backward can store fresh gradients without adding;
+        re-read `blob.diff` / `blob.grad` after this call rather than keeping old views."""
         for blob in self.learnable_params:
-            if blob.tensor.grad is not None:
-                blob.tensor.grad.zero_()
+            blob.tensor.grad = None
 
     def reshape(self) -> None:
         """pycaffe compatibility: shapes follow the inputs at the next forward."""
@@ -497,11 +541,12 @@ class Net:
                 b = old.get(id(t))
                 if b is not None and b.tensor is not t:
                     layer.blobs[k] = b.tensor
-        self._refresh_params_shared()
+        self._rebuild_params()
 
-    def _refresh_params_shared(self) -> None:
+    def _rebuild_params(self) -> None:
+        """`params`: layer name -> Blobs of the layer's current parameter tensors."""
         by_tensor = {id(b.tensor): b for b in self.learnable_params}
-        self.params = OrderedDict()
+        self.params: OrderedDict[str, list[Blob]] = OrderedDict()
         for name, layer in zip(self.layer_names, self.layers, strict=True):
             if layer.blobs:
                 self.params[name] = [
@@ -602,7 +647,7 @@ class Net:
                 blob._src = None
             self._pending = {i: [t.to(dev) for t in ts] for i, ts in self._pending.items()}
         self.device = dev
-        self._refresh_params_shared()
+        self._rebuild_params()
         return self
 
     @property

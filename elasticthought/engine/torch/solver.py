@@ -127,7 +127,9 @@ class Solver:
         self.callback = callback
         self.cancel_check = cancel_check
         self._before_forward: list[Callable[[], None]] = []
+        self._callbacks: list[tuple[Callable[[], None] | None, Callable[[], None] | None]] = []
         check_policy(param)
+        rule = rule_class(param.type)
         if param.snapshot_format != param.BINARYPROTO:
             raise SolverError("snapshot_format HDF5 is not supported; use BINARYPROTO")
         if param.regularization_type not in ("L1", "L2"):
@@ -143,13 +145,20 @@ class Solver:
         if param.random_seed >= 0:
             torch.manual_seed(int(param.random_seed))
         self._loss_weights: dict[int, dict[str, float]] = {}
-        self.net = self._train_net()
-        self.net.keep_diffs = False  # only parameter diffs are needed for training
-        self.test_nets = self._test_nets()
-        for weights in param.weights:
-            self.load_weights(weights)
-        for net in self.test_nets:
-            net.share_trained_layers(self.net)
+        self.net: Any = None
+        self.test_nets: list[Any] = []
+        try:
+            self.net = self._train_net()
+            self.net.keep_diffs = False  # only parameter diffs are needed for training
+            self.test_nets = self._test_nets()
+            for weights in param.weights:
+                self.load_weights(weights)
+            for net in self.test_nets:
+                net.share_trained_layers(self.net)
+            self.rule = rule(param, [b.tensor for b in self._blobs])
+        except BaseException:
+            self.close()  # stop the data threads of the nets built so far
+            raise
         self.iter = 0
         self.current_step = 0
         self.requested_early_exit = False
@@ -158,7 +167,6 @@ class Solver:
         self._iterations_last = 0
         self._timer = time.perf_counter()
         self.lr = float("nan")
-        self.rule = rule_class(param.type)(param, [b.tensor for b in self._blobs])
         log.info("Solver scaffolding done.")
 
     # ---------------------------------------------------------------- nets
@@ -208,6 +216,7 @@ class Solver:
         return self._make_net(net_param, state)
 
     def _test_nets(self) -> list[Any]:
+        """Caffe's InitTestNets; nets are appended to self.test_nets as they are built."""
         from elasticthought.engine.proto import caffe_pb2
 
         p = self.param
@@ -231,7 +240,6 @@ class Solver:
         for _ in range(instances - explicit):
             sources.append(("net_param", p.net_param) if p.HasField("net_param")
                            else ("net file", p.net))
-        nets = []
         for i, (kind, source) in enumerate(sources):
             if isinstance(source, str):
                 log.info("Creating test net (#%d) specified by %s: %s", i, kind, source)
@@ -244,8 +252,8 @@ class Solver:
             if len(p.test_state):
                 state.MergeFrom(p.test_state[i])
             state.phase = caffe_pb2.TEST
-            nets.append(self._make_net(net_param, state))
-        return nets
+            self.test_nets.append(self._make_net(net_param, state))
+        return self.test_nets
 
     def load_weights(self, weights: str) -> None:
         """Copy trained layers from comma-separated `.caffemodel` paths into all nets."""
@@ -297,6 +305,19 @@ class Solver:
         pycaffe's net.before_forward hook; e.g. to feed Input blobs per pass."""
         self._before_forward.append(fn)
 
+    def add_callback(
+        self,
+        on_start: Callable[[], None] | None = None,
+        on_gradients_ready: Callable[[], None] | None = None,
+    ) -> None:
+        """pycaffe's solver.add_callback: `on_start()` before each iteration's passes,
+        `on_gradients_ready()` before its update."""
+        self._callbacks.append((on_start, on_gradients_ready))
+
+    def share_weights(self, net: Any) -> None:
+        """Let another net use this solver's trained weights (pycaffe's share_weights)."""
+        net.share_trained_layers(self.net)
+
     def _forward_backward(self) -> float:
         for fn in self._before_forward:
             fn()
@@ -320,6 +341,9 @@ class Solver:
                     break
             if self._cancelled():
                 break
+            for on_start, _ in self._callbacks:
+                if on_start is not None:
+                    on_start()
             display = bool(p.display) and self.iter % p.display == 0
             loss = 0.0
             for _ in range(p.iter_size):
@@ -333,14 +357,17 @@ class Solver:
                 lapse = now - self._timer
                 per_s = (self.iter - self._iterations_last) / (lapse or 1.0)
                 outputs = self._outputs(self.net)
+                self._timer = now
+                self._iterations_last = self.iter
             if display:
                 log.info(
                     "Iteration %d (%s iter/s, %ss/%d iters), loss = %s", self.iter, _g(per_s),
                     _g(lapse), p.display, _g(self.smoothed_loss),
                 )
-                self._timer = now
-                self._iterations_last = self.iter
                 self._log_outputs("Train", outputs)
+            for _, on_gradients_ready in self._callbacks:
+                if on_gradients_ready is not None:
+                    on_gradients_ready()
             self.apply_update(display)
             if outputs is not None:
                 self._emit({
@@ -549,7 +576,7 @@ class Solver:
     def close(self) -> None:
         """Stop the nets' data threads."""
         for net in [self.net, *self.test_nets]:
-            closer = getattr(net, "close", None)
+            closer = getattr(net, "close", None) if net is not None else None
             if closer is not None:
                 closer()
 

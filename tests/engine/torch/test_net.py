@@ -468,3 +468,49 @@ def test_zero_axis_blobs_save_and_load(tmp_path):
     np.testing.assert_allclose(other.forward(x=x)["z"], -2 * np.where(x > 0, x, 0.5 * x))
     assert other.to("cpu") is other
     np.testing.assert_allclose(other.forward(x=x)["z"], -2 * np.where(x > 0, x, 0.5 * x))
+
+
+def test_forward_loss_and_blob_loss_weights():
+    net = _two_ip(loss_extra="loss_weight: 2")
+    rng = np.random.RandomState(3)
+    net.blobs["x"].data[...] = rng.randn(4, 3)
+    net.blobs["y"].data[...] = rng.randn(4, 2)
+    total = net.forward_loss()
+    assert total == pytest.approx(2 * float(net.blobs["loss"].data), rel=1e-6)
+    assert net.blob_loss_weights == {"x": 0.0, "y": 0.0, "h": 0.0, "loss": 2.0}
+
+
+def test_label_out_of_range_names_the_layer():
+    text = """
+    layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "y" type: "Input" top: "y" input_param { shape { dim: 2 } } }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" top: "loss" }
+    """
+    net = _net(text)
+    with pytest.raises(LayerError, match=r"'loss'.*label out of range \[0, 3\).*max 7"):
+        net.forward(y=np.array([0, 7], np.float32))
+
+
+def test_input_of_the_wrong_shape_at_forward_names_the_layer():
+    net = Net(str(LENET / "deploy.prototxt"), "TEST")
+    with pytest.raises(LayerError, match=r"'conv1' \(Convolution\).*\[2, 3, 28, 28\]"):
+        net.forward(data=np.zeros((2, 3, 28, 28), np.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_caffe_and_trains():
+    meta, arrays = _meta(LENET), _npz(LENET)
+    net = Net(str(LENET / "deploy.prototxt"), "TEST", weights=str(LENET / "final.caffemodel"),
+              device="cuda")
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    probs = net.forward(data=arrays["deploy_input"])["prob"]
+    assert _close(probs, arrays["deploy_probs"], meta["arrays"]["deploy_probs"])
+    train = Net(_lenet_train_with_inputs(), "TRAIN", weights=str(LENET / "init.caffemodel"),
+                device="cuda")
+    train.blobs["data"].data = arrays["iter000.input.data"]
+    train.blobs["label"].data = arrays["iter000.input.label"]
+    assert abs(train.forward_backward() - float(arrays["train_loss"][0])) < 1e-4
+    moved = Net(str(LENET / "deploy.prototxt"), "TEST", weights=str(LENET / "final.caffemodel"))
+    moved.to("cuda")
+    np.testing.assert_allclose(moved.forward(data=arrays["deploy_input"])["prob"], probs,
+                               atol=1e-6)

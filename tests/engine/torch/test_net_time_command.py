@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ def test_time_prints_per_layer_and_totals():
         [sys.executable, "-m", "elasticthought.cli", "time", "--model", LENET,
          "--iterations", "2"],
         capture_output=True, text=True, timeout=120,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr

@@ -222,7 +222,10 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
     data = np.array([[[[1.0]], [[0.0]]], [[[0.0]], [[1.0]]]] * 4, dtype=np.float32)
     labels = np.array([0, 1] * 4, dtype=np.float32)
     set_input_arrays(solver.net, data, labels)
+    calls: list[str] = []
+    solver.add_callback(lambda: calls.append("start"), lambda: calls.append("ready"))
     solver.step(1)
+    assert calls == ["start", "ready"]
     first = solver.smoothed_loss
     assert first == pytest.approx(np.log(2), rel=1e-5)  # zero weights, real data
     solver.step(29)

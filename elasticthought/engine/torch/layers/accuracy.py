@@ -43,7 +43,8 @@ class Accuracy(Layer):
         lab = label.reshape(outer, -1).to(torch.long)
         keep = lab != self.ignore if self.ignore is not None else torch.ones_like(lab, dtype=bool)
         safe = torch.where(keep, lab, torch.zeros_like(lab))
-        if int(safe.min()) < 0 or int(safe.max()) >= classes:
+        lo, hi = (int(v) for v in torch.aminmax(safe))
+        if lo < 0 or hi >= classes:
             raise self.error(f"label out of range [0, {classes})")
         true = torch.gather(scores, 1, safe.unsqueeze(1))
         better = (scores >= true).sum(dim=1) - 1

@@ -63,10 +63,10 @@ class _SoftmaxLossFn(torch.autograd.Function):
             safe = torch.where(keep, lab, torch.zeros_like(lab))
         else:
             keep, safe = None, lab
-        if int(safe.min()) < 0 or int(safe.max()) >= shape[axis]:
+        lo, hi = (int(v) for v in torch.aminmax(safe))  # one device sync
+        if lo < 0 or hi >= shape[axis]:
             raise ValueError(
-                f"SoftmaxWithLoss: label out of range [0, {shape[axis]}) "
-                f"(min {int(safe.min())}, max {int(safe.max())})"
+                f"label out of range [0, {shape[axis]}) (min {lo}, max {hi})"
             )
         picked = torch.gather(p3, 1, safe.unsqueeze(1)).squeeze(1)
         logs = torch.log(torch.clamp(picked, min=FLT_MIN))
@@ -121,9 +121,12 @@ class SoftmaxWithLoss(Layer):
             )
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
-        loss, prob = _SoftmaxLossFn.apply(
-            bottoms[0], bottoms[1].detach(), self.axis, self.ignore, self.mode
-        )
+        try:
+            loss, prob = _SoftmaxLossFn.apply(
+                bottoms[0], bottoms[1].detach(), self.axis, self.ignore, self.mode
+            )
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
         if len(self.param.top) > 1:
             return [loss, prob.detach()]
         return [loss]

@@ -1,11 +1,16 @@
-"""The seed's alphabet flow through to classification, over HTTP against a live `elasticthought
-serve` (one worker) on both store backends: a (shortened) training job, a classifier from it with
-the seed's deploy prototxt and string fields, images of the archive classified by URL and by
-upload into label names, and every test-split image classified: exactly the training job's
-`evaluation` accuracy."""
+"""Classifiers from training jobs, over HTTP against a live `elasticthought serve` (one worker)
+on both store backends, with the seed's deploy prototxts and string fields:
+- the alphabet flow (IMAGE_DATA): a (shortened) training job, images of the archive classified
+  by URL and by upload into label names, and every test-split image classified: exactly the
+  training job's `evaluation`;
+- the MNIST flow (DATA, LMDB): every test-split record, as a PNG, classified into label numbers:
+  exactly the training job's `evaluation` too."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 
 from tests.api import helpers as h
@@ -13,9 +18,6 @@ from tests.e2e import classify_support as cs
 from tests.e2e import training_support as ts
 
 pytestmark = pytest.mark.slow
-
-classify_files = cs.classify_files  # fixtures
-train_files = ts.train_files
 
 
 @pytest.fixture(scope="module", params=["sqlite", "couch"])
@@ -89,3 +91,52 @@ def test_alphabet_classification_matches_evaluation(server, train_files, classif
         assert [t["probability"] for t in by_url[url]["top-5"]] == pytest.approx(
             [t["probability"] for t in upload], abs=1e-5
         )
+
+
+def mnist_test_split(tmp_path) -> list[tuple[np.ndarray, int]]:
+    """(pixels, label) of the golden MNIST training LMDB's test split, by the seed's rule
+    (within each label, in key order)."""
+    import lmdb
+
+    from elasticthought.engine.proto import caffe_pb2
+
+    folder = tmp_path / "mnist_lmdb"
+    folder.mkdir()
+    shutil.copyfile(ts.MNIST_TRAIN_LMDB / "data.mdb", folder / "data.mdb")
+    records = []
+    with lmdb.open(str(folder), readonly=True, lock=False) as env, env.begin() as txn:
+        for _, value in txn.cursor():
+            datum = caffe_pb2.Datum.FromString(value)
+            shape = (datum.height, datum.width)
+            records.append((np.frombuffer(datum.data, np.uint8).reshape(shape), datum.label))
+    names = [f"{label}/{i}" for i, (_, label) in enumerate(records)]
+    testing = {int(n.split("/")[1]) for n in cs.seed_test_split(names)}
+    return [r for i, r in enumerate(records) if i in testing]
+
+
+def test_mnist_data_classification_matches_evaluation(server, train_files, classify_files,
+                                                      tmp_path):
+    user = h.new_user(server.url, "mn")
+    solver = ts.mnist_solver(user, train_files, "LMDB", max_iter=10, test_iter=1)
+    job = ts.finished(user, ts.train(user, solver["id"])["id"])
+    evaluation = job["evaluation"]
+    clf = user.ok(
+        "POST", "/classifiers", 201,
+        json={"specification-url": classify_files.url + "/mnist_classifier.prototxt",
+              "training-job-id": job["id"], **cs.SEED_FIELDS},
+    )  # fmt: skip
+    assert clf["label-kind"] == "numbers" and clf["layers_type"] == "DATA"
+
+    testing = mnist_test_split(tmp_path)
+    assert len(testing) == evaluation["count"]
+    correct = 0
+    for start in range(0, len(testing), 600):
+        chunk = testing[start : start + 600]
+        uploads = [(f"{start + i}.png", cs.png(pixels)) for i, (pixels, _) in enumerate(chunk)]
+        results = cs.finished_job(cs.classify(user, clf["id"], uploads=uploads))["results"]
+        for i, (_, label) in enumerate(chunk):
+            got = results[f"{start + i}.png"]
+            assert isinstance(got["label"], int) and got["label"] == got["label-index"]
+            correct += got["label"] == label
+    assert correct == evaluation["correct"]
+    assert correct / len(testing) == evaluation["accuracy"]

@@ -1,0 +1,322 @@
+"""Torch engine training speed: whole solver iterations, ours vs a hand-written PyTorch loop.
+
+For LeNet (batch 64, MNIST digits from the golden LMDB) and a CIFAR-10-quick-style net (batch
+100, 3x32x32 images in an LMDB), one training iteration of our Solver (Data layer reading the
+LMDB with its prefetch thread, forward/backward, Caffe's SGD update with momentum and weight
+decay) is timed against a hand-written loop over the same records (decoded once into a uint8
+tensor, the usual PyTorch way), the same architecture and the same thread count, with
+torch.optim.SGD. Repetitions are interleaved; medians, iterations/s and the time ratio
+(ours / hand-written; target <= 1.15 on the CPU) are printed, and the peak memory of each side,
+measured in its own subprocess (peak RSS on the CPU, max allocated on CUDA).
+
+    python benchmarks/engine_training.py [--threads 1] [--reps 7] [--iters 10] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/queue.py would shadow the standard library's queue (torch imports it)
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+GOLDEN_MNIST = Path("/work/shared/golden/lenet/lenet_mnist_200/mnist_train_lmdb")
+
+LENET = """
+name: "LeNet"
+layer { name: "mnist" type: "Data" top: "data" top: "label"
+  transform_param { scale: 0.00390625 }
+  data_param { source: "SOURCE" batch_size: 64 backend: LMDB } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+  pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 500 weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+
+CIFAR = """
+name: "CIFAR10_quick"
+layer { name: "cifar" type: "Data" top: "data" top: "label"
+  transform_param { scale: 0.00390625 }
+  data_param { source: "SOURCE" batch_size: 100 backend: LMDB } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 32 pad: 2 kernel_size: 5
+    weight_filler { type: "gaussian" std: 0.0001 } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "relu1" type: "ReLU" bottom: "pool1" top: "pool1" }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 32 pad: 2 kernel_size: 5
+    weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+  pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+layer { name: "conv3" type: "Convolution" bottom: "pool2" top: "conv3"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 64 pad: 2 kernel_size: 5
+    weight_filler { type: "gaussian" std: 0.01 } } }
+layer { name: "relu3" type: "ReLU" bottom: "conv3" top: "conv3" }
+layer { name: "pool3" type: "Pooling" bottom: "conv3" top: "pool3"
+  pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool3" top: "ip1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 64 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 10 weight_filler { type: "gaussian" std: 0.1 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+
+SOLVER = 'base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "fixed" max_iter: 1000000'
+
+
+class HandLeNet(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 20, 5)
+        self.conv2 = torch.nn.Conv2d(20, 50, 5)
+        self.ip1 = torch.nn.Linear(800, 500)
+        self.ip2 = torch.nn.Linear(500, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.conv1(x), 2, 2)
+        x = F.max_pool2d(self.conv2(x), 2, 2)
+        return self.ip2(F.relu(self.ip1(x.flatten(1))))
+
+
+class HandCifarQuick(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 32, 5, padding=2)
+        self.conv2 = torch.nn.Conv2d(32, 32, 5, padding=2)
+        self.conv3 = torch.nn.Conv2d(32, 64, 5, padding=2)
+        self.ip1 = torch.nn.Linear(64 * 4 * 4, 64)
+        self.ip2 = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(F.max_pool2d(self.conv1(x), 3, 2, ceil_mode=True))
+        x = F.avg_pool2d(F.relu(self.conv2(x)), 3, 2, ceil_mode=True)
+        x = F.avg_pool2d(F.relu(self.conv3(x)), 3, 2, ceil_mode=True)
+        return self.ip2(self.ip1(x.flatten(1)))
+
+
+MODELS = {
+    "lenet": (LENET, HandLeNet, 64, "LeNet (batch 64)"),
+    "cifar": (CIFAR, HandCifarQuick, 100, "CIFAR-10-quick (batch 100)"),
+}
+
+
+def make_databases(folder: Path) -> dict[str, Path]:
+    """LMDBs of the benchmark: 1024 golden MNIST digits and 1000 random 3x32x32 images."""
+    from elasticthought.engine.datum import array_to_datum
+    from elasticthought.engine.db import open_db
+
+    paths = {"lenet": folder / "mnist_lmdb", "cifar": folder / "cifar_lmdb"}
+    with open_db(str(GOLDEN_MNIST), "lmdb", "r") as src, \
+            open_db(str(paths["lenet"]), "lmdb", "w") as dst:
+        for i, (key, value) in enumerate(src):
+            if i == 1024:
+                break
+            dst.put(key, value)
+    rng = np.random.default_rng(0)
+    with open_db(str(paths["cifar"]), "lmdb", "w") as dst:
+        for i in range(1000):
+            img = rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)
+            dst.put(f"{i:08d}", array_to_datum(img, int(rng.integers(10))).SerializeToString())
+    return paths
+
+
+def load_records(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """All records of an LMDB as (uint8 N x C x H x W, int64 labels)."""
+    from elasticthought.engine.datum import datum_to_array
+    from elasticthought.engine.torch.data import shared_db
+
+    images, labels = [], []
+    db = shared_db.acquire(str(path), "lmdb")  # the solver's Data layer may hold it open
+    try:
+        for _, value in db:
+            arr, label = datum_to_array(value)
+            images.append(arr)
+            labels.append(label)
+    finally:
+        shared_db.release(str(path), "lmdb")
+    return torch.from_numpy(np.stack(images)), torch.tensor(labels)
+
+
+def build_ours(model: str, source: Path, device: torch.device):
+    from elasticthought.engine.prototxt import parse_net, parse_solver
+    from elasticthought.engine.torch.solver import Solver
+
+    param = parse_solver(SOLVER)
+    param.net_param.CopyFrom(parse_net(MODELS[model][0].replace("SOURCE", str(source))))
+    param.random_seed = 1
+    solver = Solver(param, device=device)
+    return solver, (lambda n: solver.step(n))
+
+
+def build_hand(model: str, source: Path, device: torch.device):
+    torch.manual_seed(1)
+    net = MODELS[model][1]().to(device)
+    batch = MODELS[model][2]
+    images, labels = load_records(source)
+    images, labels = images.to(device), labels.to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=0.0005)
+    state = {"pos": 0}
+
+    def step(n: int) -> None:
+        for _ in range(n):
+            pos = state["pos"]
+            idx = torch.arange(pos, pos + batch, device=device) % images.shape[0]
+            state["pos"] = (pos + batch) % images.shape[0]
+            x = images[idx].float() * 0.00390625
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), labels[idx])
+            loss.backward()
+            opt.step()
+            loss.item()  # the solver reads every iteration's loss too
+
+    return net, step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_models(models: list[str], paths: dict[str, Path], args) -> dict[str, dict]:
+    device = torch.device(args.device)
+    results = {}
+    for model in models:
+        keep_ours, ours = build_ours(model, paths[model], device)
+        keep_hand, hand = build_hand(model, paths[model], device)
+        ours(3)
+        hand(3)
+        times: dict[str, list[float]] = {"ours": [], "hand": []}
+        for rep in range(args.reps):
+            pair = [("ours", ours), ("hand", hand)]
+            for name, fn in pair if rep % 2 == 0 else pair[::-1]:
+                _sync(device)
+                t0 = time.perf_counter()
+                fn(args.iters)
+                _sync(device)
+                times[name].append((time.perf_counter() - t0) / args.iters)
+        keep_ours.close()
+        del keep_hand
+        results[model] = {k: statistics.median(v) for k, v in times.items()}
+    return results
+
+
+def peak_memory(model: str, side: str, source: Path, args) -> float:
+    """Peak memory (MiB) of `iters` training iterations of one side, in a fresh process."""
+    cmd = [sys.executable, __file__, "--memory-child", model, side, str(source),
+           "--threads", str(args.threads), "--iters", str(args.iters), "--device", args.device]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"])
+
+
+def _proc_status_mib(field: str) -> float:
+    """A /proc/self/status size (VmRSS, VmHWM) in MiB (ru_maxrss survives exec, so no)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_child(model: str, side: str, source: str, args) -> None:
+    """Peak memory above what the imports already use (the same for both sides)."""
+    import elasticthought.engine.torch.data  # noqa: F401
+    import elasticthought.engine.torch.net  # noqa: F401
+    import elasticthought.engine.torch.solver  # noqa: F401
+
+    device = torch.device(args.device)
+    build = build_ours if side == "ours" else build_hand
+    base = _proc_status_mib("VmRSS")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    keep, step = build(model, Path(source), device)
+    step(args.iters)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = _proc_status_mib("VmHWM") - base
+    if side == "ours":
+        keep.close()
+    print(json.dumps({"peak_mib": peak}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", default="lenet,cifar")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    ap.add_argument("--memory-child", nargs=3, metavar=("MODEL", "SIDE", "SOURCE"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    if args.memory_child:
+        memory_child(*args.memory_child, args)
+        return 0
+    models = [m for m in args.models.split(",") if m]
+    folder = Path(tempfile.mkdtemp(prefix="et-bench-"))
+    try:
+        paths = make_databases(folder)
+        results = time_models(models, paths, args)
+        print(f"Training iterations (Data layer + forward/backward + SGD update), "
+              f"{args.threads} thread(s), device {args.device}, median of {args.reps} x "
+              f"{args.iters} iterations, interleaved:")
+        for model in models:
+            r = results[model]
+            line = (f"  {MODELS[model][3]:28s} ours {1 / r['ours']:7.2f} it/s "
+                    f"({r['ours'] * 1000:7.2f} ms)  hand-written {1 / r['hand']:7.2f} it/s "
+                    f"({r['hand'] * 1000:7.2f} ms)  ratio {r['ours'] / r['hand']:5.3f} "
+                    f"(target <= 1.15)")
+            if not args.no_memory:
+                mem_ours = peak_memory(model, "ours", paths[model], args)
+                mem_hand = peak_memory(model, "hand", paths[model], args)
+                kind = ("CUDA max allocated" if args.device.startswith("cuda")
+                        else "peak RSS above imports")
+                line += (f"\n  {'':28s} {kind}: ours {mem_ours:7.1f} MiB  hand-written "
+                         f"{mem_hand:7.1f} MiB  ratio {mem_ours / mem_hand:5.3f}")
+            print(line, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
