@@ -6,7 +6,9 @@ diffs kept) and, for reference, pycaffe-style (every blob's diff kept), and a ha
 `torch.nn.Module` of the same net, on the same batch, in the same process, with the same thread
 count. They are timed in interleaved repetitions; the median times and the median of the
 per-repetition ratios (ours / hand-written, runs made back to back; target at most 1.15 on the
-CPU) are printed.
+CPU) are printed. Where real BVLC Caffe is installed (scripts/install-caffe), it is a third
+column: the same net, weights, batch and thread count in pycaffe's own process (forward +
+backward, timed there), interleaved with the others.
 
     python benchmarks/engine.py [--threads 1] [--reps 21] [--iters 10] [--device cpu]
 """
@@ -88,6 +90,28 @@ def _time(step, iters: int, sync) -> float:
     return (time.perf_counter() - t0) * 1000.0 / iters
 
 
+def _caffe_timer(net: Net, data: np.ndarray, label: np.ndarray, threads: int, device: str):
+    """Real BVLC Caffe (pycaffe in its own process) on the same net, weights, batch and thread
+    count; None (with the reason printed) when it is not installed or the device is not the CPU."""
+    if device != "cpu":
+        return None
+    import tempfile
+    from pathlib import Path
+
+    from elasticthought.engine.caffe import caffe_available
+    from elasticthought.engine.caffe.timing import CaffeTimer
+
+    ok, why = caffe_available()
+    if not ok:
+        print(f"real Caffe: not measured ({why})")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="et-bench-caffe-"))
+    (folder / "lenet.prototxt").write_text(LENET)
+    net.save(folder / "lenet.caffemodel")
+    return CaffeTimer(folder / "lenet.prototxt", weights=folder / "lenet.caffemodel",
+                      inputs={"data": data, "label": label.astype(np.float32)}, threads=threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -147,10 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         for step in steps:
             step()
     times: dict[str, list[float]] = {step.__name__: [] for step in steps}
+    caffe = _caffe_timer(net, data, label, args.threads, dev.type)  # real Caffe: 3rd column
+    if caffe is not None:
+        caffe.time(3)  # warm-up
+        times["caffe"] = []
     for rep in range(args.reps):
         order = steps if rep % 2 == 0 else steps[::-1]
         for step in order:
             times[step.__name__].append(_time(step, args.iters, sync))
+        if caffe is not None:  # timed inside its process: forward + backward, all blob diffs
+            times["caffe"].append(caffe.time(args.iters) * 1000.0 / args.iters)
     med = {name: statistics.median(values) for name, values in times.items()}
     hand = times["theirs"]
     # ratios of runs made back to back cancel most of the machine's load changes
@@ -165,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  hand-written torch                   : {med['theirs']:8.2f} ms/iter")
     print(f"  ratio ours/hand (solver step)        : {ratio:8.3f}  (target <= 1.15)")
     print(f"  ratio ours/hand (all blob diffs)     : {ratio_all:8.3f}")
+    if caffe is not None:
+        caffe.close()
+        ratio_caffe = statistics.median(
+            a / b for a, b in zip(times["ours_all_diffs"], times["caffe"], strict=True)
+        )
+        label = f"  real BVLC Caffe {caffe.version} (pycaffe)"
+        print(f"{label:<39}: {med['caffe']:8.2f} ms/iter")
+        print(f"  ratio ours/caffe (all blob diffs)    : {ratio_caffe:8.3f}")
     if not args.no_training:  # training iterations/s and peak memory (engine-2)
         import importlib.util
 

@@ -5,7 +5,9 @@ For LeNet (batch 64, MNIST digits from the golden LMDB) and a CIFAR-10-quick-sty
 LMDB with its prefetch thread, forward/backward, Caffe's SGD update with momentum and weight
 decay) is timed against a hand-written loop over the same records (decoded once into a uint8
 tensor, the usual PyTorch way), the same architecture and the same thread count, with
-torch.optim.SGD. Repetitions are interleaved; medians, iterations/s and the time ratio
+torch.optim.SGD, and, where scripts/install-caffe built it, against real BVLC Caffe running the
+same solver, net and LMDB in pycaffe's own process. Repetitions are interleaved; medians,
+iterations/s and the time ratio
 (ours / hand-written; target <= 1.15 on the CPU) are printed, and the peak memory of each side,
 measured in its own subprocess (peak RSS on the CPU, max allocated on CUDA).
 
@@ -206,6 +208,26 @@ def build_hand(model: str, source: Path, device: torch.device):
     return net, step
 
 
+def build_caffe(model: str, source: Path, device: torch.device, threads: int):
+    """Real BVLC Caffe (pycaffe in its own process) on the same solver, net, LMDB and thread
+    count; None (with the reason printed) when it is not installed or the device is not the CPU.
+    One call of the returned step runs `solver.step(n)` there."""
+    if device.type != "cpu":
+        return None, None
+    from elasticthought.engine.caffe import caffe_available
+    from elasticthought.engine.caffe.timing import CaffeTimer
+
+    ok, why = caffe_available()
+    if not ok:
+        print(f"real Caffe: not measured ({why})")
+        return None, None
+    folder = Path(tempfile.mkdtemp(prefix="et-bench-caffe-"))
+    (folder / "net.prototxt").write_text(MODELS[model][0].replace("SOURCE", str(source)))
+    (folder / "solver.prototxt").write_text(f'net: "net.prototxt" random_seed: 1 {SOLVER}')
+    timer = CaffeTimer(solver="solver.prototxt", cwd=folder, threads=threads)
+    return timer, timer.time
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -217,11 +239,15 @@ def time_models(models: list[str], paths: dict[str, Path], args) -> dict[str, di
     for model in models:
         keep_ours, ours = build_ours(model, paths[model], device)
         keep_hand, hand = build_hand(model, paths[model], device)
+        keep_caffe, caffe = build_caffe(model, paths[model], device, args.threads)
         ours(3)
         hand(3)
         times: dict[str, list[float]] = {"ours": [], "hand": []}
+        if caffe is not None:  # real Caffe as a third column
+            caffe(3)
+            times["caffe"] = []
         for rep in range(args.reps):
-            pair = [("ours", ours), ("hand", hand)]
+            pair = [("ours", ours), ("hand", hand)] + ([("caffe", caffe)] if caffe else [])
             for name, fn in pair if rep % 2 == 0 else pair[::-1]:
                 _sync(device)
                 t0 = time.perf_counter()
@@ -230,6 +256,8 @@ def time_models(models: list[str], paths: dict[str, Path], args) -> dict[str, di
                 times[name].append((time.perf_counter() - t0) / args.iters)
         keep_ours.close()
         del keep_hand
+        if keep_caffe is not None:
+            keep_caffe.close()
         results[model] = {k: statistics.median(v) for k, v in times.items()}
     return results
 
@@ -305,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"({r['ours'] * 1000:7.2f} ms)  hand-written {1 / r['hand']:7.2f} it/s "
                     f"({r['hand'] * 1000:7.2f} ms)  ratio {r['ours'] / r['hand']:5.3f} "
                     f"(target <= 1.15)")
+            if "caffe" in r:
+                line += (f"\n  {'':28s} real BVLC Caffe {1 / r['caffe']:7.2f} it/s "
+                         f"({r['caffe'] * 1000:7.2f} ms)  ratio ours/caffe "
+                         f"{r['ours'] / r['caffe']:5.3f}")
             if not args.no_memory:
                 mem_ours = peak_memory(model, "ours", paths[model], args)
                 mem_hand = peak_memory(model, "hand", paths[model], args)

@@ -57,9 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if args.iterations < 1:
         log.error("--iterations must be at least 1")
         return 2
-    device = "cpu"
+    device: str | int = "cpu"
     if args.gpu not in (None, ""):
-        gpu = int(str(args.gpu).split(",")[0])
+        try:
+            gpu = int(str(args.gpu).split(",")[0])
+        except ValueError:
+            log.error("--gpu must be a device id, not %r", args.gpu)
+            return 2
         device = "cpu" if gpu < 0 else gpu
     stages = [s for s in args.stage.split(",") if s]
     try:
@@ -68,6 +72,19 @@ def run(args: argparse.Namespace) -> int:
     except (FormatError, NetError, LayerError, UnsupportedLayer, DeviceError, ValueError) as exc:
         log.error("%s", exc)
         return 1
+
+    try:
+        _benchmark(net, args.iterations, log, _clock)
+    except (LayerError, ValueError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        net.close()
+    return 0
+
+
+def _benchmark(net, iterations: int, log, _clock) -> None:
+    """Caffe's `time` loop: forward per layer, backward, per-layer and total averages."""
 
     def clock() -> float:
         return _clock(net.device)
@@ -81,12 +98,12 @@ def run(args: argparse.Namespace) -> int:
     for i in range(n):  # warm-up: first calls of some kernels initialise lazily
         _layer_backward_seconds(net, i, clock)
     log.info("*** Benchmark begins ***")
-    log.info("Testing for %d iterations.", args.iterations)
+    log.info("Testing for %d iterations.", iterations)
     fwd = [0.0] * n
     bwd = [0.0] * n
     fwd_total = bwd_total = 0.0
     start = clock()
-    for it in range(args.iterations):
+    for it in range(iterations):
         t0 = clock()
         net._run(0, n - 1, fwd)
         t1 = clock()
@@ -99,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             bwd[i] += _layer_backward_seconds(net, i, clock)
     total = clock() - start
     net.clear_param_diffs()
-    k = args.iterations
+    k = iterations
     log.info("Average time per layer: ")
     for i, name in enumerate(net.layer_names):
         log.info("%10s\tforward: %g ms.", name, fwd[i] * 1000 / k)
@@ -109,5 +126,3 @@ def run(args: argparse.Namespace) -> int:
     log.info("Average Forward-Backward: %g ms.", (fwd_total + bwd_total) * 1000 / k)
     log.info("Total Time: %g ms.", total * 1000)
     log.info("*** Benchmark ends ***")
-    net.close()
-    return 0

@@ -147,6 +147,7 @@ def evaluate(
         if batch <= 0:
             raise EvaluationError(f"data layer {layer.name!r} has batch_size {batch}")
         index, scores_name, label_name, opts = _target(net)
+        input_shape = list(net.blobs[layer.top[0]].shape[1:]) if layer.top else None
         with_loss = _softmax_loss_reads(net, scores_name, label_name)
         end = net.layer_names[index - 1] if index > 0 else None
         forwards = math.ceil(count / batch)
@@ -179,6 +180,7 @@ def evaluate(
         "scores-blob": scores_name,
         "label-blob": label_name,
         "top-k": opts["top_k"],
+        "input-shape": input_shape,
     }
     if with_loss and counted:
         result["loss"] = loss_sum / counted

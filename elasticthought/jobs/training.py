@@ -396,17 +396,31 @@ def _resume_point(ctx: Any, prefix: str) -> tuple[int, Path] | None:
         match = SNAPSHOT_RE.match(blob_key.rsplit("/", 1)[-1])
         if match and match["name"] == name:
             found.setdefault(int(match["iter"]), {})[match["ext"]] = blob_key
-    for iteration, parts in sorted(found.items(), reverse=True):
-        if len(parts) != 2:
+    # A snapshot written to the work dir just before a kill may not have been uploaded.
+    local: set[int] = set()
+    for path in Path(prefix).parent.glob(f"{name}_iter_*.solverstate"):
+        match = SNAPSHOT_RE.match(path.name)
+        if match and match["name"] == name and path.with_suffix(".caffemodel").is_file():
+            local.add(int(match["iter"]))
+    for iteration in sorted(set(found) | local, reverse=True):
+        parts = found.get(iteration, {})
+        if len(parts) != 2 and iteration not in local:
             continue
         model = Path(f"{prefix}_iter_{iteration}.caffemodel")
         state = Path(f"{prefix}_iter_{iteration}.solverstate")
         try:
-            _download(ctx, parts["caffemodel"], model)
-            _download(ctx, parts["solverstate"], state)
+            if len(parts) == 2:
+                _download(ctx, parts["caffemodel"], model)
+                _download(ctx, parts["solverstate"], state)
             message = read_solverstate(str(state))
+            if not model.stat().st_size:
+                raise ValueError(f"{model.name} is empty")
             message.learned_net = str(model)
             write_solverstate(message, str(state))
+            if len(parts) != 2:  # keep the blob store complete: upload the local one
+                for path in (model, state):
+                    with path.open("rb") as f:
+                        ctx.blobs.put(snapshot_key(ctx.job_id, path.name), f)
         except Exception as exc:  # noqa: BLE001 - try an older snapshot
             log.warning("snapshot %d unusable: %s", iteration, exc)
             continue
@@ -585,6 +599,7 @@ def run(ctx: Any) -> dict[str, Any]:
         "max-iterations": max_iter,
         "iterations-trained": recorder.trained(recorder.last_iteration),
         "training-seconds": round(seconds, 3),
+        "input-shape": evaluation.pop("input-shape", None),
         **_record_for_classifier(files, artifacts.get("mean")),
     }
     return result

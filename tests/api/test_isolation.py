@@ -32,6 +32,12 @@ def _a_world(api, files):
     token = a.ok("POST", "/tokens", 201, json={})
     job = a.ok("POST", "/training-jobs", 201, json={"solver-id": solver["id"]})
     a.ok("POST", f"/training-jobs/{job['id']}/cancel", 202)  # no training needed here
+    model = (h.SHARED / "golden" / "lenet" / "lenet_mnist_200" / "final.caffemodel").read_bytes()
+    clf = a.ok("POST", "/classifiers", 201,
+               data={"specification-url": files.url + "/mnist/classifier.prototxt"},
+               files={"model": ("lenet.caffemodel", model)})
+    classify_job = a.ok("POST", f"/classifiers/{clf['id']}/classify", 201,
+                        files=[("urls", (None, files.url + "/mnist/missing.png"))])
     ids = {
         "users": f"user:{a.username}",
         "tokens": token["id"],
@@ -39,6 +45,8 @@ def _a_world(api, files):
         "datasets": ds["id"],
         "solvers": solver["id"],
         "training-jobs": job["id"],
+        "classifiers": clf["id"],
+        "classify-jobs": classify_job["id"],
     }
     return a, ids
 
@@ -76,7 +84,7 @@ def test_other_users_resources_are_404_everywhere(api, files):
         if resource != "users":
             assert a.ok("GET", f"/{resource}/{doc_id}")["id"] == doc_id
     for path in spec["paths"]:
-        if "{" in path or path in ("/health", "/openapi.json", "/users/me"):
+        if "{" in path or path in ("/health", "/openapi.json", "/users/me", "/workers"):
             continue
         if "get" not in spec["paths"][path]:
             continue
@@ -111,6 +119,12 @@ def test_delete_respects_dependencies_and_removes_blobs(api, files):
     assert not (blobs / ds["artifacts"]["training"]["archive"]).exists()
     assert a.delete(f"/datafiles/{df['id']}").status_code == 204
     assert not (blobs / df["archive"]).exists()
+    a.wait(f"/classify-jobs/{ids['classify-jobs']}")
+    assert a.delete(f"/classify-jobs/{ids['classify-jobs']}").status_code == 204
+    clf = a.ok("GET", f"/classifiers/{ids['classifiers']}")
+    assert (blobs / clf["model"]).is_file()
+    assert a.delete(f"/classifiers/{ids['classifiers']}").status_code == 204
+    assert not (blobs / clf["model"]).exists()
     for resource in ("datafiles", "datasets", "solvers"):
         assert a.get(f"/{resource}/{ids[resource]}").status_code == 404
         assert a.ok("GET", f"/{resource}")["items"] == []

@@ -29,6 +29,24 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     srv.stop()
 
 
+NEAR_TIE = 1e-5  # float32 rounding differs with the batch a record is in: far below this
+
+
+def near_tie(result: dict) -> bool:
+    """Top two classes closer than float rounding can be trusted to order the same way."""
+    top = result["top-5"]
+    return top[0]["probability"] - top[1]["probability"] < NEAR_TIE
+
+
+def assert_matches(evaluation: dict, correct: int, ambiguous: int, count: int) -> None:
+    """Classification reproduces the evaluation: the same correct count (exactly, unless some
+    image's top two classes are a near-tie that batch rounding may order either way)."""
+    assert count == evaluation["count"]
+    assert abs(correct - evaluation["correct"]) <= ambiguous, (correct, evaluation, ambiguous)
+    if ambiguous == 0:
+        assert correct / count == evaluation["accuracy"]
+
+
 def short_alphabet_solver(user: h.Client, files: h.FileServer) -> dict:
     """The seed's alphabet datafile, dataset and prototxts, trained briefly (20 iterations of
     64 images instead of 50 of 500) to bound the test's time; the TEST phase is unchanged."""
@@ -71,14 +89,14 @@ def test_alphabet_classification_matches_evaluation(server, train_files, classif
     result = cs.finished_job(cs.classify(user, clf["id"], uploads=uploads))
     answers = result["results"]
     assert len(answers) == len(testing) and result["failed-images"] == 0
-    correct = 0
+    correct = ambiguous = 0
     for name in testing:
         got = answers[name.replace("/", "__")]
         assert got["label"] in labels and got["label"] == labels[got["label-index"]]
         assert len(got["top-5"]) == 5 and 0 < got["probability"] <= 1
         correct += got["label"] == name.split("/")[0]
-    assert correct == evaluation["correct"]
-    assert correct / len(testing) == evaluation["accuracy"]
+        ambiguous += near_tie(got)
+    assert_matches(evaluation, correct, ambiguous, len(testing))
 
     # By URL: the same answers as the uploads of the same files.
     picks = testing[:2]
@@ -129,7 +147,7 @@ def test_mnist_data_classification_matches_evaluation(server, train_files, class
 
     testing = mnist_test_split(tmp_path)
     assert len(testing) == evaluation["count"]
-    correct = 0
+    correct = ambiguous = 0
     for start in range(0, len(testing), 600):
         chunk = testing[start : start + 600]
         uploads = [(f"{start + i}.png", cs.png(pixels)) for i, (pixels, _) in enumerate(chunk)]
@@ -138,5 +156,5 @@ def test_mnist_data_classification_matches_evaluation(server, train_files, class
             got = results[f"{start + i}.png"]
             assert isinstance(got["label"], int) and got["label"] == got["label-index"]
             correct += got["label"] == label
-    assert correct == evaluation["correct"]
-    assert correct / len(testing) == evaluation["accuracy"]
+            ambiguous += near_tie(got)
+    assert_matches(evaluation, correct, ambiguous, len(testing))

@@ -32,7 +32,7 @@ def test_caffe_engine_training_job(caffe_ready, tmp_path, train_files):
     server = start_server(tmp_path, None, workers=1)
     try:
         user = h.new_user(server.url, "cf")
-        solver = mnist_solver(user, train_files, "LEVELDB", small=True, max_iter=30,
+        solver = mnist_solver(user, train_files, "LMDB", small=True, max_iter=30,
                               snapshot=20, test_iter=1)
         job = train(user, solver["id"], engine="caffe")
         assert job["engine"] == "caffe"

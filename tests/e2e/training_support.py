@@ -112,6 +112,7 @@ def mnist_solver(
 ) -> dict:
     """A DATA datafile (LEVELDB or LMDB) of the golden digits (4000, or 1000 when `small`),
     dataset split 0.7, solver (the seed's unmodified mnist prototxts unless `solver_edits`)."""
+    assert not small or backend == "LMDB", "the small digits datafile is an LMDB"
     name = "small_lmdb" if small else backend.lower()
     df = user.ok(
         "POST", "/datafiles", 201,

@@ -16,8 +16,8 @@ Extensions used by `Net` (all optional for subclasses):
   the net detaches their tops.
 - `grad_params`: False when the parameter blobs are not learned by gradients (BatchNorm's
   statistics, updated by `forward` itself).
-- `keeps_tops`: the net does not call `forward`; the top blobs keep what was written into them
-  (Input: `net.blobs['data'].data[...] = x`). `forward` then returns the given tops unchanged.
+- `keeps_tops`: the net calls `forward` once, while setting up, to create the tops; after that
+  the top blobs keep what is written into them (Input: `net.blobs['data'].data[...] = x`).
 - `num_bottoms` / `num_tops`: Caffe's Exact/Min/MaxBottomBlobs checks, done by the net.
 - `allow_force_backward(i)`: Caffe's AllowForceBackward (loss layers: not to the label).
 - `self.in_setup` is True while the net runs its one shape-finding forward pass at construction

@@ -60,7 +60,8 @@ def _g(value: float) -> str:
 def resolve_device(param: Any, device: Any = None) -> torch.device:
     """The torch device: `device` if given (int = CUDA id, str, torch.device), else the solver's
     solver_mode (GPU only when set explicitly, as the caffe tool does) and device_id.
-    CUDA asked for but not available is a `DeviceError`."""
+    CUDA asked for but not available is a `SolverError` (a ValueError) with the reason."""
+    from elasticthought.engine.torch.device import DeviceError
     from elasticthought.engine.torch.device import resolve_device as _resolve
 
     if device is None:
@@ -68,7 +69,10 @@ def resolve_device(param: Any, device: Any = None) -> torch.device:
             device = int(param.device_id)
         else:
             device = "cpu"
-    return _resolve(device)
+    try:
+        return _resolve(device)
+    except DeviceError as exc:
+        raise SolverError(str(exc)) from None
 
 
 def blob_loss_weights(net: Any) -> dict[str, float]:
@@ -139,6 +143,7 @@ class Solver:
         if param.average_loss < 1:
             raise SolverError("average_loss should be non-negative and at least 1")
         self.device = resolve_device(param, device)
+        self._check_snapshot_prefix()
         log.info(
             "Initializing solver from parameters: \n%s", text_format.MessageToString(param)
         )
@@ -168,6 +173,18 @@ class Solver:
         self._timer = time.perf_counter()
         self.lr = float("nan")
         log.info("Solver scaffolding done.")
+
+    def _check_snapshot_prefix(self) -> None:
+        """Caffe's CheckSnapshotWritePermissions: fail early when snapshots cannot be written."""
+        p = self.param
+        if not (p.snapshot or p.snapshot_after_train):
+            return
+        folder = os.path.dirname(p.snapshot_prefix) or "."
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise SolverError(
+                f"Cannot write to snapshot prefix '{p.snapshot_prefix}'. Make sure that the "
+                "directory exists and is writable."
+            )
 
     # ---------------------------------------------------------------- nets
 

@@ -23,8 +23,6 @@ from elasticthought.engine.torch.transformer import Transformer, TransformError
 GOLDEN = Path("/work/shared/golden/formats/imageset_png")
 CPU = torch.device("cpu")
 
-torch.set_num_threads(2)
-
 
 @pytest.fixture(scope="module")
 def imageset(tmp_path_factory: pytest.TempPathFactory) -> Path:

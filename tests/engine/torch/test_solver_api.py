@@ -14,12 +14,9 @@ from elasticthought.engine.datum import array_to_datum
 from elasticthought.engine.db import open_db
 from elasticthought.engine.prototxt import parse_solver
 from elasticthought.engine.torch.data import set_input_arrays
-from elasticthought.engine.torch.device import DeviceError
 from elasticthought.engine.torch.glog import attach, engine_logger
 from elasticthought.engine.torch.solver import Solver, SolverError, get_solver
 from elasticthought.engine.torch.solvers import UnknownSolverType
-
-torch.set_num_threads(2)
 
 NET = """
 name: "small"
@@ -182,12 +179,17 @@ def test_weights_and_v1_solver_type(folder):
     ("snapshot_format: HDF5", SolverError, "HDF5"),
     ('regularization_type: "L3"', SolverError, "L3"),
     ("test_iter: 4", SolverError, "test_state"),
-    ("solver_mode: GPU", DeviceError, "CUDA"),
+    ('snapshot_prefix: "no/such/dir/x"', SolverError, "snapshot prefix"),
+    ("solver_mode: GPU", SolverError, "CUDA"),
 ])
 def test_bad_solvers(folder, extra, error, match):
     if not extra.startswith("solver_mode") or not torch.cuda.is_available():
         with pytest.raises(error, match=match):
-            Solver(parse_solver(SOLVER.replace("solver_mode: CPU", "") + extra))
+            text = SOLVER.replace("solver_mode: CPU", "").replace(
+                'snapshot_prefix: "snaps/small"', "")
+            if not extra.startswith("snapshot_prefix"):
+                text += '\nsnapshot_prefix: "snaps/small"\n'
+            Solver(parse_solver(text + "\n" + extra))
 
 
 def test_snapshot_prefix_defaults_to_solver_name(folder):

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from elasticthought.engine.caffemodel import blob_to_array, read_solverstate
 from elasticthought.engine.torch.solver import get_solver
 
 SOLVERS = Path("/work/shared/golden/solvers")
 CASES = sorted(p.name for p in SOLVERS.iterdir() if (p / "meta.json").exists())
-
-torch.set_num_threads(2)
 
 
 def _load(name: str) -> tuple[dict, dict]:

@@ -75,7 +75,7 @@ def _accuracy_on_test_font(folder: Path, deploy: Path, weights: Path) -> float:
     ("alphabet", "alpha_net.prototxt", "alpha_solver.prototxt", "classifier.prototxt", 50),
     # no pooling: a 20000 x 500 ip1 at batch 500; a short run keeps CI time bounded
     ("alphabet-dropout", "alpha_dropout_net.txt", "alpha_dropout_solver.txt",
-     "alpha_dropout_classifier.prototxt", 10),
+     "alpha_dropout_classifier.prototxt", 4),
 ])
 def test_alphabet_trains_from_cli(alphabet, example, net_file, solver_file, deploy, iters):
     src = SEED / example
