@@ -7,9 +7,10 @@ decay) is timed against a hand-written loop over the same records (decoded once 
 tensor, the usual PyTorch way), the same architecture and the same thread count, with
 torch.optim.SGD, and, where scripts/install-caffe built it, against real BVLC Caffe running the
 same solver, net and LMDB in pycaffe's own process. Repetitions are interleaved; medians,
-iterations/s and the time ratio
-(ours / hand-written; target <= 1.15 on the CPU) are printed, and the peak memory of each side,
-measured in its own subprocess (peak RSS on the CPU, max allocated on CUDA).
+iterations/s and the time ratio (ours / hand-written; target <= 1.15 on the CPU) are printed,
+for wall time and for this process's CPU time (all threads; less disturbed by other processes
+on a shared machine), and the peak memory of each side, measured in its own subprocess (peak
+RSS above the imports on the CPU, max allocated on CUDA).
 
     python benchmarks/engine_training.py [--threads 1] [--reps 7] [--iters 10] [--device cpu]
 """
@@ -35,7 +36,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-GOLDEN_MNIST = Path("/work/shared/golden/lenet/lenet_mnist_200/mnist_train_lmdb")
+SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+GOLDEN_MNIST = SHARED / "golden" / "lenet" / "lenet_mnist_200" / "mnist_train_lmdb"
 
 LENET = """
 name: "LeNet"
@@ -243,6 +247,7 @@ def time_models(models: list[str], paths: dict[str, Path], args) -> dict[str, di
         ours(3)
         hand(3)
         times: dict[str, list[float]] = {"ours": [], "hand": []}
+        cpu: dict[str, list[float]] = {"ours": [], "hand": []}
         if caffe is not None:  # real Caffe as a third column
             caffe(3)
             times["caffe"] = []
@@ -250,15 +255,18 @@ def time_models(models: list[str], paths: dict[str, Path], args) -> dict[str, di
             pair = [("ours", ours), ("hand", hand)] + ([("caffe", caffe)] if caffe else [])
             for name, fn in pair if rep % 2 == 0 else pair[::-1]:
                 _sync(device)
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 fn(args.iters)
                 _sync(device)
                 times[name].append((time.perf_counter() - t0) / args.iters)
+                if name in cpu:  # this process's CPU time, all threads (prefetch included)
+                    cpu[name].append((time.process_time() - c0) / args.iters)
         keep_ours.close()
         del keep_hand
         if keep_caffe is not None:
             keep_caffe.close()
         results[model] = {k: statistics.median(v) for k, v in times.items()}
+        results[model].update({f"cpu_{k}": statistics.median(v) for k, v in cpu.items()})
     return results
 
 
@@ -333,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"({r['ours'] * 1000:7.2f} ms)  hand-written {1 / r['hand']:7.2f} it/s "
                     f"({r['hand'] * 1000:7.2f} ms)  ratio {r['ours'] / r['hand']:5.3f} "
                     f"(target <= 1.15)")
+            line += (f"\n  {'':28s} CPU time per iteration (all threads of the process): "
+                     f"ours {r['cpu_ours'] * 1000:7.2f} ms  hand-written "
+                     f"{r['cpu_hand'] * 1000:7.2f} ms  ratio {r['cpu_ours'] / r['cpu_hand']:5.3f}")
             if "caffe" in r:
                 line += (f"\n  {'':28s} real BVLC Caffe {1 / r['caffe']:7.2f} it/s "
                          f"({r['caffe'] * 1000:7.2f} ms)  ratio ours/caffe "

@@ -6,7 +6,8 @@ final model, labels and TEST-phase transform) or a `model-url`/uploaded model wi
 `labels`. The seed's `scale`, `image-width`, `image-height`, `color`, `gpu` are accepted as
 numbers or strings. The deploy net is built with the model before anything is stored: a
 mismatch is a 422 naming the layer, a prototxt error a 422 with line and column.
-`POST /classifiers/{id}/classify` queues a classify job (see classify_jobs.py).
+`POST /classifiers/{id}/classify` queues a classify job (see classify_jobs.py). `engine`
+(torch or caffe) picks what runs the forward; by default the training job's engine, else torch.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ bp.before_request(require_auth)
 
 FIELDS = (
     "specification", "specification-url", "training-job-id", "model-url", "labels", "scale",
-    "image-width", "image-height", "color", "gpu", "transform", "name",
+    "image-width", "image-height", "color", "gpu", "transform", "name", "engine",
 )  # fmt: skip
 TRANSFORM_FIELDS = ("scale", "mean_value", "crop_size")
 MAX_PROTOTXT = 1 << 20
@@ -197,6 +198,16 @@ def _specification(body: dict, files: Any) -> tuple[str, str | None]:
         raise ApiError(422, "'specification-url': the file is not UTF-8 text") from None
 
 
+def _engine(body: dict) -> str | None:
+    """The explicit `engine` (None when not given); 422 when no registered worker offers it."""
+    from elasticthought.api.training_jobs import _check_engine
+
+    value = body.get("engine")
+    if value is None or value == "":
+        return None
+    return _check_engine(value, True)
+
+
 def _format_error(exc: FormatError) -> ApiError:
     if exc.line is not None:
         where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
@@ -245,6 +256,7 @@ def _from_training_job(job_id: Any, doc_id: str) -> dict[str, Any]:
         "layers_type": info.layers_type,
         "transform": transform,
         "image-loading": info.image_loading,
+        "engine": job.get("engine") or "torch",
     }
 
 
@@ -389,6 +401,7 @@ def post_classifier():
         "gpu": _flag(body, "gpu"),
     }
     name = want_str(body, "name", 200)
+    engine = _engine(body)
     doc_id = new_id("classifier", user_id())
     try:
         if body.get("training-job-id") not in (None, ""):
@@ -415,6 +428,7 @@ def post_classifier():
                 **fields,
                 **model,
                 **net,
+                "engine": engine or model.get("engine") or "torch",
             }
         )
     except BaseException:
@@ -467,6 +481,7 @@ _COMMON = {
     "color": _FLAG,
     "gpu": _FLAG,
     "name": {"type": "string"},
+    "engine": {"type": "string", "enum": ["torch", "caffe"]},
 }
 _TRANSFORM = obj(
     {

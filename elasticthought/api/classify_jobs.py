@@ -130,6 +130,7 @@ def classify_request(classifier: dict) -> Any:
                 "created-at": now(),
                 "classifier-id": classifier["_id"],
                 "gpu": bool(classifier.get("gpu")),
+                "engine": classifier.get("engine") or "torch",
                 "processing-state": "pending",
                 "processing-log": "",
                 "image-count": len(images),

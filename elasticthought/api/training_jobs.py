@@ -51,6 +51,7 @@ STATUS_KEYS = (
     "loss", "lr", "last-iteration", "max-iterations", "iter-per-s", "test-outputs",
     "evaluation", "engine", "attempts", "resumed-from-iteration", "iterations-trained",
     "started-at", "finished-at", "step", "processing-log", "pending-reason", "cancel-requested",
+    "engine-version",
 )
 
 

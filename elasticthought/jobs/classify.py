@@ -5,7 +5,8 @@ The job document names its `classifier-id` and lists `images` ({"name", "url"} o
 (`preprocess.Preprocessor`), runs them in batches and returns `results`: per image name, the top
 label (a name for IMAGE_DATA classifiers, the class number for DATA), its probability and the
 top 5 — or `error` with the reason for an image that could not be read. One bad image never
-fails the job.
+fails the job. The job's `engine` (the classifier's) picks the forward: the torch engine, or
+real Caffe's `caffe.Net` (`caffe_deploy`) on the same preprocessed arrays; results record it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ TOP_K = 5
 IMAGE_MAX_BYTES = 32 * 1024 * 1024
 
 
+ENGINES = ("torch", "caffe")
+
+
 def requirements(doc: dict) -> dict:
-    """Workers that can run it: the torch engine everywhere; a GPU only when asked for."""
-    return {"engine": None, "gpu": bool(doc.get("gpu"))}
+    """Workers that can run it: the job's engine (`caffe` needs a worker offering real Caffe;
+    torch, the default, runs everywhere); a GPU only when asked for."""
+    engine = doc.get("engine") if doc.get("engine") in ENGINES else None
+    return {"engine": engine, "gpu": bool(doc.get("gpu"))}
 
 
 def label_of(classifier: dict, index: int) -> Any:
@@ -80,8 +86,16 @@ class Classifier:
         except Exception as exc:  # a blob store error
             raise JobError(f"cannot read the classifier's model: {exc}") from None
         device = "cuda" if doc.get("gpu") and ctx.gpus else "cpu"
+        self.engine = ctx.job.get("engine") or doc.get("engine") or "torch"
+        if self.engine not in ENGINES:
+            raise JobError(f"unknown engine {self.engine!r} (torch or caffe)")
         try:
-            self.deploy = load_deploy(doc["specification"], str(model_path), device=device)
+            if self.engine == "caffe":
+                from elasticthought.jobs.caffe_deploy import load_caffe_deploy
+
+                self.deploy = load_caffe_deploy(doc, work, str(model_path), ctx.config)
+            else:
+                self.deploy = load_deploy(doc["specification"], str(model_path), device=device)
         except DeployError as exc:
             raise JobError(str(exc)) from None
         transform = dict(doc.get("transform") or {})
@@ -182,6 +196,7 @@ def run(ctx: Any) -> dict[str, Any]:
         "results": ordered,
         "classified-images": done,
         "failed-images": failed,
+        "engine": classifier.engine,
         "softmax-applied": classifier.deploy.applies_softmax,
         "output-blob": classifier.deploy.output,
     }

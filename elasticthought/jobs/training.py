@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticthought.jobs import layout, workspace
+from elasticthought.jobs.engine_version import engine_version
 from elasticthought.queue.registry import FINAL_STATES, FINISHED, JobError
 from elasticthought.store.base import NotFound
 
@@ -38,6 +39,7 @@ WAIT_SECONDS = 3600.0
 UPLOAD_EVERY = 2.0
 LOG_NAME = "train.log"
 COUNTER_NAME = "iterations-trained"
+SNAPSHOTS_IN_DOC = 20  # the newest snapshots listed in the job document
 SNAPSHOT_RE = re.compile(r"^(?P<name>.+)_iter_(?P<iter>\d+)\.(?P<ext>caffemodel|solverstate)$")
 
 
@@ -274,6 +276,7 @@ class Recorder:
         self.snapshots = [s for s in self.snapshots if s["iteration"] != entry["iteration"]]
         self.snapshots.append(entry)
         self.snapshots.sort(key=lambda s: s["iteration"])
+        del self.snapshots[:-SNAPSHOTS_IN_DOC]  # all of them: GET /training-jobs/{id}/snapshots
         self.ctx.progress(snapshots=self.snapshots)
 
 
@@ -511,6 +514,15 @@ def _record_for_classifier(files: Any, mean_key: str | None) -> dict[str, Any]:
     return {"transform": transform, "data-layer": layer.name, "data-layer-type": layer.type}
 
 
+def _clean(work_dir: Path) -> None:
+    """Empty the work dir of a finished job: everything it made is in the blob store."""
+    for child in work_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def run(ctx: Any) -> dict[str, Any]:
     from elasticthought.engine.torch import glog
     from elasticthought.jobs.evaluate import EvaluationError, evaluate
@@ -545,6 +557,7 @@ def run(ctx: Any) -> dict[str, Any]:
     recorder = Recorder(ctx, metrics, max_iter, start_iter)
     fields: dict[str, Any] = {
         "engine": engine,
+        "engine-version": engine_version(engine, ctx.config),
         "max-iterations": max_iter,
         "labels": dataset.get("labels") or [],
         "step": "training",
@@ -579,13 +592,21 @@ def run(ctx: Any) -> dict[str, Any]:
             )
             log.info("Evaluation: accuracy = %.6g (%d of %d)", evaluation["accuracy"],
                      evaluation["correct"], evaluation["count"])
-        except EvaluationError as exc:
-            evaluation = {"error": str(exc)}
-            log.warning("Evaluation skipped: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - the model is trained; evaluation is extra
+            if ctx.cancelled():
+                return {"step": "canceled"}
+            reason = str(exc)
+            if not isinstance(exc, EvaluationError):
+                reason = f"{type(exc).__name__}: {reason}"
+            evaluation = {"error": reason}
+            log.warning("Evaluation skipped: %s", reason)
     artifacts = dataset.get("artifacts") or {}
+    classifier = _record_for_classifier(files, artifacts.get("mean"))
+    _clean(ctx.work_dir)
     result: dict[str, Any] = {
         "step": "done",
         "engine": engine,
+        "engine-version": fields["engine-version"],
         "trained-model": model_key,
         "trained-model-url": f"/training-jobs/{ctx.job_id}/model",
         "labels": dataset.get("labels") or [],
@@ -600,6 +621,6 @@ def run(ctx: Any) -> dict[str, Any]:
         "iterations-trained": recorder.trained(recorder.last_iteration),
         "training-seconds": round(seconds, 3),
         "input-shape": evaluation.pop("input-shape", None),
-        **_record_for_classifier(files, artifacts.get("mean")),
+        **classifier,
     }
     return result

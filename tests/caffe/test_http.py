@@ -35,6 +35,39 @@ def _members(names: list[str]) -> dict[str, bytes]:
         return {n: tar.extractfile(n).read() for n in names}  # type: ignore[union-attr]
 
 
+def _classifier(user, train_files, job_id: str, **extra) -> dict:  # noqa: F811
+    return user.ok(
+        "POST",
+        "/classifiers",
+        201,
+        json={
+            "specification-url": train_files.url + "/alphabet/classifier.prototxt",
+            "training-job-id": job_id,
+            "scale": "255",
+            "image-width": "28",
+            "image-height": "28",
+            "color": "false",
+            "gpu": "false",
+            **extra,
+        },
+    )
+
+
+def _classify(user, classifier_id: str, images: dict[str, bytes]) -> dict:
+    """The finished classify job of `images` (uploads) on one classifier."""
+    files = [("files", (name, data, "image/png")) for name, data in images.items()]
+    made = user.post(
+        f"/classifiers/{classifier_id}/classify", files=files, params={"wait": "true"},
+        timeout=120,
+    )
+    assert made.status_code == 201, made.text
+    result = made.json()
+    if result["processing-state"] != "finished_successfully":
+        result = user.wait(f"/classify-jobs/{result['id']}", timeout=120)
+    assert result["processing-state"] == "finished_successfully", result
+    return result
+
+
 def test_alphabet_flow_on_real_caffe(
     caffe_runtime,
     tmp_path,
@@ -62,6 +95,8 @@ def test_alphabet_flow_on_real_caffe(
 
         status = user.ok("GET", f"/training-jobs/{job['id']}/status")
         assert status["state"] == "finished_successfully" and status["engine"] == "caffe"
+        assert status["engine-version"] == f"BVLC Caffe {caffe_runtime['version']}"
+        assert doc["engine-version"] == status["engine-version"]
         assert status["last-iteration"] == status["max-iterations"] == 20
         assert isinstance(status["loss"], float) and isinstance(status["lr"], float)
         assert [t["iteration"] for t in status["test-outputs"]] == [0]
@@ -82,33 +117,27 @@ def test_alphabet_flow_on_real_caffe(
         state = user.get(f"/training-jobs/{job['id']}/snapshots/{snaps[-1]['solverstate']['name']}")
         assert read_solverstate(state.content).iter == 20
 
-        # Classification with the trained model answers label names; the probabilities are
-        # those real Caffe's caffe.Net gives for the same input (28x28 gray, x 1/256).
-        clf = user.ok(
-            "POST",
-            "/classifiers",
-            201,
-            json={
-                "specification-url": train_files.url + "/alphabet/classifier.prototxt",
-                "training-job-id": job["id"],
-                "scale": "255",
-                "image-width": "28",
-                "image-height": "28",
-                "color": "false",
-                "gpu": "false",
-            },
-        )
+        # Classification with the trained model answers label names. A classifier of a
+        # caffe-trained job classifies with real Caffe (caffe.Net); one asking for engine torch
+        # gives the same probabilities from the same preprocessed input.
         images = _members(IMAGES)
-        files = [("files", (name, data, "image/png")) for name, data in images.items()]
-        made = user.post(
-            f"/classifiers/{clf['id']}/classify", files=files, params={"wait": "true"}, timeout=120
-        )
-        assert made.status_code == 201, made.text
-        result = made.json()
-        if result["processing-state"] != "finished_successfully":
-            result = user.wait(f"/classify-jobs/{result['id']}", timeout=120)
+        clf = _classifier(user, train_files, job["id"])
+        assert clf["engine"] == "caffe"
+        result = _classify(user, clf["id"], images)
+        assert result["engine"] == "caffe"
         results = result["results"]
-        assert set(results) == set(IMAGES) or len(results) == len(IMAGES)
+        assert len(results) == len(IMAGES)
+
+        torch_clf = _classifier(user, train_files, job["id"], engine="torch")
+        assert torch_clf["engine"] == "torch"
+        torch_result = _classify(user, torch_clf["id"], images)
+        assert torch_result["engine"] == "torch"
+        assert list(torch_result["results"]) == list(results)
+        for name, got in results.items():
+            want = torch_result["results"][name]
+            assert got["label"] == want["label"]
+            probs = [t["probability"] for t in got["top-5"]]
+            assert probs == pytest.approx([t["probability"] for t in want["top-5"]], abs=1e-4)
 
         model_path = tmp_path_factory.mktemp("model") / "model.caffemodel"
         model_path.write_bytes(model.content)
@@ -149,5 +178,14 @@ def test_engine_no_worker_offers_is_422(tmp_path, train_files):  # noqa: F811
         assert r.status_code == 422, r.text
         assert "caffe" in r.json()["detail"] and "torch" in r.json()["detail"]
         assert user.ok("GET", "/training-jobs")["items"] == []
+        # a classifier asking for engine caffe: the same clear 422, before anything is stored
+        r = user.post("/classifiers", json={
+            "specification-url": train_files.url + "/alphabet/classifier.prototxt",
+            "model-url": train_files.url + "/alphabet/classifier.prototxt",
+            "engine": "caffe",
+        })
+        assert r.status_code == 422, r.text
+        assert "caffe" in r.json()["detail"] and "torch" in r.json()["detail"]
+        assert user.ok("GET", "/classifiers")["items"] == []
     finally:
         server.stop()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import requests
+import torch
 
+import elasticthought
 from elasticthought.engine.caffemodel import read_caffemodel, read_solverstate
 from tests.api import helpers as h
 from tests.e2e.training_support import (
@@ -68,6 +70,9 @@ def test_alphabet_flow(trainer, train_files):
 
     status = user.ok("GET", f"/training-jobs/{job['id']}/status")
     assert status["state"] == "finished_successfully"
+    assert status["engine"] == "torch" and status["engine-version"] == (
+        f"torch-engine {elasticthought.__version__} (PyTorch {torch.__version__})"
+    )
     assert status["last-iteration"] == status["max-iterations"] == max_iter
     assert status["logs"].endswith(f"/training-jobs/{job['id']}/logs")
     assert isinstance(status["loss"], float) and isinstance(status["lr"], float)
@@ -168,3 +173,41 @@ def test_fine_tuning_from_another_jobs_model(trainer, train_files):
     assert r.status_code == 422 and "engine" in r.json()["detail"]
     r = user.post("/training-jobs", json={"solver-id": "solver:nobody:1"})
     assert r.status_code == 422 and "solver" in r.json()["detail"]
+
+
+def test_bad_requests_and_limits(trainer, train_files):
+    user = h.new_user(trainer.url, "bad")
+    other = h.new_user(trainer.url, "oth")
+    solver = alphabet_solver(user, train_files, max_iter=100000, test_iter=1)
+    sid = solver["id"]
+    for body, status, words in [
+        ({"solver-id": sid, "color": 1}, 400, "color"),
+        ({"engine": "torch"}, 400, "solver-id"),
+        ({"solver-id": sid, "gpu": "many"}, 400, "gpu"),
+        ({"solver-id": sid, "priority": "high"}, 400, "priority"),
+        ({"solver-id": sid, "max-runtime": -1}, 400, "max-runtime"),
+        ({"solver-id": sid, "weights": "not a url"}, 422, "weights"),
+        ({"solver-id": sid, "weights": f"training-job:user~{other.username}:1"}, 422, "weights"),
+    ]:
+        r = user.post("/training-jobs", json=body)
+        assert r.status_code == status and words in r.json()["detail"], (body, r.text)
+    r = other.post("/training-jobs", json={"solver-id": sid})  # another user's solver
+    assert r.status_code == 422 and "solver-id" in r.json()["detail"]
+
+    # max-runtime is enforced by the queue: the job fails with that reason.
+    limited = train(user, sid, **{"max-runtime": 1, "priority": 5})
+    doc = user.wait(f"/training-jobs/{limited['id']}", timeout=60)
+    assert doc["processing-state"] == "failed" and "max-runtime" in doc["processing-log"]
+    assert user.ok("GET", f"/training-jobs/{limited['id']}/status")["state"] == "failed"
+
+    job = train(user, sid, priority="-1")
+    assert job["priority"] == -1
+    path = f"/training-jobs/{job['id']}"
+    assert user.get(path + "/logs", params={"follow": "maybe"}).status_code == 400
+    assert user.get(path + "/logs", params={"timeout": "9999"}).status_code == 400
+    assert user.get(path + "/status", params={"x": "1"}).status_code == 400
+    assert user.get(path + "/snapshots/..%2Fmodel.caffemodel").status_code == 404
+    assert user.get(path + "/model").status_code == 404  # not trained (yet)
+    assert user.ok("POST", path + "/cancel", 202)["cancel-requested"] is True
+    assert user.wait(path, timeout=30)["processing-state"] == "canceled"
+    assert user.ok("GET", path + "/status")["eta-seconds"] == 0

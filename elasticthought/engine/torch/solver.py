@@ -472,7 +472,8 @@ class Solver:
             self._emit({"event": "done", "iteration": self.iter, "stopped_early": True})
             return
         if p.display and self.iter % p.display == 0:
-            loss = forward_loss(self.net)
+            with torch.no_grad():
+                loss = forward_loss(self.net)
             self._update_smoothed_loss(loss, start_iter, p.average_loss)
             log.info("Iteration %d, loss = %s", self.iter, _g(self.smoothed_loss))
         if p.test_interval and self.iter % p.test_interval == 0:

@@ -20,7 +20,10 @@ from elasticthought.engine.torch.data.image_data import ImageDataLayer, ImageLis
 from elasticthought.engine.torch.data.memory_data import MemoryDataError, MemoryDataLayer
 from elasticthought.engine.torch.transformer import Transformer, TransformError
 
-GOLDEN = Path("/work/shared/golden/formats/imageset_png")
+SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+GOLDEN = SHARED / "golden" / "formats" / "imageset_png"
 CPU = torch.device("cpu")
 
 
@@ -243,3 +246,20 @@ def test_memory_data_batches_wrap():
     got = [layer.forward([]) for _ in range(3)]
     assert [t[1].tolist() for t in got] == [[0, 1], [2, 3], [0, 1]]
     np.testing.assert_array_equal(got[1][0].numpy(), data[2:4])
+
+
+def test_layers_share_one_database_handle_and_release_it(tmp_path):
+    import gc
+
+    from elasticthought.engine.torch.data import shared_db
+
+    _write_lmdb(tmp_path / "db", 6)
+    a = DataLayer(_data_param(tmp_path / "db", 4), "TRAIN", CPU)
+    b = DataLayer(_data_param(tmp_path / "db", 4), "TEST", CPU)  # a second open would fail
+    first_a, first_b = a.forward([])[1], b.forward([])[1]
+    assert first_a.tolist() == first_b.tolist() == [0, 1, 2, 3]  # each has its own cursor
+    a.close()
+    assert b.forward([])[1].tolist() == [4, 5, 0, 1]
+    del b  # never closed: collected all the same (the prefetch thread holds it weakly)
+    gc.collect()
+    assert not shared_db._OPEN

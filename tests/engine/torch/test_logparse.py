@@ -13,7 +13,10 @@ import numpy as np
 from elasticthought.engine.logparse import parse_log, to_csv
 from elasticthought.engine.torch.glog import GlogFormatter, attach, engine_logger
 
-LENET = Path("/work/shared/golden/lenet/lenet_mnist_200")
+SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"
 
 
 def test_parses_real_caffe_log():

@@ -18,7 +18,10 @@ import pytest
 from elasticthought.engine.caffemodel import blob_to_array, read_solverstate
 from elasticthought.engine.torch.solver import get_solver
 
-SOLVERS = Path("/work/shared/golden/solvers")
+SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+SOLVERS = SHARED / "golden" / "solvers"
 CASES = sorted(p.name for p in SOLVERS.iterdir() if (p / "meta.json").exists())
 
 

@@ -12,9 +12,12 @@ from elasticthought.engine.proto import caffe_pb2
 from elasticthought.engine.prototxt import parse_solver, read_solver
 from elasticthought.engine.torch.lr_policy import LrPolicyError, check_policy, learning_rate
 
-SOLVERS = Path("/work/shared/golden/solvers")
+SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+SOLVERS = SHARED / "golden" / "solvers"
 CASES = sorted(p.name for p in SOLVERS.iterdir() if (p / "meta.json").exists())
-LENET = Path("/work/shared/golden/lenet/lenet_mnist_200")
+LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"
 
 
 @pytest.mark.parametrize("name", CASES)

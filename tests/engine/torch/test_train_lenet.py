@@ -20,7 +20,10 @@ from elasticthought.cli import main
 from elasticthought.engine.caffemodel import caffemodel_params, read_caffemodel
 from elasticthought.engine.logparse import parse_log
 
-LENET = Path("/work/shared/golden/lenet/lenet_mnist_200")
+SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"
 LOG_DIGITS = 1e-5  # the logs print 6 significant digits
 
 

@@ -19,9 +19,12 @@ from elasticthought.engine.logparse import parse_log
 from elasticthought.engine.torch.data.images import read_image
 from elasticthought.engine.torch.net import Net
 
-SEED = Path("/work/shared/data/seed-examples")
-ALPHABET = Path("/work/shared/data/alphabet.tar.gz")
-LENET = Path("/work/shared/golden/lenet/lenet_mnist_200")
+SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared")
+SEED = SHARED / "data" / "seed-examples"
+ALPHABET = SHARED / "data" / "alphabet.tar.gz"
+LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"
 TEST_FONT = "Verdana"
 
 
