@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.support.paths import GOLDEN
+
 torch.set_num_threads(1)
 
-GOLDEN = Path("/work/shared/golden")
 LAYER_CASES = GOLDEN / "layers"
 
 

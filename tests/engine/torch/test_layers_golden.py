@@ -4,11 +4,11 @@ harness is `run_golden_case` in conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-LAYER_CASES = Path("/work/shared/golden/layers")
+from tests.support.paths import GOLDEN
+
+LAYER_CASES = GOLDEN / "layers"
 CASES = sorted(p.name for p in LAYER_CASES.iterdir() if (p / "meta.json").exists())
 
 

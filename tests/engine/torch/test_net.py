@@ -19,8 +19,8 @@ from elasticthought.engine.prototxt import parse_net, read_net
 from elasticthought.engine.torch.device import DeviceError
 from elasticthought.engine.torch.layer import LayerError, UnsupportedLayer
 from elasticthought.engine.torch.net import Net, NetError
+from tests.support.paths import GOLDEN
 
-GOLDEN = Path("/work/shared/golden")
 LENET = GOLDEN / "lenet" / "lenet_mnist_200"
 TINY = GOLDEN / "formats" / "v1_tiny_deploy"
 

@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 
-LENET = "/work/shared/golden/lenet/lenet_mnist_200/deploy.prototxt"
+from tests.support.paths import GOLDEN
+
+LENET = str(GOLDEN / "lenet" / "lenet_mnist_200" / "deploy.prototxt")
 
 
 def test_time_prints_per_layer_and_totals():
