@@ -1,7 +1,7 @@
 """API benchmark: requests per second of `elasticthought serve` on the embedded store, and job
 dispatch latency under load.
 
-    python benchmarks/api.py [--clients 16] [--seconds 5] [--samples 5]
+    python -m benchmarks.api [--clients 16] [--seconds 5] [--samples 5]
 
 In one run, against live `serve` processes (tests/support/server.py):
 - server A (`--workers 0`, so queued jobs stay queued): requests/s with `--clients` concurrent
@@ -28,10 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Keep this folder off sys.path: its queue.py would shadow the standard library's `queue`.
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if not __package__:  # run as a file: see benchmarks/_syspath.py
+    import _syspath  # noqa: F401
 
 import requests  # noqa: E402
 

@@ -10,18 +10,13 @@ CPU) are printed. Where real BVLC Caffe is installed (scripts/install-caffe), it
 column: the same net, weights, batch and thread count in pycaffe's own process (forward +
 backward, timed there), interleaved with the others.
 
-    python benchmarks/engine.py [--threads 1] [--reps 21] [--iters 10] [--device cpu]
+    python -m benchmarks.engine [--threads 1] [--reps 21] [--iters 10] [--device cpu]
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this folder comes first on sys.path, and its sibling benchmarks (queue.py)
-# would shadow standard modules that torch imports.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
+if not __package__:  # run as a file: see benchmarks/_syspath.py
+    import _syspath  # noqa: F401
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -31,6 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks.engine_training import HandLeNet  # noqa: E402  (the same LeNet in PyTorch)
 from elasticthought.engine.prototxt import parse_net  # noqa: E402
 from elasticthought.engine.torch.net import Net  # noqa: E402
 
@@ -62,23 +58,6 @@ layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
           weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
 """
-
-
-class HandLeNet(torch.nn.Module):
-    """The same LeNet written directly in PyTorch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 20, 5)
-        self.conv2 = torch.nn.Conv2d(20, 50, 5)
-        self.ip1 = torch.nn.Linear(800, 500)
-        self.ip2 = torch.nn.Linear(500, 10)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(self.conv1(x), 2, 2)
-        x = F.max_pool2d(self.conv2(x), 2, 2)
-        x = F.relu(self.ip1(x.flatten(1)))
-        return F.cross_entropy(self.ip2(x), y)
 
 
 def _time(step, iters: int, sync) -> float:
@@ -155,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def theirs() -> None:
         hand.zero_grad()
-        hand(x, y).backward()
+        F.cross_entropy(hand(x), y).backward()
 
     hand.zero_grad()
-    loss_hand = hand(x, y)
+    loss_hand = F.cross_entropy(hand(x), y)
     loss_hand.backward()
     net.clear_param_diffs()
     loss_ours = net.forward_backward()
@@ -204,12 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<39}: {med['caffe']:8.2f} ms/iter")
         print(f"  ratio ours/caffe (all blob diffs)    : {ratio_caffe:8.3f}")
     if not args.no_training:  # training iterations/s and peak memory (engine-2)
-        import importlib.util
+        from benchmarks import engine_training as training
 
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine_training.py")
-        spec = importlib.util.spec_from_file_location("engine_training", path)
-        training = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(training)
         training.main(["--threads", str(args.threads), "--device", args.device])
     return 0
 

@@ -12,7 +12,7 @@ for wall time and for this process's CPU time (all threads; less disturbed by ot
 on a shared machine), and the peak memory of each side, measured in its own subprocess (peak
 RSS above the imports on the CPU, max allocated on CUDA).
 
-    python benchmarks/engine_training.py [--threads 1] [--reps 7] [--iters 10] [--device cpu]
+    python -m benchmarks.engine_training [--threads 1] [--reps 7] [--iters 10] [--device cpu]
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# benchmarks/queue.py would shadow the standard library's queue (torch imports it)
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+if not __package__:  # run as a file: see benchmarks/_syspath.py
+    import _syspath  # noqa: F401
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -36,10 +35,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
-GOLDEN_MNIST = SHARED / "golden" / "lenet" / "lenet_mnist_200" / "mnist_train_lmdb"
+from tests.support.paths import GOLDEN  # noqa: E402
+
+GOLDEN_MNIST = GOLDEN / "lenet" / "lenet_mnist_200" / "mnist_train_lmdb"
 
 LENET = """
 name: "LeNet"
@@ -105,6 +103,8 @@ SOLVER = 'base_lr: 0.01 momentum: 0.9 weight_decay: 0.0005 lr_policy: "fixed" ma
 
 
 class HandLeNet(torch.nn.Module):
+    """LeNet written directly in PyTorch (logits; the loss is the caller's)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = torch.nn.Conv2d(1, 20, 5)

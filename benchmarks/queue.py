@@ -1,6 +1,6 @@
 """Queue benchmark: dispatch latency and throughput of the worker pool, on both store backends.
 
-    python benchmarks/queue.py [--backends sqlite,couch] [--samples 20] [--jobs 40]
+    python -m benchmarks.queue [--backends sqlite,couch] [--samples 20] [--jobs 40]
 
 For each backend it measures, in the same run:
 - the floor: the store's changes-wake latency (a write until a blocked `changes()` call returns);
@@ -14,12 +14,9 @@ The couch backend runs a real PouchDB Server (tests/support/pouchdb.py).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-# This file is named queue.py: keep its folder off sys.path so `import queue` finds the stdlib.
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+if not __package__:  # run as a file: see benchmarks/_syspath.py
+    import _syspath  # noqa: F401
 
 import argparse  # noqa: E402
 import os  # noqa: E402

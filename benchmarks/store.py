@@ -1,6 +1,6 @@
 """Store latency next to its floor, both backends side by side.
 
-    python benchmarks/store.py [--n 300] [--wakes 30] [--couch-url http://HOST:PORT]
+    python -m benchmarks.store [--n 300] [--wakes 30] [--couch-url http://HOST:PORT]
 
 For each backend: single-document read and update latency (p50, p95) and changes-wake latency
 (a write, until a thread blocked in `changes(since, timeout)` returns with it). Each is printed
@@ -28,11 +28,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-# Run as a file, this folder comes first on sys.path, and benchmarks/queue.py would shadow the
-# standard library's `queue` (which requests needs): put the repository root there instead.
-_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
-sys.path.insert(0, str(_ROOT))
+if not __package__:  # run as a file: see benchmarks/_syspath.py
+    import _syspath  # noqa: F401
 
 import requests  # noqa: E402
 

@@ -49,9 +49,8 @@ def pouchdb_missing(reason: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def pouchdb_server() -> Iterator[PouchDBServer]:
-    server = PouchDBServer()
+def _running(server: PouchDBServer) -> Iterator[PouchDBServer]:
+    """Start `server` (see `pouchdb_missing` when it cannot), yield it, stop it."""
     try:
         server.start()
     except PouchDBUnavailable as exc:
@@ -61,6 +60,11 @@ def pouchdb_server() -> Iterator[PouchDBServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def pouchdb_server() -> Iterator[PouchDBServer]:
+    yield from _running(PouchDBServer())
 
 
 @pytest.fixture
@@ -75,16 +79,7 @@ def pouchdb_url(pouchdb_server: PouchDBServer) -> Iterator[str]:
 
 @pytest.fixture
 def pouchdb_leveldb(tmp_path: Path) -> Iterator[PouchDBServer]:
-    server = PouchDBServer(data_dir=tmp_path / "pouchdb-leveldb")
-    try:
-        server.start()
-    except PouchDBUnavailable as exc:
-        server.close()
-        pouchdb_missing(str(exc))
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running(PouchDBServer(data_dir=tmp_path / "pouchdb-leveldb"))
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from elasticthought.api.common import (
     bad_request,
     blob_prefix,
     blobs,
-    config,
     list_owned,
     now,
     owned,
@@ -24,9 +23,10 @@ from elasticthought.api.common import (
     remove_document,
     store,
     user_id,
+    vet_url,
 )
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
-from elasticthought.fetch import FetchError, FetchPolicy, check_url, resolve
+from elasticthought.fetch import FetchError
 from elasticthought.queue.registry import FINAL_STATES
 from elasticthought.store.base import NotFound, new_id
 
@@ -45,12 +45,8 @@ def _vet_url(index: int, url: Any) -> str:
     url = url.strip()
     if len(url) > MAX_URL:
         raise bad_request(f"urls[{index}] is longer than {MAX_URL} characters")
-    policy = FetchPolicy.from_config(config())
     try:
-        parts = check_url(url, policy)
-        if parts.scheme.lower() in ("http", "https"):
-            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-            resolve(parts.hostname or "", port, policy)
+        vet_url(url)
     except (FetchError, ValueError) as exc:
         raise ApiError(422, f"urls[{index}] {url[:200]!r} refused: {exc}") from None
     return url

@@ -17,13 +17,12 @@ from typing import Any
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from elasticthought.api.app import get_services
-from elasticthought.blobs.base import BlobStore
-from elasticthought.config import Config
+from elasticthought.api.app import get_blobs, get_config, get_store
+from elasticthought.fetch import FetchPolicy, check_url, resolve
 from elasticthought.queue.context import job_work_dir
 from elasticthought.queue.control import request_cancel
 from elasticthought.queue.registry import PROCESSING
-from elasticthought.store.base import Conflict, Doc, NotFound, Store, StoreError
+from elasticthought.store.base import Conflict, Doc, NotFound, StoreError
 
 
 class ApiError(HTTPException):
@@ -54,16 +53,10 @@ def now() -> float:
     return round(time.time(), 3)
 
 
-def store() -> Store:
-    return get_services().store
-
-
-def blobs() -> BlobStore:
-    return get_services().blobs
-
-
-def config() -> Config:
-    return get_services().config
+# The services of the current app (app.py's accessors, by the short names handlers use).
+store = get_store
+blobs = get_blobs
+config = get_config
 
 
 def json_body(
@@ -163,6 +156,29 @@ def owned(doc_id: str, doc_type: str) -> Doc:
     return doc
 
 
+def referenced(doc_id: str, doc_type: str, field: str) -> Doc:
+    """The caller's document of `doc_type` that the request's `field` names; 422 (not 404: the
+    route exists) when there is none."""
+    try:
+        return owned(doc_id, doc_type)
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
+        what = doc_type.replace("-", " ")
+        raise ApiError(422, f"'{field}': no {what} with id {doc_id!r}") from None
+
+
+def vet_url(url: str) -> None:
+    """Check a user-given URL now, before any job runs: its form and scheme against the fetch
+    policy and, for http(s), that its host resolves to an allowed address. Raises `FetchError`
+    (or `ValueError` for a malformed port)."""
+    policy = FetchPolicy.from_config(config())
+    parts = check_url(url, policy)
+    if parts.scheme.lower() in ("http", "https"):
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        resolve(parts.hostname or "", port, policy)
+
+
 def public(doc: Doc, hidden: Iterable[str] = ()) -> dict[str, Any]:
     """A document as the API shows it: `id` added, internal fields removed."""
     out = {k: v for k, v in doc.items() if k not in set(hidden)}
@@ -194,6 +210,15 @@ def _mentions(value: Any, field: str, doc_id: str) -> bool:
     if isinstance(value, list):
         return any(_mentions(v, field, doc_id) for v in value)
     return False
+
+
+def delete_unless_used(doc: Doc, users: list[str], used_by: str) -> tuple[str, int]:
+    """DELETE of a resource: 409 "`used_by` <ids>: delete them first" while the documents
+    `users` still name it, else `remove_document` and 204."""
+    if users:
+        raise ApiError(409, f"{used_by} {', '.join(users)}: delete them first")
+    remove_document(doc)
+    return "", 204
 
 
 def blob_prefix(doc_id: str) -> str:

@@ -15,18 +15,19 @@ from elasticthought.api.common import (
     blobs,
     check_fields,
     config,
+    delete_unless_used,
     dependents,
     json_body,
     list_owned,
     now,
     owned,
     public,
-    remove_document,
     store,
     user_id,
+    vet_url,
 )
 from elasticthought.api.openapi import obj, resource
-from elasticthought.fetch import FetchError, FetchPolicy, check_url, resolve
+from elasticthought.fetch import FetchError
 from elasticthought.jobs import layout
 from elasticthought.store.base import new_id
 
@@ -43,12 +44,8 @@ def check_source_url(url: object) -> str:
     """Vet a user-given URL now (form, scheme, address) so bad ones fail at once with 422."""
     if not isinstance(url, str):
         raise bad_request("'url' must be a string")
-    policy = FetchPolicy.from_config(config())
     try:
-        parts = check_url(url, policy)
-        if parts.scheme.lower() in ("http", "https"):
-            port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-            resolve(parts.hostname or "", port, policy)
+        vet_url(url)
     except FetchError as exc:
         raise ApiError(422, f"url refused: {exc}") from None
     return url
@@ -163,10 +160,7 @@ def get_datafile(doc_id: str):
 def delete_datafile(doc_id: str):
     doc = owned(doc_id, "datafile")
     users = dependents("dataset", "datafile-id", doc_id)
-    if users:
-        raise ApiError(409, f"datafile is used by dataset(s) {', '.join(users)}: delete them first")
-    remove_document(doc)
-    return "", 204
+    return delete_unless_used(doc, users, "datafile is used by dataset(s)")
 
 
 _KIND = {"type": "string", "enum": list(LAYERS_TYPES)}

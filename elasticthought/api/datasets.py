@@ -11,13 +11,14 @@ from elasticthought.api.common import (
     ApiError,
     bad_request,
     check_fields,
+    delete_unless_used,
     dependents,
     json_body,
     list_owned,
     now,
     owned,
     public,
-    remove_document,
+    referenced,
     store,
     user_id,
     want_bool,
@@ -52,12 +53,7 @@ def _split(body: dict, name: str) -> dict:
 
 
 def _datafile(doc_id: str, where: str) -> dict:
-    try:
-        doc = owned(doc_id, "datafile")
-    except ApiError as exc:
-        if exc.code != 404:
-            raise
-        raise ApiError(422, f"'{where}.datafile-id': no datafile with id {doc_id!r}") from None
+    doc = referenced(doc_id, "datafile", f"{where}.datafile-id")
     if doc.get("processing-state") in UNUSABLE:
         reason = doc.get("processing-log") or ""
         raise ApiError(
@@ -134,10 +130,7 @@ def get_dataset(doc_id: str):
 def delete_dataset(doc_id: str):
     doc = owned(doc_id, "dataset")
     users = dependents("solver", "dataset-id", doc_id)
-    if users:
-        raise ApiError(409, f"dataset is used by solver(s) {', '.join(users)}: delete them first")
-    remove_document(doc)
-    return "", 204
+    return delete_unless_used(doc, users, "dataset is used by solver(s)")
 
 
 _SPLIT = obj(

@@ -15,13 +15,14 @@ from elasticthought.api.common import (
     ApiError,
     bad_request,
     config,
+    delete_unless_used,
     dependents,
     json_body,
     list_owned,
     now,
     owned,
     public,
-    remove_document,
+    referenced,
     store,
     user_id,
     want_str,
@@ -129,12 +130,7 @@ def validate_solver(text: str, key: str = "specification") -> None:
 def post_solver():
     body = json_body(FIELDS, ("dataset-id",))
     dataset_id = want_str(body, "dataset-id", 512) or ""
-    try:
-        dataset = owned(dataset_id, "dataset")
-    except ApiError as exc:
-        if exc.code != 404:
-            raise
-        raise ApiError(422, f"'dataset-id': no dataset with id {dataset_id!r}") from None
+    dataset = referenced(dataset_id, "dataset", "dataset-id")
     if dataset.get("processing-state") in ("failed", "canceled"):
         raise ApiError(422, f"dataset {dataset_id} is {dataset['processing-state']}")
     solver_text, solver_url = _text(body, "specification", "specification-url")
@@ -179,10 +175,7 @@ def get_solver(doc_id: str):
 def delete_solver(doc_id: str):
     doc = owned(doc_id, "solver")
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "solver-id", doc_id)]
-    if users:
-        raise ApiError(409, f"solver is used by {', '.join(users)}: delete them first")
-    remove_document(doc)
-    return "", 204
+    return delete_unless_used(doc, users, "solver is used by")
 
 
 OPENAPI_PATHS = resource(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from elasticthought.queue.registry import (
@@ -28,6 +29,14 @@ RUN_FIELDS = ("worker-id", "lease-expires", "claim-id")
 def _drop(doc: dict, keys: tuple[str, ...]) -> None:
     for key in keys:
         doc.pop(key, None)
+
+
+def _modify(store: Store, job_id: str, change: Callable[[dict], bool]) -> dict | None:
+    """`store.modify(job_id, change)`; None when the job document is gone."""
+    try:
+        return store.modify(job_id, change)
+    except NotFound:
+        return None
 
 
 def request_cancel(store: Store, job_id: str) -> dict | None:
@@ -94,10 +103,7 @@ def cancel_pending(store: Store, job_id: str) -> dict | None:
         doc.pop("pending-reason", None)
         return True
 
-    try:
-        return store.modify(job_id, change)
-    except NotFound:
-        return None
+    return _modify(store, job_id, change)
 
 
 def holds(doc: dict, claim_id: str) -> bool:
@@ -117,10 +123,7 @@ def renew(
         doc["lease-expires"] = time.time() + lease_seconds
         return True
 
-    try:
-        return store.modify(job_id, change)
-    except NotFound:
-        return None
+    return _modify(store, job_id, change)
 
 
 def finish(
@@ -137,10 +140,7 @@ def finish(
         _drop(doc, ("lease-expires",))
         return True
 
-    try:
-        return store.modify(job_id, change)
-    except NotFound:
-        return None
+    return _modify(store, job_id, change)
 
 
 def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) -> dict | None:
@@ -160,10 +160,7 @@ def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) 
         _drop(doc, RUN_FIELDS)
         return True
 
-    try:
-        return store.modify(job_id, change)
-    except NotFound:
-        return None
+    return _modify(store, job_id, change)
 
 
 def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None:
@@ -190,10 +187,7 @@ def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None
         _drop(doc, RUN_FIELDS)
         return True
 
-    try:
-        return store.modify(job_id, change)
-    except NotFound:
-        return None
+    return _modify(store, job_id, change)
 
 
 def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | None:
@@ -210,7 +204,4 @@ def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | 
             doc["pending-reason"] = reason
         return True
 
-    try:
-        return store.modify(job_id, change)
-    except NotFound:
-        return None
+    return _modify(store, job_id, change)

@@ -260,14 +260,7 @@ class CouchStore(Store):
         if not doc.get("_rev"):
             raise Conflict(f"update of {doc_id} needs the _rev it read")
         data = _encode(doc)
-        try:
-            rev = self._call(lambda: self._put(doc_id, data))
-        except Conflict:
-            if not self._exists(doc_id):
-                raise NotFound(f"document {doc_id} not found") from None
-            raise Conflict(f"document {doc_id}: revision {doc['_rev']} is stale") from None
-        except NotFound:
-            raise NotFound(f"document {doc_id} not found") from None
+        rev = self._checked_write(doc_id, doc["_rev"], lambda: self._put(doc_id, data))
         return {**doc, "_rev": rev}
 
     def _cas_update(self, doc: Doc) -> Doc:
@@ -284,8 +277,13 @@ class CouchStore(Store):
 
     def delete(self, doc_id: str, rev: str) -> None:
         path = _doc_path(doc_id)
+        self._checked_write(doc_id, rev, lambda: self.resource.delete(path, params={"rev": rev}))
+
+    def _checked_write(self, doc_id: str, rev: str, request: Callable[[], Any]) -> Any:
+        """`_call(request)` for a write of `doc_id` at `rev`: a missing document is `NotFound`,
+        a conflict on an existing one a stale revision."""
         try:
-            self._call(lambda: self.resource.delete(path, params={"rev": rev}))
+            return self._call(request)
         except Conflict:
             if not self._exists(doc_id):
                 raise NotFound(f"document {doc_id} not found") from None

@@ -196,26 +196,23 @@ class SqliteStore(Store):
     def _next_seq(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM docs").fetchone()[0])
 
-    def _max_seq(self) -> int:
+    def _read(self, sql: str, args: tuple | list = ()) -> list[tuple]:
+        """All rows of one read query; a database error is a `StoreError`."""
         try:
-            row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM docs").fetchone()
+            return self._conn().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.url}: read failed: {exc}") from None
-        return int(row[0])
+
+    def _max_seq(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(seq), 0) FROM docs")[0][0])
 
     # Store contract ------------------------------------------------------------------------------
 
     def get(self, doc_id: str) -> Doc:
-        try:
-            row = (
-                self._conn()
-                .execute("SELECT rev, body FROM docs WHERE id = ? AND deleted = 0", (doc_id,))
-                .fetchone()
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: read failed: {exc}") from None
-        if row is None:
+        rows = self._read("SELECT rev, body FROM docs WHERE id = ? AND deleted = 0", (doc_id,))
+        if not rows:
             raise NotFound(f"document {doc_id} not found")
+        row = rows[0]
         doc = json.loads(row[1])
         doc["_id"] = doc_id
         doc["_rev"] = row[0]
@@ -286,14 +283,7 @@ class SqliteStore(Store):
         self._write(remove)
 
     def _changes_after(self, since: int) -> Changes:
-        try:
-            rows = (
-                self._conn()
-                .execute("SELECT id, seq FROM docs WHERE seq > ? ORDER BY seq", (since,))
-                .fetchall()
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: read failed: {exc}") from None
+        rows = self._read("SELECT id, seq FROM docs WHERE seq > ? ORDER BY seq", (since,))
         if not rows:
             return Changes([], str(since))
         return Changes([r[0] for r in rows], str(rows[-1][1]))
@@ -326,10 +316,7 @@ class SqliteStore(Store):
         sql += " ORDER BY id DESC" if descending else " ORDER BY id"
         sql += " LIMIT ? OFFSET ?"
         args += [-1 if limit is None else max(0, int(limit)), max(0, int(skip))]
-        try:
-            rows = self._conn().execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: read failed: {exc}") from None
+        rows = self._read(sql, args)
         docs = []
         for doc_id, rev, body in rows:
             doc = json.loads(body)

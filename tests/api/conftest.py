@@ -48,7 +48,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.FileServer]:
     bomb = tarfile.TarInfo("0/zeros.png")
     bomb.size = MAX_EXTRACT * 3
     with tarfile.open(root / "bomb.tar.gz", "w:gz", compresslevel=9) as tar:
-        tar.addfile(bomb, _Zeros(bomb.size))
+        tar.addfile(bomb, h.Zeros(bomb.size))
     h.tar_gz(root / "notimages.tar.gz", [h.file_member("0/readme.png", b"not an image")])
     bad = (h.SEED / "alphabet" / "alpha_net.prototxt").read_text().splitlines()
     bad[9] = bad[9].replace("is_color: false", "is_color: maybe")  # line 10
@@ -56,18 +56,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.FileServer]:
     server = h.FileServer(root)
     yield server
     server.close()
-
-
-class _Zeros:
-    """A file-like of `n` zero bytes (a gzip bomb's member, never held in memory)."""
-
-    def __init__(self, n: int) -> None:
-        self.left = n
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.left if size < 0 else min(size, self.left)
-        self.left -= size
-        return bytes(size)
 
 
 def _start(tmp: Path, store: str | None, **kw) -> LiveServer:

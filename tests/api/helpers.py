@@ -18,9 +18,8 @@ from typing import Any
 
 import requests
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"  # the repo's sibling ../shared
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
+from tests.support.paths import SHARED
+
 ALPHABET = SHARED / "data" / "alphabet.tar.gz"
 SEED = SHARED / "data" / "seed-examples"
 MNIST_LMDB = SHARED / "golden" / "lenet" / "lenet_mnist_200" / "mnist_test_lmdb"
@@ -80,6 +79,19 @@ def new_user(base: str, prefix: str = "u") -> Client:
     return Client(base, name, password)
 
 
+def alphabet_dataset(user: Client, files: FileServer) -> tuple[dict, dict]:
+    """The seed's alphabet datafile (by URL from `files`) and its 70/30 dataset, both created."""
+    df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
+    ds = user.ok(
+        "POST",
+        "/datasets",
+        201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )
+    return df, ds
+
+
 class FileServer:
     """A local http.server on a loopback port serving one folder (in a thread)."""
 
@@ -115,6 +127,18 @@ def file_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     return info, data
+
+
+class Zeros:
+    """A file-like of `n` zero bytes (a gzip bomb's member, never held in memory)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return bytes(size)
 
 
 def tar_folder(path: Path, folder: Path, arcname: str) -> Path:

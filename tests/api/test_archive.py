@@ -8,6 +8,7 @@ import tarfile
 import pytest
 
 from elasticthought.archive import ArchiveError, extract
+from tests.api import helpers as h
 
 
 def _tar(members, compress=True) -> io.BytesIO:
@@ -67,16 +68,6 @@ def test_limits(tmp_path):
         extract(io.BytesIO(b"\x1f\x8bgarbage" * 10), tmp_path / "g", 100, 10)
 
 
-class _Zeros:
-    def __init__(self, n: int) -> None:
-        self.left = n
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.left if size < 0 else min(size, self.left)
-        self.left -= size
-        return bytes(size)
-
-
 def test_gzip_bomb_is_refused_without_expanding(tmp_path):
     """50 MB of zeros compressed to ~50 KB; the limit is 1 MB: nothing big reaches the disk."""
     raw = io.BytesIO()
@@ -85,7 +76,7 @@ def test_gzip_bomb_is_refused_without_expanding(tmp_path):
         tar.addfile(small, io.BytesIO(data))
         info = tarfile.TarInfo("big.png")
         info.size = 50 << 20
-        tar.addfile(info, _Zeros(info.size))
+        tar.addfile(info, h.Zeros(info.size))
     raw.seek(0)
     assert raw.getbuffer().nbytes < 1_000_000
     with pytest.raises(ArchiveError, match="exceeds 1048576 bytes.*big.png"):

@@ -94,14 +94,7 @@ def test_private_address_refused_by_default(closed_server, files):
 
 def test_bad_solvers(api, files):
     user = h.new_user(api.url)
-    df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = user.ok(
-        "POST",
-        "/datasets",
-        201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
-    )
+    df, ds = h.alphabet_dataset(user, files)
     solver_text = (h.SEED / "alphabet/alpha_solver.prototxt").read_text()
     net_text = (h.SEED / "alphabet/alpha_net.prototxt").read_text()
 

@@ -11,14 +11,7 @@ from tests.api import helpers as h
 
 def _a_world(api, files):
     a = h.new_user(api.url, "a")
-    df = a.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = a.ok(
-        "POST",
-        "/datasets",
-        201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
-    )
+    df, ds = h.alphabet_dataset(a, files)
     solver = a.ok(
         "POST",
         "/solvers",

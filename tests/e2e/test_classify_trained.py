@@ -50,12 +50,7 @@ def assert_matches(evaluation: dict, correct: int, ambiguous: int, count: int) -
 def short_alphabet_solver(user: h.Client, files: h.FileServer) -> dict:
     """The seed's alphabet datafile, dataset and prototxts, trained briefly (20 iterations of
     64 images instead of 50 of 500) to bound the test's time; the TEST phase is unchanged."""
-    df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = user.ok(
-        "POST", "/datasets", 201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
-    )  # fmt: skip
+    _, ds = h.alphabet_dataset(user, files)
     net = ts.seed_text("alphabet/alpha_net.prototxt")
     assert net.count("batch_size: 500") == 2
     net = net.replace("batch_size: 500", "batch_size: 64", 1)  # the TRAIN layer comes first

@@ -95,7 +95,7 @@ def test_kill_during_training_resumes_from_snapshot(request, backend, tmp_path, 
     server = start_server(tmp_path, store_url(request, backend), workers=1, args=lease)
     try:
         user = h.new_user(server.url, "kl")
-        max_iter = 100
+        max_iter = 200  # a wide window between the first snapshot (30) and the end
         solver = mnist_solver(user, train_files, "LMDB", small=True, max_iter=max_iter,
                               snapshot=30, test_iter=1)
         job = train(user, solver["id"])["id"]
@@ -111,10 +111,10 @@ def test_kill_during_training_resumes_from_snapshot(request, backend, tmp_path, 
         doc = finished(user, job)
         resumed = doc["resumed-from-iteration"]
         assert resumed >= snaps[-1]["iteration"] and resumed % 30 == 0
-        assert doc["attempts"] == 2 and doc["last-iteration"] == max_iter
+        assert doc["attempts"] >= 2 and doc["last-iteration"] == max_iter
         assert max_iter <= doc["iterations-trained"] < 2 * max_iter
         status = _status(user, job)
-        assert status["resumed-from-iteration"] == resumed and status["attempts"] == 2
+        assert status["resumed-from-iteration"] == resumed and status["attempts"] >= 2
         log = user.get(f"/training-jobs/{job}/logs").text
         assert f"resumes from the snapshot of iteration {resumed}" in log
         assert "Optimization Done." in log

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -18,3 +19,11 @@ def _shared() -> Path:
 SHARED = _shared()
 GOLDEN = SHARED / "golden"
 DATA = SHARED / "data"
+
+
+def writable_copy(src: Path, dest: Path) -> Path:
+    """A writable copy of a (read-only) shared folder: databases write lock and log files."""
+    shutil.copytree(src, dest)
+    for p in [dest, *dest.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return dest

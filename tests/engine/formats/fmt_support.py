@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
+from tests.support.paths import SHARED, writable_copy
+
 GOLDEN = SHARED / "golden"
 SEED_EXAMPLES = SHARED / "data" / "seed-examples"
 FORMATS = GOLDEN / "formats"
@@ -16,12 +14,7 @@ IMAGESET = FORMATS / "imageset_png"
 LENET = GOLDEN / "lenet" / "lenet_mnist_200"
 
 
-def copy_tree(src: Path, dest: Path) -> Path:
-    """Writable copy of a (read-only) golden folder."""
-    shutil.copytree(src, dest)
-    for p in [dest, *dest.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    return dest
+copy_tree = writable_copy  # a writable copy of a (read-only) golden folder
 
 
 def folder_digest(path: Path) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,8 @@ from elasticthought.engine.torch.data.db_data import DataLayer, DataSourceError
 from elasticthought.engine.torch.data.image_data import ImageDataLayer, ImageListError
 from elasticthought.engine.torch.data.memory_data import MemoryDataError, MemoryDataLayer
 from elasticthought.engine.torch.transformer import Transformer, TransformError
+from tests.support.paths import SHARED, writable_copy
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
 GOLDEN = SHARED / "golden" / "formats" / "imageset_png"
 CPU = torch.device("cpu")
 
@@ -30,11 +27,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module")
 def imageset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A writable copy of the imageset_png case (databases write lock/log files)."""
-    root = tmp_path_factory.mktemp("imageset") / "case"
-    shutil.copytree(GOLDEN, root)
-    for p in root.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    return root
+    return writable_copy(GOLDEN, tmp_path_factory.mktemp("imageset") / "case")
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,13 @@ import io
 import logging
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 
 from elasticthought.engine.logparse import parse_log, to_csv
 from elasticthought.engine.torch.glog import GlogFormatter, attach, engine_logger
+from tests.support.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
 LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"
 
 

@@ -17,10 +17,8 @@ import pytest
 
 from elasticthought.engine.caffemodel import blob_to_array, read_solverstate
 from elasticthought.engine.torch.solver import get_solver
+from tests.support.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
 SOLVERS = SHARED / "golden" / "solvers"
 CASES = sorted(p.name for p in SOLVERS.iterdir() if (p / "meta.json").exists())
 

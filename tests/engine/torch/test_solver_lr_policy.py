@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +10,8 @@ import pytest
 from elasticthought.engine.proto import caffe_pb2
 from elasticthought.engine.prototxt import parse_solver, read_solver
 from elasticthought.engine.torch.lr_policy import LrPolicyError, check_policy, learning_rate
+from tests.support.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
 SOLVERS = SHARED / "golden" / "solvers"
 CASES = sorted(p.name for p in SOLVERS.iterdir() if (p / "meta.json").exists())
 LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"

@@ -9,7 +9,6 @@ same parser must give tables of the same shape.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +18,15 @@ import torch
 from elasticthought.cli import main
 from elasticthought.engine.caffemodel import caffemodel_params, read_caffemodel
 from elasticthought.engine.logparse import parse_log
+from tests.support.paths import SHARED, writable_copy
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
 LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"
 LOG_DIGITS = 1e-5  # the logs print 6 significant digits
 
 
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("lenet") / "run"
-    shutil.copytree(LENET, folder)
-    for p in folder.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    folder = writable_copy(LENET, tmp_path_factory.mktemp("lenet") / "run")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     cwd = Path.cwd()

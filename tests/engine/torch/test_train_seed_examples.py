@@ -18,10 +18,8 @@ from elasticthought.engine.db import open_db
 from elasticthought.engine.logparse import parse_log
 from elasticthought.engine.torch.data.images import read_image
 from elasticthought.engine.torch.net import Net
+from tests.support.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[4] / "shared"  # ../shared next to the repository
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared")
 SEED = SHARED / "data" / "seed-examples"
 ALPHABET = SHARED / "data" / "alphabet.tar.gz"
 LENET = SHARED / "golden" / "lenet" / "lenet_mnist_200"

@@ -1,10 +1,13 @@
-"""Shared pieces of the data layers: seeds, batch assembly and the two top tensors."""
+"""Shared pieces of the data layers: seeds, batch assembly, the two top tensors and the base
+class of the prefetching layers."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from elasticthought.engine.torch.data.prefetch import Prefetcher
+from elasticthought.engine.torch.layer import Layer
 from elasticthought.engine.torch.transformer import Transformer
 
 
@@ -54,3 +57,22 @@ def setup_tops(
     if with_label:
         tops.append(torch.zeros(shape[0], device=device))
     return tops
+
+
+class PrefetchingLayer(Layer):
+    """Base of the data layers whose batches a `Prefetcher` thread (`self._prefetch`) makes."""
+
+    _prefetch: Prefetcher
+    with_label: bool
+
+    def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
+        return to_tops(self._prefetch.get(), self.device, self.with_label)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def close(self) -> None:
+        self._prefetch.close()

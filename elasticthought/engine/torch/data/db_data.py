@@ -18,12 +18,12 @@ import torch
 
 from elasticthought.engine.torch.data import shared_db
 from elasticthought.engine.torch.data.batches import (
+    PrefetchingLayer,
     layer_seed,
-    to_tops,
     transform_batch,
 )
 from elasticthought.engine.torch.data.prefetch import Prefetcher
-from elasticthought.engine.torch.layer import Layer, register
+from elasticthought.engine.torch.layer import register
 from elasticthought.engine.torch.transformer import Transformer
 
 log = logging.getLogger("elasticthought.engine")
@@ -77,7 +77,7 @@ def datum_image(value: bytes, transformer: Transformer, source: str) -> tuple[np
 
 
 @register
-class DataLayer(Layer):
+class DataLayer(PrefetchingLayer):
     """Caffe's `Data` layer (tops: data and optionally label)."""
 
     type_name = "Data"
@@ -133,17 +133,8 @@ class DataLayer(Layer):
             labels.append(label)
         return transform_batch(self.transformer, images, labels, f"layer {self.name}")
 
-    def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
-        return to_tops(self._prefetch.get(), self.device, self.with_label)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
     def close(self) -> None:
-        self._prefetch.close()
+        super().close()
         records, self._records = self._records, None
         if records is not None:
             try:

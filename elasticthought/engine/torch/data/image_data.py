@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from elasticthought.engine.torch.data.batches import (
+    PrefetchingLayer,
     layer_seed,
-    to_tops,
     transform_batch,
 )
 from elasticthought.engine.torch.data.images import read_image
 from elasticthought.engine.torch.data.prefetch import Prefetcher
-from elasticthought.engine.torch.layer import Layer, register
+from elasticthought.engine.torch.layer import register
 from elasticthought.engine.torch.transformer import Transformer
 
 log = logging.getLogger("elasticthought.engine")
@@ -58,7 +58,7 @@ def read_image_list(path: str) -> list[tuple[str, int]]:
 
 
 @register
-class ImageDataLayer(Layer):
+class ImageDataLayer(PrefetchingLayer):
     """Caffe's `ImageData` layer (tops: data and optionally label)."""
 
     type_name = "ImageData"
@@ -111,14 +111,3 @@ class ImageDataLayer(Layer):
                     self._shuffle()
         return transform_batch(self.transformer, images, labels, f"layer {self.name}")
 
-    def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
-        return to_tops(self._prefetch.get(), self.device, self.with_label)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-    def close(self) -> None:
-        self._prefetch.close()
