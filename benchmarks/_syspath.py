@@ -4,8 +4,11 @@ Run as a file, a benchmark has this folder first on sys.path, where `queue.py` s
 standard library's `queue` (which torch and requests import). Importing this module, first thing
 and only in that case, puts the repository root there instead:
 
-    if not __package__:  # run as a file: see benchmarks/_syspath.py
+    if __name__ == "__main__" and not __package__:  # run as a file: see benchmarks/_syspath.py
         import _syspath  # noqa: F401
+
+(`__name__` is checked too: a `multiprocessing` spawn child re-runs the file as `__mp_main__`
+with the parent's sys.path, already fixed, where this folder and so `_syspath` are gone.)
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ backward, timed there), interleaved with the others.
 
 from __future__ import annotations
 
-if not __package__:  # run as a file: see benchmarks/_syspath.py
+if __name__ == "__main__" and not __package__:  # run as a file: see benchmarks/_syspath.py
     import _syspath  # noqa: F401
 
 import argparse  # noqa: E402

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-if not __package__:  # run as a file: see benchmarks/_syspath.py
+if __name__ == "__main__" and not __package__:  # run as a file: see benchmarks/_syspath.py
     import _syspath  # noqa: F401
 
 import argparse  # noqa: E402

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-if not __package__:  # run as a file: see benchmarks/_syspath.py
+if __name__ == "__main__" and not __package__:  # run as a file: see benchmarks/_syspath.py
     import _syspath  # noqa: F401
 
 import requests  # noqa: E402
