@@ -27,11 +27,14 @@ from elasticthought.api.common import (
     bad_request,
     blob_prefix,
     blobs,
+    check_unicode,
     config,
     list_owned,
+    no_json_constant,
     now,
     owned,
     public,
+    referenced,
     remove_document,
     store,
     user_id,
@@ -110,9 +113,10 @@ def _labels(value: Any) -> list[str] | None:
         text = value.strip()
         if text.startswith("["):
             try:
-                value = json.loads(text)
+                value = json.loads(text, parse_constant=no_json_constant)
             except ValueError:
                 raise bad_request("'labels' is not valid JSON") from None
+            check_unicode(value, "'labels'")
         else:
             value = [line.strip() for line in text.splitlines() if line.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
@@ -129,9 +133,10 @@ def _transform(value: Any) -> dict[str, Any] | None:
         return None
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, parse_constant=no_json_constant)
         except ValueError:
             raise bad_request("'transform' must be a JSON object") from None
+        check_unicode(value, "'transform'")
     if not isinstance(value, dict):
         raise bad_request("'transform' must be an object like {\"scale\": 0.00390625}")
     unknown = sorted(set(value) - set(TRANSFORM_FIELDS))
@@ -225,12 +230,7 @@ def _from_training_job(job_id: Any, doc_id: str) -> dict[str, Any]:
 
     if not isinstance(job_id, str):
         raise bad_request("'training-job-id' must be a string")
-    try:
-        job = owned(job_id, "training-job")
-    except ApiError as exc:
-        if exc.code != 404:
-            raise
-        raise ApiError(422, f"'training-job-id': no training job with id {job_id!r}") from None
+    job = referenced(job_id, "training-job", "training-job-id")
     state = job.get("processing-state")
     if state != FINISHED:
         raise ApiError(

@@ -68,13 +68,31 @@ def json_body(
         if not raw.strip():
             raise bad_request("request body must be a JSON object; it is empty")
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=no_json_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request(f"request body is not valid JSON: {exc}") from None
+        check_unicode(body)
     if not isinstance(body, dict):
         raise bad_request(f"request body must be a JSON object, not {type(body).__name__}")
     check_fields(body, allowed, required)
     return body
+
+
+def no_json_constant(name: str) -> Any:
+    """`json.loads` hook: NaN and Infinity are not JSON (they could not be stored)."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_unicode(value: Any, what: str = "request body") -> None:
+    """Reject strings that are not valid Unicode (a lone surrogate escape such as "\\udc00"):
+    they could not be stored or sent back as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        raise bad_request(
+            f"{what} is not valid JSON: a string holds a lone surrogate {bad!r}"
+        ) from None
 
 
 def check_fields(

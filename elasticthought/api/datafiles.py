@@ -14,11 +14,13 @@ from elasticthought.api.common import (
     bad_request,
     blobs,
     check_fields,
+    check_unicode,
     config,
     delete_unless_used,
     dependents,
     json_body,
     list_owned,
+    no_json_constant,
     now,
     owned,
     public,
@@ -109,9 +111,10 @@ def _upload():
     param = form.get("layers_data_param")
     if param is not None:
         try:
-            param = json.loads(param)
+            param = json.loads(param, parse_constant=no_json_constant)
         except ValueError:
             raise bad_request("'layers_data_param' must be JSON text") from None
+        check_unicode(param, "'layers_data_param'")
     if form.get("backend") is not None:
         if param is not None:
             raise bad_request("give 'backend' or 'layers_data_param', not both")

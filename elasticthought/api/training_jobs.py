@@ -18,13 +18,14 @@ from elasticthought.api.common import (
     bad_request,
     blobs,
     config,
+    delete_unless_used,
     dependents,
     json_body,
     list_owned,
     now,
     owned,
     public,
-    remove_document,
+    referenced,
     store,
     user_id,
     want_str,
@@ -108,12 +109,7 @@ def _weights_ref(value: Any) -> dict[str, Any]:
     if not isinstance(value, str) or not value or len(value) > 4096:
         raise bad_request("'weights' must be a training-job id or the URL of a .caffemodel")
     if value.startswith(TYPE + ":"):
-        try:
-            source = owned(value, TYPE)
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            raise ApiError(422, f"'weights': no training job with id {value!r}") from None
+        source = referenced(value, TYPE, "weights")
         state = source.get("processing-state")
         if state in FINAL_STATES and state != FINISHED:
             raise ApiError(422, f"'weights': training job {value} is {state}")
@@ -180,12 +176,7 @@ def _store_upload(doc_id: str, upload: Any) -> dict:
 def post_training_job():
     body, upload = _body()
     solver_id = want_str(body, "solver-id", 512) or ""
-    try:
-        solver = owned(solver_id, "solver")
-    except ApiError as exc:
-        if exc.code != 404:
-            raise
-        raise ApiError(422, f"'solver-id': no solver with id {solver_id!r}") from None
+    solver = referenced(solver_id, "solver", "solver-id")
     engine = _check_engine(body.get("engine", config().engine or "torch"), "engine" in body)
     doc: dict[str, Any] = {
         "_id": new_id(TYPE, user_id()),
@@ -406,16 +397,13 @@ def delete_training_job(doc_id: str):
         i for i in dependents(TYPE, "training-job-id", doc_id)
         if store().get(i).get("processing-state") not in FINAL_STATES
     ]
-    if users:
-        raise ApiError(409, f"training job is used by {', '.join(users)}: delete them first")
-    if doc.get("processing-state") == PROCESSING:
+    if not users and doc.get("processing-state") == PROCESSING:
         request_cancel(store(), doc_id)
         deadline = time.monotonic() + DELETE_WAIT
         while doc.get("processing-state") == PROCESSING and time.monotonic() < deadline:
             time.sleep(0.2)
             doc = owned(doc_id, TYPE)
-    remove_document(doc)
-    return "", 204
+    return delete_unless_used(doc, users, "training job is used by")
 
 
 # OpenAPI -------------------------------------------------------------------------------------

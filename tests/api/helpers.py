@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from tests.support.paths import SHARED
 
@@ -32,6 +34,13 @@ class Client:
     def __init__(self, base: str, username: str | None = None, password: str | None = None):
         self.base = base
         self.session = requests.Session()
+        # A GET whose pooled keep-alive connection was reset is retried, as HTTP clients do;
+        # other methods are never retried (they may not be idempotent).
+        retry = Retry(
+            total=3, connect=3, read=2, status=0, backoff_factor=0.2,
+            allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
+        )  # fmt: skip
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
         if username:
             self.session.auth = (username, password or "")
         self.username = username
@@ -90,6 +99,19 @@ def alphabet_dataset(user: Client, files: FileServer) -> tuple[dict, dict]:
               "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
     )
     return df, ds
+
+
+def wait_for(fn: Any, what: str, timeout: float = 120.0) -> Any:
+    """Poll `fn()` until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = fn()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
 
 
 class FileServer:

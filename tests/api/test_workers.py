@@ -48,22 +48,12 @@ def slow_url() -> Iterator[tuple[str, threading.Event]]:
     httpd.server_close()
 
 
-def _poll(fn, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
 def test_workers_presence(api):
     assert h.Client(api.url).get("/workers").status_code == 401
     user = h.new_user(api.url, "wk")
-    workers = _poll(lambda: user.ok("GET", "/workers")["items"], "a worker's presence")
+    workers = h.wait_for(
+        lambda: user.ok("GET", "/workers")["items"], "a worker's presence", timeout=30.0
+    )
     assert len(workers) == 1  # one serve process (its two threads are one worker)
     w = workers[0]
     assert w["alive"] is True and w["state"] == "running"
@@ -93,7 +83,9 @@ def test_running_jobs_are_named_to_their_owner_only(api, slow_url):
         items = owner.ok("GET", "/workers")["items"]
         return any(job["id"] in w["running"] for w in items)
 
-    _poll(running_for_owner, "the owner's job among the worker's running jobs")
+    h.wait_for(
+        running_for_owner, "the owner's job among the worker's running jobs", timeout=30.0
+    )
     seen = other.ok("GET", "/workers")["items"]
     assert all(job["id"] not in w["running"] for w in seen)
     assert sum(w["running-count"] for w in seen) >= 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.support.server import LiveServer
 MNIST_TRAIN_LMDB = h.SHARED / "golden" / "lenet" / "lenet_mnist_200" / "mnist_train_lmdb"
 SERVER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 SERVER_ARGS = ["--allow-private-urls", "--fetch-timeout", "30"]
+wait_for = h.wait_for  # the e2e tests import it from here
 
 
 @pytest.fixture(scope="session")
@@ -60,19 +60,6 @@ def start_server(tmp: Path, store: str | None, workers: int = 1, args: tuple = (
     ).start()
 
 
-def wait_for(fn, what: str, timeout: float = 120.0) -> Any:
-    """Poll `fn()` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
 def edit_solver(text: str, **values: Any) -> str:
     """The solver text with `key: value` lines replaced (or added)."""
     for name, value in values.items():
@@ -89,22 +76,8 @@ def seed_text(name: str) -> str:
 
 def alphabet_solver(user: h.Client, files: h.FileServer, **solver_edits: Any) -> dict:
     """Datafile (alphabet by URL), dataset split 0.7, solver (the seed's V1 prototxts)."""
-    df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = user.ok(
-        "POST", "/datasets", 201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
-    )
-    body: dict[str, Any] = {
-        "dataset-id": ds["id"],
-        "specification-net-url": files.url + "/alphabet/alpha_net.prototxt",
-    }
-    if solver_edits:
-        body["specification"] = edit_solver(seed_text("alphabet/alpha_solver.prototxt"),
-                                            **solver_edits)
-    else:
-        body["specification-url"] = files.url + "/alphabet/alpha_solver.prototxt"
-    return user.ok("POST", "/solvers", 201, json=body)
+    _, ds = h.alphabet_dataset(user, files)
+    return _seed_solver(user, files, ds["id"], "alphabet/alpha", solver_edits)
 
 
 def mnist_solver(
@@ -124,15 +97,22 @@ def mnist_solver(
         json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
               "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
     )
+    return _seed_solver(user, files, ds["id"], "mnist/mnist", solver_edits)
+
+
+def _seed_solver(
+    user: h.Client, files: h.FileServer, dataset_id: str, stem: str, solver_edits: dict
+) -> dict:
+    """A solver of the seed's `<stem>_net.prototxt` (by URL) and `<stem>_solver.prototxt` (by
+    URL, or as text with `solver_edits` applied) on the dataset."""
     body: dict[str, Any] = {
-        "dataset-id": ds["id"],
-        "specification-net-url": files.url + "/mnist/mnist_net.prototxt",
+        "dataset-id": dataset_id,
+        "specification-net-url": f"{files.url}/{stem}_net.prototxt",
     }
     if solver_edits:
-        body["specification"] = edit_solver(seed_text("mnist/mnist_solver.prototxt"),
-                                            **solver_edits)
+        body["specification"] = edit_solver(seed_text(f"{stem}_solver.prototxt"), **solver_edits)
     else:
-        body["specification-url"] = files.url + "/mnist/mnist_solver.prototxt"
+        body["specification-url"] = f"{files.url}/{stem}_solver.prototxt"
     return user.ok("POST", "/solvers", 201, json=body)
 
 
