@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 
 from elasticthought.engine.caffe import CaffeError, caffe_available, classify, train
-from elasticthought.engine.caffe.backend import failure_reason
+from elasticthought.engine.caffe.backend import caffe_env, failure_reason
+from elasticthought.engine.caffemodel import caffemodel_params, read_caffemodel
 
 pytestmark = pytest.mark.caffe
 
 ROOT = Path(__file__).resolve().parents[2]
+# The OpenBLAS kernels the golden LeNet run used (golden README): with the same kernels real Caffe
+# reproduces its weights bit for bit; other kernels sum in another order.
+GOLDEN_CORETYPE = "SkylakeX"
+# Weight tolerance after 200 LeNet iterations with other kernels (Haswell vs SkylakeX measured
+# 0.0023 max abs; the golden README gives this case a 0.05 atol).
+KERNEL_DRIFT_ATOL = 1e-2
 LENET_DEPLOY = ROOT.parent / "shared" / "golden" / "lenet" / "lenet_mnist_200" / "deploy.prototxt"
 
 
@@ -122,8 +129,21 @@ def test_lenet_matches_golden_losses_and_snapshots(caffe_lenet_run, lenet_meta, 
     train_events = [e for e in progress if e["event"] == "train"]
     assert [e["iteration"] for e in train_events] == list(range(200))
     assert train_events[5]["loss"] == events[5]["loss"]  # average_loss 1
-    # same build as the golden data: the trained weights equal final.caffemodel bit for bit
-    assert Path(result.model).read_bytes() == (lenet_dir / "final.caffemodel").read_bytes()
+    trained = Path(result.model).read_bytes()
+    golden = (lenet_dir / "final.caffemodel").read_bytes()
+    if caffe_env().get("OPENBLAS_CORETYPE") == GOLDEN_CORETYPE:
+        # same build and kernels as the golden data: the weights equal final.caffemodel bit for bit
+        assert trained == golden
+    else:
+        ours = caffemodel_params(read_caffemodel(trained))
+        theirs = caffemodel_params(read_caffemodel(golden))
+        assert ours.keys() == theirs.keys()
+        drift = max(
+            float(np.abs(a - b).max())
+            for name in ours
+            for a, b in zip(ours[name], theirs[name], strict=True)
+        )
+        assert drift <= KERNEL_DRIFT_ATOL
 
 
 def test_cancel_snapshots_and_resume_continues(caffe_runtime, lenet_dir):
