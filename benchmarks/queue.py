@@ -70,7 +70,7 @@ def make_pool(url: str, data_dir: str, workers: int):  # noqa: ANN201
 
     config = config_from_env(
         data_dir=data_dir, store=url, workers=workers, lease_seconds=10.0,
-        runner_modules="elasticthought.queue.testing", engines="torch", gpus="",
+        runner_modules="tests.queue.runner", engines="torch", gpus="",
     )  # fmt: skip
     store = open_store(url)
     pool = WorkerPool(config, store).start()

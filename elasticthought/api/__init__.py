@@ -27,7 +27,7 @@ Document shapes (ids are `<type>:user~<name>:<time key>`; users are `user:<name>
 - dataset (a job): `training`/`testing: {datafile-id, split-percentage}`, `compute-mean`,
   `layers_type`; when finished: `labels` (in label-index order), DATA `backend`, and
   `artifacts: {training: {archive, list?, format, count, label-counts}, testing: {...},
-  mean?}` with blob keys as in `elasticthought.jobs.layout`.
+  mean?}` with blob keys as in `elasticthought.blobs.layout`.
 - solver: `dataset-id`, `specification`, `specification-net` (text as given),
   `specification-url`, `specification-net-url` (or null), `layers_type` of its data layers.
 """

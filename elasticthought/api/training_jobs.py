@@ -1,5 +1,5 @@
 """/training-jobs: queue a training run of a solver; follow it (status, metrics, logs); fetch its
-model and snapshots; cancel or delete it. The run itself is `elasticthought.jobs.training`."""
+model and snapshots; cancel or delete it. A worker runs it (the `training-job` runner)."""
 
 from __future__ import annotations
 
@@ -12,48 +12,33 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    blobs,
-    config,
-    delete_unless_used,
-    dependents,
-    json_body,
-    list_owned,
-    now,
-    owned,
-    public,
-    referenced,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.deletion import delete_unless_used, dependents
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
+from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.services import blobs, config, store
+from elasticthought.api.validation import json_body, want_str
+from elasticthought.blobs import layout
 from elasticthought.blobs.base import BlobNotFound
-from elasticthought.jobs.training import ENGINES, LOG_NAME, SNAPSHOT_RE, key
+from elasticthought.documents import model
+from elasticthought.documents.fields import INTERNAL, PROCESSING_STATE, TRAINING_JOB
+from elasticthought.documents.states import FINAL_STATES, FINISHED, PROCESSING
+from elasticthought.documents.status import STATUS_KEYS
+from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.queue.control import request_cancel
 from elasticthought.queue.presence import list_workers
-from elasticthought.queue.registry import FINAL_STATES, FINISHED, PROCESSING
 from elasticthought.store.base import NotFound, new_id
 
 bp = Blueprint("training_jobs", __name__)
 bp.before_request(require_auth)
 
-TYPE = "training-job"
+TYPE = TRAINING_JOB
 FIELDS = ("solver-id", "engine", "gpu", "priority", "max-runtime", "weights")
 #: Dependents that block deleting a training job (the classifier half's documents).
 DEPENDENT_TYPES = ("classifier",)
 FOLLOW_MAX_SECONDS = 600.0
 FOLLOW_POLL = 0.5
 DELETE_WAIT = 10.0
-STATUS_KEYS = (
-    "loss", "lr", "last-iteration", "max-iterations", "iter-per-s", "test-outputs",
-    "evaluation", "engine", "attempts", "resumed-from-iteration", "iterations-trained",
-    "started-at", "finished-at", "step", "processing-log", "pending-reason", "cancel-requested",
-    "engine-version",
-)
 
 
 # Creating ------------------------------------------------------------------------------------
@@ -91,8 +76,8 @@ def _runtime(value: Any) -> float:
 
 
 def _check_engine(engine: Any, explicit: bool) -> str:
-    if not isinstance(engine, str) or engine not in ENGINES:
-        raise ApiError(422, f"'engine' must be one of {', '.join(ENGINES)}")
+    if not isinstance(engine, str) or engine not in ENGINE_NAMES:
+        raise ApiError(422, f"'engine' must be one of {', '.join(ENGINE_NAMES)}")
     if explicit:
         offered = {e for w in list_workers(store()) for e in (w.get("capabilities") or {})
                    .get("engines", [])}
@@ -110,7 +95,7 @@ def _weights_ref(value: Any) -> dict[str, Any]:
         raise bad_request("'weights' must be a training-job id or the URL of a .caffemodel")
     if value.startswith(TYPE + ":"):
         source = referenced(value, TYPE, "weights")
-        state = source.get("processing-state")
+        state = source.get(PROCESSING_STATE)
         if state in FINAL_STATES and state != FINISHED:
             raise ApiError(422, f"'weights': training job {value} is {state}")
         return {"training-job-id": value}
@@ -151,7 +136,7 @@ def _body() -> tuple[dict, Any]:
 
 def _store_upload(doc_id: str, upload: Any) -> dict:
     limit = config().max_upload_bytes
-    blob_key = key(doc_id, "weights.caffemodel")
+    blob_key = layout.key(doc_id, layout.WEIGHTS)
 
     def limited() -> Iterator[bytes]:
         total = 0
@@ -177,20 +162,16 @@ def post_training_job():
     body, upload = _body()
     solver_id = want_str(body, "solver-id", 512) or ""
     solver = referenced(solver_id, "solver", "solver-id")
-    engine = _check_engine(body.get("engine", config().engine or "torch"), "engine" in body)
-    doc: dict[str, Any] = {
-        "_id": new_id(TYPE, user_id()),
-        "type": TYPE,
-        "user-id": user_id(),
-        "created-at": now(),
-        "solver-id": solver_id,
-        "dataset-id": solver.get("dataset-id"),
-        "engine": engine,
-        "gpu": _gpu(body.get("gpu", False)),
-        "priority": _int(body.get("priority", 0), "priority"),
-        "processing-state": "pending",
-        "processing-log": "",
-    }
+    engine = _check_engine(body.get("engine", config().engine or DEFAULT_ENGINE), "engine" in body)
+    doc = model.training_job(
+        user_id(),
+        new_id(TYPE, user_id()),
+        solver_id,
+        solver.get("dataset-id"),
+        engine,
+        _gpu(body.get("gpu", False)),
+        _int(body.get("priority", 0), "priority"),
+    )
     if body.get("max-runtime") is not None:
         doc["max-runtime"] = _runtime(body["max-runtime"])
     if body.get("weights") not in (None, ""):
@@ -200,7 +181,7 @@ def post_training_job():
         doc["max-iterations"] = max_iter
     if upload is not None:
         doc["weights"] = _store_upload(doc["_id"], upload)
-    doc = store().create(doc)
+    doc = model.submit(store(), doc)
     return jsonify(public(doc, INTERNAL)), 201
 
 
@@ -225,7 +206,7 @@ def _no_args(*allowed: str) -> None:
 
 def eta_seconds(doc: dict) -> float | None:
     """Seconds left: remaining iterations at the last measured speed (0 once final)."""
-    state = doc.get("processing-state")
+    state = doc.get(PROCESSING_STATE)
     if state in FINAL_STATES:
         return 0.0
     if state != PROCESSING:
@@ -245,7 +226,7 @@ def eta_seconds(doc: dict) -> float | None:
 def get_status(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
-    out: dict[str, Any] = {"id": doc["_id"], "state": doc.get("processing-state")}
+    out: dict[str, Any] = {"id": doc["_id"], "state": doc.get(PROCESSING_STATE)}
     for name in STATUS_KEYS:
         out[name] = doc.get(name)
     out["logs"] = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/logs"
@@ -258,11 +239,11 @@ def get_metrics(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
     try:
-        data = json.loads(blobs().get(key(doc_id, "metrics.json")))
+        data = json.loads(blobs().get(layout.key(doc_id, layout.METRICS)))
     except (BlobNotFound, ValueError):
         data = {"train": {"iteration": [], "loss": [], "lr": [], "outputs": {}},
                 "test": {"iteration": [], "net": [], "outputs": {}}}
-    return jsonify({"id": doc_id, "state": doc.get("processing-state"), **data})
+    return jsonify({"id": doc_id, "state": doc.get(PROCESSING_STATE), **data})
 
 
 def _read_from(blob_key: str, offset: int, blob_store: Any = None) -> bytes:
@@ -283,12 +264,12 @@ def _follow(doc_id: str, timeout: float) -> Iterator[bytes]:
 
 
 def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Iterator[bytes]:
-    blob_key = key(doc_id, LOG_NAME)
+    blob_key = layout.key(doc_id, layout.LOG)
     deadline = time.monotonic() + timeout
     offset = 0
     while True:
         try:
-            state = docs.get(doc_id).get("processing-state")
+            state = docs.get(doc_id).get(PROCESSING_STATE)
         except NotFound:
             return
         data = _read_from(blob_key, offset, blob_store)
@@ -318,7 +299,7 @@ def get_logs(doc_id: str):
     mimetype = "text/plain"
     if follow in ("true", "1"):
         return Response(_follow(doc_id, timeout), mimetype=mimetype, direct_passthrough=True)
-    return Response(_read_from(key(doc_id, LOG_NAME), 0), mimetype=mimetype)
+    return Response(_read_from(layout.key(doc_id, layout.LOG), 0), mimetype=mimetype)
 
 
 def _download(blob_key: str, filename: str) -> Response:
@@ -337,19 +318,19 @@ def _download(blob_key: str, filename: str) -> Response:
 def get_model(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
-    if doc.get("processing-state") != FINISHED or not doc.get("trained-model"):
+    if doc.get(PROCESSING_STATE) != FINISHED or not doc.get("trained-model"):
         raise ApiError(
-            404, f"training job {doc_id} has no trained model (it is {doc.get('processing-state')})"
+            404, f"training job {doc_id} has no trained model (it is {doc.get(PROCESSING_STATE)})"
         )
-    return _download(doc["trained-model"], "model.caffemodel")
+    return _download(doc["trained-model"], layout.MODEL)
 
 
 def _snapshots(doc_id: str) -> list[dict]:
     base = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/snapshots/"
     by_iter: dict[int, dict] = {}
-    for blob_key in blobs().list(key(doc_id, "snapshots/")):
+    for blob_key in blobs().list(layout.snapshots(doc_id)):
         name = blob_key.rsplit("/", 1)[-1]
-        match = SNAPSHOT_RE.match(name)
+        match = layout.SNAPSHOT_RE.match(name)
         if not match:
             continue
         entry = by_iter.setdefault(int(match["iter"]), {"iteration": int(match["iter"])})
@@ -368,9 +349,9 @@ def list_snapshots(doc_id: str):
 def get_snapshot(doc_id: str, name: str):
     _no_args()
     owned(doc_id, TYPE)
-    if not SNAPSHOT_RE.match(name) or "/" in name:
+    if not layout.SNAPSHOT_RE.match(name) or "/" in name:
         raise ApiError(404, f"no snapshot named {name!r}")
-    return _download(key(doc_id, "snapshots/" + name), name)
+    return _download(layout.snapshot(doc_id, name), name)
 
 
 # Cancel and delete ---------------------------------------------------------------------------
@@ -380,8 +361,8 @@ def get_snapshot(doc_id: str, name: str):
 def cancel(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
-    if doc.get("processing-state") in FINAL_STATES:
-        raise ApiError(409, f"training job {doc_id} already ended: {doc['processing-state']}")
+    if doc.get(PROCESSING_STATE) in FINAL_STATES:
+        raise ApiError(409, f"training job {doc_id} already ended: {doc[PROCESSING_STATE]}")
     try:
         written = request_cancel(store(), doc_id) or store().get(doc_id)
     except NotFound:
@@ -395,12 +376,12 @@ def delete_training_job(doc_id: str):
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "training-job-id", doc_id)]
     users += [
         i for i in dependents(TYPE, "training-job-id", doc_id)
-        if store().get(i).get("processing-state") not in FINAL_STATES
+        if store().get(i).get(PROCESSING_STATE) not in FINAL_STATES
     ]
-    if not users and doc.get("processing-state") == PROCESSING:
+    if not users and doc.get(PROCESSING_STATE) == PROCESSING:
         request_cancel(store(), doc_id)
         deadline = time.monotonic() + DELETE_WAIT
-        while doc.get("processing-state") == PROCESSING and time.monotonic() < deadline:
+        while doc.get(PROCESSING_STATE) == PROCESSING and time.monotonic() < deadline:
             time.sleep(0.2)
             doc = owned(doc_id, TYPE)
     return delete_unless_used(doc, users, "training job is used by")
@@ -416,7 +397,7 @@ _BINARY = {
 }
 _CREATE_FIELDS = {
     "solver-id": {"type": "string"},
-    "engine": {"type": "string", "enum": list(ENGINES)},
+    "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
     "gpu": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}]},
     "priority": {"type": "integer"},
     "max-runtime": {"type": "number", "exclusiveMinimum": True, "minimum": 0},

@@ -7,20 +7,13 @@ import re
 from flask import Blueprint, jsonify
 
 from elasticthought.api.auth import authenticate, user_doc_id
-from elasticthought.api.common import (
-    ApiError,
-    bad_request,
-    config,
-    json_body,
-    now,
-    pagination,
-    public,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, PAGE_PARAMS, json_response, obj, op
+from elasticthought.api.ownership import public, user_id
 from elasticthought.api.passwords import hash_password, verify_password
+from elasticthought.api.services import config, store
+from elasticthought.api.validation import json_body, pagination, want_str
+from elasticthought.documents import model
 from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
 
 bp = Blueprint("users", __name__)
@@ -39,17 +32,7 @@ def _check_password(password: str | None) -> str:
 
 
 def create_user(username: str, password: str, email: str = "", admin: bool = False) -> Doc:
-    doc = {
-        "_id": user_doc_id(username),
-        "type": "user",
-        "user-id": user_doc_id(username),
-        "username": username,
-        "email": email,
-        "admin": admin,
-        "password-hash": hash_password(password),
-        "created-at": now(),
-    }
-    return store().create(doc)
+    return store().create(model.user(username, email, admin, hash_password(password)))
 
 
 def bootstrap_admin(st, username: str, password: str) -> None:
@@ -63,18 +46,7 @@ def bootstrap_admin(st, username: str, password: str) -> None:
         doc = None
     if doc is None:
         try:
-            st.create(
-                {
-                    "_id": doc_id,
-                    "type": "user",
-                    "user-id": doc_id,
-                    "username": username,
-                    "email": "",
-                    "admin": True,
-                    "password-hash": hash_password(password),
-                    "created-at": now(),
-                }
-            )
+            st.create(model.user(username, "", True, hash_password(password)))
         except Conflict:
             pass
         return

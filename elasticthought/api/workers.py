@@ -11,8 +11,10 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import bad_request, store, user_id
+from elasticthought.api.errors import bad_request
 from elasticthought.api.openapi import json_response, op
+from elasticthought.api.ownership import user_id
+from elasticthought.api.services import store
 from elasticthought.queue.presence import list_workers
 
 bp = Blueprint("workers", __name__)

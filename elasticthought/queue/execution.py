@@ -19,6 +19,13 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from elasticthought.config import Config
+from elasticthought.documents.fields import (
+    ATTEMPTS,
+    CANCEL_REQUESTED,
+    LEASE_EXPIRES,
+    PROCESSING_LOG,
+)
+from elasticthought.documents.status import writable
 from elasticthought.queue import control
 from elasticthought.queue.child import child_main
 from elasticthought.queue.context import job_work_dir, kill_group
@@ -30,24 +37,6 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress writes to the job document
 CANCEL_GRACE = 0.5  # seconds a child gets to stop by itself after a cancel request
 TICK = 0.1
-# Fields the child may not overwrite through progress().
-RESERVED = frozenset(
-    {
-        "_id",
-        "_rev",
-        "type",
-        "user-id",
-        "processing-state",
-        "worker-id",
-        "claim-id",
-        "lease-expires",
-        "attempts",
-        "cancel-requested",
-        "started-at",
-        "finished-at",
-        "created-at",
-    }
-)
 
 
 @dataclass
@@ -68,7 +57,7 @@ class RunHandle:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def seen(self, doc: dict) -> None:
-        if doc.get("cancel-requested"):
+        if doc.get(CANCEL_REQUESTED):
             self.cancel.set()
         if not control.holds(doc, self.claim_id):
             self.cancel.set()  # lost or ended elsewhere: renewal confirms and fences
@@ -125,7 +114,7 @@ class JobRun:
         self.renew_every = max(0.2, min(self.lease / 4.0, 5.0))
         # Stop the job this long before the lease we hold runs out (clock skew between nodes).
         self.fence_margin = min(self.lease / 8.0, 2.0)
-        self.lease_held_until = float(doc.get("lease-expires") or time.time() + self.lease)
+        self.lease_held_until = float(doc.get(LEASE_EXPIRES) or time.time() + self.lease)
 
     def run(self) -> Outcome:
         job_id = self.doc["_id"]
@@ -143,7 +132,7 @@ class JobRun:
                 self.store_url,
                 self.blobs_url,
                 str(work_dir),
-                int(self.doc.get("attempts") or 1),
+                int(self.doc.get(ATTEMPTS) or 1),
                 self.gpus,
                 events_w,
                 commands_r,
@@ -155,7 +144,7 @@ class JobRun:
         except Exception as exc:  # noqa: BLE001
             events_r.close()
             commands_w.close()
-            return self._end(Outcome(FAILED, {"processing-log": f"could not start job: {exc}"}))
+            return self._end(Outcome(FAILED, {PROCESSING_LOG: f"could not start job: {exc}"}))
         events_w.close()
         commands_r.close()
         try:
@@ -193,7 +182,7 @@ class JobRun:
                     while events.poll():
                         msg = events.recv()
                         if msg[0] == "progress":
-                            progress.update({k: v for k, v in msg[1].items() if k not in RESERVED})
+                            progress.update(writable(msg[1]))
                             dirty = True
                         else:
                             message = msg
@@ -209,15 +198,15 @@ class JobRun:
                     if doc is not None and not control.holds(doc, self.handle.claim_id):
                         log.warning("job %s: claim lost, ending its processes", self.doc["_id"])
                         return Outcome(None)
-                    if doc is None or doc.get("cancel-requested"):
-                        ending = Outcome(CANCELED, {"processing-log": "canceled by request"})
+                    if doc is None or doc.get(CANCEL_REQUESTED):
+                        ending = Outcome(CANCELED, {PROCESSING_LOG: "canceled by request"})
                         self._send(commands, ("cancel",))
                         kill_at = now + CANCEL_GRACE
                     else:
                         self.handle.cancel.clear()
                 elif max_runtime and now - started > max_runtime:
                     ending = Outcome(
-                        FAILED, {"processing-log": f"exceeded max-runtime of {max_runtime:g} s"}
+                        FAILED, {PROCESSING_LOG: f"exceeded max-runtime of {max_runtime:g} s"}
                     )
                     kill_at = now
                 elif self.stopping.is_set() and time.time() >= self.stop_deadline[0]:
@@ -242,14 +231,14 @@ class JobRun:
             while events_open and events.poll():
                 msg = events.recv()
                 if msg[0] == "progress":
-                    progress.update({k: v for k, v in msg[1].items() if k not in RESERVED})
+                    progress.update(writable(msg[1]))
                 else:
                     message = msg
         except (EOFError, OSError):
             pass
         canceled = ending is not None and ending.state == CANCELED
         if message and message[0] == "result" and not canceled:
-            result = {k: v for k, v in (message[1] or {}).items() if k not in RESERVED}
+            result = writable(message[1] or {})
             return Outcome(FINISHED, {**progress, **result})
         if ending is not None:
             ending.fields = {**progress, **ending.fields}
@@ -257,8 +246,8 @@ class JobRun:
         if message and message[0] == "error":
             if message[2]:
                 log.info("job %s failed:\n%s", self.doc["_id"], message[2])
-            return Outcome(FAILED, {**progress, "processing-log": message[1]})
-        return Outcome(FAILED, {**progress, "processing-log": _describe_exit(proc.exitcode)})
+            return Outcome(FAILED, {**progress, PROCESSING_LOG: message[1]})
+        return Outcome(FAILED, {**progress, PROCESSING_LOG: _describe_exit(proc.exitcode)})
 
     def _max_runtime(self) -> float:
         try:
@@ -291,8 +280,8 @@ class JobRun:
         if doc is None:
             log.warning("job %s: claim lost to another worker", self.doc["_id"])
             return False
-        self.lease_held_until = float(doc.get("lease-expires") or 0)
-        if doc.get("cancel-requested"):
+        self.lease_held_until = float(doc.get(LEASE_EXPIRES) or 0)
+        if doc.get(CANCEL_REQUESTED):
             self.handle.cancel.set()
         return True
 
@@ -309,7 +298,7 @@ class JobRun:
                 elif outcome.state is not None:
                     state = outcome.state
                     doc = self._fresh()
-                    if state == FAILED and doc is not None and doc.get("cancel-requested"):
+                    if state == FAILED and doc is not None and doc.get(CANCEL_REQUESTED):
                         state = CANCELED
                     if control.finish(self.store, job_id, claim_id, state, fields) is None:
                         log.warning("job %s: claim lost before its end was written", job_id)

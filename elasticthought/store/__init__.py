@@ -1,4 +1,4 @@
-"""Document stores (DESIGN.md §3): `open_store(url)` picks the backend from the URL.
+"""Document stores: `open_store(url)` picks the backend from the URL.
 
 - `sqlite:///ABSOLUTE/PATH` or `sqlite:RELATIVE/PATH` — the embedded store (one SQLite file).
 - `http(s)://HOST:PORT/DB` — Sync Gateway (admin port), CouchDB 3 or PouchDB Server.

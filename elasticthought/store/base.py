@@ -1,4 +1,4 @@
-"""The document store contract shared by every backend (DESIGN.md §3).
+"""The document store contract shared by every backend.
 
 Documents are JSON objects with `_id`, `_rev` and `type`. Every update names the revision it read;
 a stale revision raises `Conflict`. Ids made by `new_id` sort by creation time within one
