@@ -1,7 +1,8 @@
 """The Flask application factory: `create_app(config, store, blobs)`.
 
 Resources are blueprints listed in `BLUEPRINTS` ("module:attribute" strings, imported when the
-app is built). To add one: write `elasticthought/api/<resource>.py` with a `bp = Blueprint(...)`
+app is built). To add one: write `elasticthought/api/<resource>.py` with a
+`bp = Blueprint(name, __name__, url_prefix="/<resource>")` and routes relative to it,
 and append its name below. Handlers reach the services with `get_store()`, `get_blobs()`,
 `get_config()` and `get_services()`. Every error is JSON `{"error": ..., "detail": ...}`; an
 unexpected exception is logged and answered 503, never a 500 HTML page.

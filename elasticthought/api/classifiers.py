@@ -41,7 +41,7 @@ from elasticthought.store.base import new_id
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("classifiers", __name__)
+bp = Blueprint("classifiers", __name__, url_prefix="/classifiers")
 bp.before_request(require_auth)
 
 FIELDS = (
@@ -370,7 +370,7 @@ def _form() -> tuple[dict[str, Any], Any]:
     return json_body(FIELDS), None
 
 
-@bp.post("/classifiers")
+@bp.post("")
 def post_classifier():
     body, files = _form()
     spec, spec_url = _specification(body, files)
@@ -424,17 +424,17 @@ def post_classifier():
     return jsonify(public(doc, INTERNAL)), 201
 
 
-@bp.get("/classifiers")
+@bp.get("")
 def list_classifiers():
     return jsonify(list_owned("classifier", INTERNAL))
 
 
-@bp.get("/classifiers/<doc_id>")
+@bp.get("/<doc_id>")
 def get_classifier(doc_id: str):
     return jsonify(public(owned(doc_id, "classifier"), INTERNAL))
 
 
-@bp.delete("/classifiers/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_classifier(doc_id: str):
     doc = owned(doc_id, "classifier")
     busy = [
@@ -450,7 +450,7 @@ def delete_classifier(doc_id: str):
     return "", 204
 
 
-@bp.post("/classifiers/<doc_id>/classify")
+@bp.post("/<doc_id>/classify")
 def classify(doc_id: str):
     return classify_request(owned(doc_id, "classifier"))
 

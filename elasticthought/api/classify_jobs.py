@@ -23,7 +23,7 @@ from elasticthought.documents.states import FINAL_STATES, PENDING
 from elasticthought.fetch import FetchError
 from elasticthought.store.base import NotFound, new_id
 
-bp = Blueprint("classify_jobs", __name__)
+bp = Blueprint("classify_jobs", __name__, url_prefix="/classify-jobs")
 bp.before_request(require_auth)
 
 MAX_IMAGES = 1000
@@ -159,25 +159,25 @@ def _show(doc: dict) -> dict[str, Any]:
     return out
 
 
-@bp.get("/classify-jobs")
+@bp.get("")
 def list_classify_jobs():
     page = list_owned("classify-job", INTERNAL)
     page["items"] = [_ordered(item) for item in page["items"]]
     return jsonify(page)
 
 
-@bp.get("/classify-jobs/<doc_id>")
+@bp.get("/<doc_id>")
 def get_classify_job(doc_id: str):
     return jsonify(_show(owned(doc_id, "classify-job")))
 
 
-@bp.delete("/classify-jobs/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_classify_job(doc_id: str):
     remove_document(owned(doc_id, "classify-job"))
     return "", 204
 
 
-@bp.post("/classify-jobs/<doc_id>/cancel")
+@bp.post("/<doc_id>/cancel")
 def cancel_classify_job(doc_id: str):
     from elasticthought.queue.control import request_cancel
 

@@ -26,7 +26,7 @@ from elasticthought.documents.fields import DATAFILE, INTERNAL, LAYERS_TYPE, LAY
 from elasticthought.fetch import FetchError
 from elasticthought.store.base import new_id
 
-bp = Blueprint("datafiles", __name__)
+bp = Blueprint("datafiles", __name__, url_prefix="/datafiles")
 bp.before_request(require_auth)
 
 BACKENDS = ("LEVELDB", "LMDB")
@@ -68,7 +68,7 @@ def _new_doc(layers_type: str, param: dict, **extra) -> dict:
     return model.datafile(user_id(), doc_id, layers_type, param, archive, **extra)
 
 
-@bp.post("/datafiles")
+@bp.post("")
 def post_datafile():
     if request.mimetype == "multipart/form-data":
         return _upload()
@@ -131,17 +131,17 @@ def _limited(stream, limit: int):
         yield chunk
 
 
-@bp.get("/datafiles")
+@bp.get("")
 def list_datafiles():
     return jsonify(list_owned("datafile", INTERNAL))
 
 
-@bp.get("/datafiles/<doc_id>")
+@bp.get("/<doc_id>")
 def get_datafile(doc_id: str):
     return jsonify(public(owned(doc_id, "datafile"), INTERNAL))
 
 
-@bp.delete("/datafiles/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_datafile(doc_id: str):
     doc = owned(doc_id, "datafile")
     users = dependents("dataset", "datafile-id", doc_id)

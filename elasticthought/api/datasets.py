@@ -23,7 +23,7 @@ from elasticthought.documents.fields import (
 from elasticthought.documents.split import share
 from elasticthought.documents.states import UNUSABLE
 
-bp = Blueprint("datasets", __name__)
+bp = Blueprint("datasets", __name__, url_prefix="/datasets")
 bp.before_request(require_auth)
 
 SPLIT_FIELDS = ("datafile-id", "split-percentage")
@@ -57,7 +57,7 @@ def _datafile(doc_id: str, where: str) -> dict:
     return doc
 
 
-@bp.post("/datasets")
+@bp.post("")
 def post_dataset():
     body = json_body(("training", "testing", "compute-mean"), ("training", "testing"))
     training = _split(body, "training")
@@ -101,17 +101,17 @@ def post_dataset():
     return jsonify(public(doc, INTERNAL)), 201
 
 
-@bp.get("/datasets")
+@bp.get("")
 def list_datasets():
     return jsonify(list_owned("dataset", INTERNAL))
 
 
-@bp.get("/datasets/<doc_id>")
+@bp.get("/<doc_id>")
 def get_dataset(doc_id: str):
     return jsonify(public(owned(doc_id, "dataset"), INTERNAL))
 
 
-@bp.delete("/datasets/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_dataset(doc_id: str):
     doc = owned(doc_id, "dataset")
     users = dependents("solver", "dataset-id", doc_id)

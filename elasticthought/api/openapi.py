@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify
 
 import elasticthought
 
-bp = Blueprint("openapi", __name__)
+bp = Blueprint("openapi", __name__, url_prefix="/openapi.json")
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 DOC = {"$ref": "#/components/schemas/Document"}
@@ -177,7 +177,7 @@ def build_spec() -> dict[str, Any]:
     }
 
 
-@bp.get("/openapi.json")
+@bp.get("")
 def openapi_json():
     spec = current_app.extensions.get("et_openapi")
     if spec is None:

@@ -30,7 +30,7 @@ from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("solvers", __name__)
+bp = Blueprint("solvers", __name__, url_prefix="/solvers")
 bp.before_request(require_auth)
 
 FIELDS = (
@@ -113,7 +113,7 @@ def validate_solver(text: str, key: str = "specification") -> None:
         raise _format_error(key, exc) from None
 
 
-@bp.post("/solvers")
+@bp.post("")
 def post_solver():
     body = json_body(FIELDS, ("dataset-id",))
     dataset_id = want_str(body, "dataset-id", 512) or ""
@@ -141,17 +141,17 @@ def post_solver():
     return jsonify(public(doc, INTERNAL)), 201
 
 
-@bp.get("/solvers")
+@bp.get("")
 def list_solvers():
     return jsonify(list_owned("solver", INTERNAL))
 
 
-@bp.get("/solvers/<doc_id>")
+@bp.get("/<doc_id>")
 def get_solver(doc_id: str):
     return jsonify(public(owned(doc_id, "solver"), INTERNAL))
 
 
-@bp.delete("/solvers/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_solver(doc_id: str):
     doc = owned(doc_id, "solver")
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "solver-id", doc_id)]

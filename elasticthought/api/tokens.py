@@ -16,7 +16,7 @@ from elasticthought.documents import model
 from elasticthought.documents.fields import TOKEN
 from elasticthought.store.base import new_id
 
-bp = Blueprint("tokens", __name__)
+bp = Blueprint("tokens", __name__, url_prefix="/tokens")
 bp.before_request(require_auth)
 
 HIDDEN = ("secret-hash", "_rev")
@@ -24,7 +24,7 @@ DEFAULT_TTL = 30 * 24 * 3600
 MAX_TTL = 366 * 24 * 3600
 
 
-@bp.post("/tokens")
+@bp.post("")
 def post_token():
     body = json_body(("name", "expires-in"))
     name = want_str(body, "name", 200) or ""
@@ -40,17 +40,17 @@ def post_token():
     return jsonify(out), 201
 
 
-@bp.get("/tokens")
+@bp.get("")
 def list_tokens():
     return jsonify(list_owned("token", HIDDEN))
 
 
-@bp.get("/tokens/<doc_id>")
+@bp.get("/<doc_id>")
 def get_token(doc_id: str):
     return jsonify(public(owned(doc_id, "token"), HIDDEN))
 
 
-@bp.delete("/tokens/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_token(doc_id: str):
     doc = owned(doc_id, "token")
     store().delete(doc["_id"], doc["_rev"])

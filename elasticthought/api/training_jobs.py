@@ -29,7 +29,7 @@ from elasticthought.queue.control import request_cancel
 from elasticthought.queue.presence import list_workers
 from elasticthought.store.base import NotFound, new_id
 
-bp = Blueprint("training_jobs", __name__)
+bp = Blueprint("training_jobs", __name__, url_prefix="/training-jobs")
 bp.before_request(require_auth)
 
 TYPE = TRAINING_JOB
@@ -157,7 +157,7 @@ def _store_upload(doc_id: str, upload: Any) -> dict:
     return {"upload": blob_key, "filename": upload.filename or "", "size": size}
 
 
-@bp.post("/training-jobs")
+@bp.post("")
 def post_training_job():
     body, upload = _body()
     solver_id = want_str(body, "solver-id", 512) or ""
@@ -188,12 +188,12 @@ def post_training_job():
 # Reading -------------------------------------------------------------------------------------
 
 
-@bp.get("/training-jobs")
+@bp.get("")
 def list_training_jobs():
     return jsonify(list_owned(TYPE, INTERNAL))
 
 
-@bp.get("/training-jobs/<doc_id>")
+@bp.get("/<doc_id>")
 def get_training_job(doc_id: str):
     return jsonify(public(owned(doc_id, TYPE), INTERNAL))
 
@@ -222,7 +222,7 @@ def eta_seconds(doc: dict) -> float | None:
     return round(max(0.0, left / rate - max(0.0, since)), 1)
 
 
-@bp.get("/training-jobs/<doc_id>/status")
+@bp.get("/<doc_id>/status")
 def get_status(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
@@ -234,7 +234,7 @@ def get_status(doc_id: str):
     return jsonify(out)
 
 
-@bp.get("/training-jobs/<doc_id>/metrics")
+@bp.get("/<doc_id>/metrics")
 def get_metrics(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
@@ -281,7 +281,7 @@ def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Ite
         time.sleep(FOLLOW_POLL)
 
 
-@bp.get("/training-jobs/<doc_id>/logs")
+@bp.get("/<doc_id>/logs")
 def get_logs(doc_id: str):
     _no_args("follow", "timeout")
     owned(doc_id, TYPE)
@@ -314,7 +314,7 @@ def _download(blob_key: str, filename: str) -> Response:
     return response
 
 
-@bp.get("/training-jobs/<doc_id>/model")
+@bp.get("/<doc_id>/model")
 def get_model(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
@@ -338,14 +338,14 @@ def _snapshots(doc_id: str) -> list[dict]:
     return [by_iter[i] for i in sorted(by_iter)]
 
 
-@bp.get("/training-jobs/<doc_id>/snapshots")
+@bp.get("/<doc_id>/snapshots")
 def list_snapshots(doc_id: str):
     _no_args()
     owned(doc_id, TYPE)
     return jsonify({"id": doc_id, "items": _snapshots(doc_id)})
 
 
-@bp.get("/training-jobs/<doc_id>/snapshots/<name>")
+@bp.get("/<doc_id>/snapshots/<name>")
 def get_snapshot(doc_id: str, name: str):
     _no_args()
     owned(doc_id, TYPE)
@@ -357,7 +357,7 @@ def get_snapshot(doc_id: str, name: str):
 # Cancel and delete ---------------------------------------------------------------------------
 
 
-@bp.post("/training-jobs/<doc_id>/cancel")
+@bp.post("/<doc_id>/cancel")
 def cancel(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
@@ -370,7 +370,7 @@ def cancel(doc_id: str):
     return jsonify(public(written, INTERNAL)), 202
 
 
-@bp.delete("/training-jobs/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_training_job(doc_id: str):
     doc = owned(doc_id, TYPE)
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "training-job-id", doc_id)]

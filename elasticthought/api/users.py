@@ -16,7 +16,7 @@ from elasticthought.api.validation import json_body, pagination, want_str
 from elasticthought.documents import model
 from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
 
-bp = Blueprint("users", __name__)
+bp = Blueprint("users", __name__, url_prefix="/users")
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}$")
@@ -58,7 +58,7 @@ def bootstrap_admin(st, username: str, password: str) -> None:
         st.modify(doc_id, change)
 
 
-@bp.post("/users")
+@bp.post("")
 def post_user():
     body = json_body(("username", "email", "password"), ("username", "password"))
     caller = authenticate(optional=True)
@@ -88,7 +88,7 @@ def _self(doc_id: str) -> Doc:
     return store().get(doc_id)
 
 
-@bp.get("/users")
+@bp.get("")
 def list_users():
     authenticate()
     limit, skip = pagination()
@@ -101,18 +101,18 @@ def list_users():
     return jsonify({"items": items, "limit": limit, "skip": skip})
 
 
-@bp.get("/users/me")
+@bp.get("/me")
 def get_me():
     authenticate()
     return jsonify(public(store().get(user_id()), HIDDEN))
 
 
-@bp.get("/users/<doc_id>")
+@bp.get("/<doc_id>")
 def get_user(doc_id: str):
     return jsonify(public(_self(doc_id), HIDDEN))
 
 
-@bp.post("/users/<doc_id>/password")
+@bp.post("/<doc_id>/password")
 def change_password(doc_id: str):
     _self(doc_id)
     body = json_body(("current-password", "password"), ("current-password", "password"))
@@ -130,7 +130,7 @@ def change_password(doc_id: str):
     return jsonify(public(doc, HIDDEN))
 
 
-@bp.delete("/users/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_user(doc_id: str):
     doc = _self(doc_id)
     for doc_type in OWNED_TYPES:

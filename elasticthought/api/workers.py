@@ -17,7 +17,7 @@ from elasticthought.api.ownership import user_id
 from elasticthought.api.services import store
 from elasticthought.queue.presence import list_workers
 
-bp = Blueprint("workers", __name__)
+bp = Blueprint("workers", __name__, url_prefix="/workers")
 bp.before_request(require_auth)
 
 
@@ -45,7 +45,7 @@ def _show(doc: dict[str, Any], me: str) -> dict[str, Any]:
     }
 
 
-@bp.get("/workers")
+@bp.get("")
 def get_workers():
     unknown = sorted(set(request.args) - {"all"})
     if unknown:

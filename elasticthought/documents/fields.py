@@ -6,6 +6,8 @@ user's resources carry `user-id`; jobs carry the queue's bookkeeping fields belo
 
 from __future__ import annotations
 
+from elasticthought.store.base import OWNER_FIELD
+
 # Document types -------------------------------------------------------------------------------
 USER = "user"
 TOKEN = "token"
@@ -20,7 +22,7 @@ CLASSIFY_JOB = "classify-job"
 ID = "_id"
 REV = "_rev"
 TYPE = "type"
-USER_ID = "user-id"
+USER_ID = OWNER_FIELD  # the store's owner field
 CREATED_AT = "created-at"
 
 # Fields of job documents (the queue's) --------------------------------------------------------

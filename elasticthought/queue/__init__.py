@@ -1,5 +1,10 @@
 """The job queue: runners per document type, a worker pool over the changes feed.
 
+It knows job documents (`elasticthought.documents`) but neither the API nor the runners nor
+an engine's internals: runner modules are imported by name, engines probed through
+`elasticthought.engine.registry`. `execution.JobRun` runs one claimed job as named steps
+(prepare_job_execution, perform_job, handle_job_success / handle_job_failure, handle_job_end).
+
 Public surface:
 - `register_runner(doc_type, "module:function", requirements=None)`, `RUNNERS`, `JobError`
   (registry.py) and `JobContext` (context.py): what a job runner is and sees;

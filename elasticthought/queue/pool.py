@@ -28,6 +28,7 @@ from elasticthought.documents.fields import (
     PROCESSING_STATE,
     STARTED_AT,
 )
+from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
 from elasticthought.queue.execution import JobRun, RunHandle
@@ -129,7 +130,7 @@ class WorkerPool:
         if configured:
             self.capabilities = probe_capabilities(self.config)
         else:  # probing Caffe and CUDA takes seconds: start with torch on CPU, add the rest
-            self.capabilities = {"engines": ["torch"], "gpus": self.config.gpu_ids}
+            self.capabilities = {"engines": list(ALWAYS_AVAILABLE), "gpus": self.config.gpu_ids}
             if self.config.engines.strip():
                 self.capabilities["engines"] = sorted(
                     {e.strip() for e in self.config.engines.split(",") if e.strip()}

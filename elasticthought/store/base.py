@@ -19,6 +19,8 @@ from typing import Any
 Doc = dict[str, Any]
 
 ID_SEP = ":"
+#: The field naming a document's owner: ids made by `create` without `_id` embed it.
+OWNER_FIELD = "user-id"
 
 
 class StoreError(Exception):
