@@ -51,9 +51,7 @@ def _datafile(doc_id: str, where: str) -> dict:
     doc = referenced(doc_id, "datafile", f"{where}.datafile-id")
     if doc.get(PROCESSING_STATE) in UNUSABLE:
         reason = doc.get(PROCESSING_LOG) or ""
-        raise ApiError(
-            422, f"datafile {doc_id} is {doc[PROCESSING_STATE]}: {reason}".rstrip(": ")
-        )
+        raise ApiError(422, f"datafile {doc_id} is {doc[PROCESSING_STATE]}: {reason}".rstrip(": "))
     return doc
 
 

@@ -21,7 +21,6 @@ from elasticthought.engine.interface import DeployError
 __all__ = ["DeployError", "DeployNet", "load_deploy", "parse_deploy"]
 
 
-
 @dataclass
 class DeployNet:
     net: Any
