@@ -33,6 +33,8 @@ if __name__ == "__main__" and not __package__:  # run as a file: see benchmarks/
 
 import requests  # noqa: E402
 
+from elasticthought.documents.fields import PROCESSING_STATE  # noqa: E402
+from elasticthought.documents.states import PENDING  # noqa: E402
 from tests.api import helpers as h  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
 
@@ -126,7 +128,7 @@ def dispatch_sample(user: h.Client, solver_id: str) -> tuple[float, float]:
     deadline = time.monotonic() + 120
     while True:
         doc = user.ok("GET", f"/training-jobs/{job['id']}")
-        if doc["processing-state"] != "pending":
+        if doc[PROCESSING_STATE] != PENDING:
             seen = time.perf_counter() - t0
             break
         if time.monotonic() > deadline:

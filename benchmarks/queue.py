@@ -25,7 +25,8 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-FINAL = ("finished_successfully", "failed", "canceled")
+from elasticthought.documents.fields import CREATED_AT, PROCESSING_STATE, USER_ID  # noqa: E402
+from elasticthought.documents.states import FINAL_STATES, FINISHED, PENDING  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -70,7 +71,7 @@ def make_pool(url: str, data_dir: str, workers: int):  # noqa: ANN201
 
     config = config_from_env(
         data_dir=data_dir, store=url, workers=workers, lease_seconds=10.0,
-        runner_modules="elasticthought.queue.testing", engines="torch", gpus="",
+        runner_modules="tests.queue.runner", engines="torch", gpus="",
     )  # fmt: skip
     store = open_store(url)
     pool = WorkerPool(config, store).start()
@@ -79,8 +80,8 @@ def make_pool(url: str, data_dir: str, workers: int):  # noqa: ANN201
 
 
 def submit(store, **fields) -> str:  # noqa: ANN001
-    doc = {"type": "queue-test", "user-id": "user:bench", "processing-state": "pending",
-           "created-at": time.time(), **fields}  # fmt: skip
+    doc = {"type": "queue-test", USER_ID: "user:bench", PROCESSING_STATE: PENDING,
+           CREATED_AT: time.time(), **fields}  # fmt: skip
     return store.create(doc)["_id"]
 
 
@@ -90,7 +91,7 @@ def wait_final(store, ids: list[str], timeout: float = 300) -> list[dict]:  # no
     for job_id in ids:
         while True:
             doc = store.get(job_id)
-            if doc["processing-state"] in FINAL:
+            if doc[PROCESSING_STATE] in FINAL_STATES:
                 docs.append(doc)
                 break
             if time.monotonic() > deadline:
@@ -129,7 +130,7 @@ def throughput(url: str, data_dir: str, workers: int, jobs: int) -> tuple[float,
         docs = wait_final(store, ids)
         elapsed = time.perf_counter() - t0
         cpu = (children_cpu() - cpu0) / jobs
-        bad = [d for d in docs if d["processing-state"] != "finished_successfully"]
+        bad = [d for d in docs if d[PROCESSING_STATE] != FINISHED]
         if bad:
             raise RuntimeError(f"{len(bad)} jobs did not succeed: {bad[0].get('processing-log')}")
     finally:

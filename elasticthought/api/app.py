@@ -1,8 +1,10 @@
 """The Flask application factory: `create_app(config, store, blobs)`.
 
-Resources are blueprints listed in `BLUEPRINTS` ("module:attribute" strings, imported when the
-app is built). To add one: write `elasticthought/api/<resource>.py` with a `bp = Blueprint(...)`
-and append its name below. Handlers reach the services with `get_store()`, `get_blobs()`,
+Resources are blueprints registered one by one in `resource_modules()` (as Flask's tutorial
+does, `app.register_blueprint(module.bp)`). To add one: write `elasticthought/api/<resource>.py`
+with `bp = Blueprint(name, __name__, url_prefix="/<resource>")` and routes relative to it, and
+add the module there. `BLUEPRINTS` names further blueprints ("module:attribute", imported when
+the app is built). Handlers reach the services with `get_store()`, `get_blobs()`,
 `get_config()` and `get_services()`. Every error is JSON `{"error": ..., "detail": ...}`; an
 unexpected exception is logged and answered 503, never a 500 HTML page.
 """
@@ -24,20 +26,41 @@ from elasticthought.store.base import Conflict, NotFound, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-# Blueprint registration list: "module:attribute". Append new resources here.
-BLUEPRINTS: list[str] = [
-    "elasticthought.api.health:bp",
-    "elasticthought.api.openapi:bp",
-    "elasticthought.api.users:bp",
-    "elasticthought.api.tokens:bp",
-    "elasticthought.api.datafiles:bp",
-    "elasticthought.api.datasets:bp",
-    "elasticthought.api.solvers:bp",
-    "elasticthought.api.training_jobs:bp",
-    "elasticthought.api.classifiers:bp",
-    "elasticthought.api.classify_jobs:bp",
-    "elasticthought.api.workers:bp",
-]
+# Further blueprints, "module:attribute" (registered after the resources below).
+BLUEPRINTS: list[str] = []
+
+
+def resource_modules() -> list[Any]:
+    """The modules of the API's resources, in registration order: each has `bp` (its blueprint,
+    with its url_prefix) and may have `OPENAPI_PATHS`."""
+    from elasticthought.api import (
+        classifiers,
+        classify_jobs,
+        datafiles,
+        datasets,
+        health,
+        openapi,
+        solvers,
+        tokens,
+        training_jobs,
+        users,
+        workers,
+    )
+
+    return [
+        health, openapi, users, tokens, datafiles, datasets, solvers, training_jobs,
+        classifiers, classify_jobs, workers,
+    ]  # fmt: skip
+
+
+def extra_modules() -> list[tuple[Any, str]]:
+    """The modules named in `BLUEPRINTS` with the attribute holding each blueprint."""
+    out = []
+    for name in BLUEPRINTS:
+        module_name, _, attr = name.partition(":")
+        out.append((importlib.import_module(module_name), attr or "bp"))
+    return out
+
 
 EXTENSION = "elasticthought"
 
@@ -110,11 +133,12 @@ def _unexpected(exc: Exception) -> Response:
     )
 
 
-def register_blueprints(app: Flask, names: list[str]) -> None:
-    for name in names:
-        module_name, _, attr = name.partition(":")
-        module = importlib.import_module(module_name)
-        app.register_blueprint(getattr(module, attr or "bp"))
+def register_blueprints(app: Flask) -> None:
+    """Every resource's blueprint, then the extra ones."""
+    for module in resource_modules():
+        app.register_blueprint(module.bp)
+    for module, attr in extra_modules():
+        app.register_blueprint(getattr(module, attr))
 
 
 def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None) -> Flask:
@@ -125,5 +149,5 @@ def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None)
     app.extensions[EXTENSION] = Services(config=config, store=store, blobs=blobs, pool=pool)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    register_blueprints(app, BLUEPRINTS)
+    register_blueprints(app)
     return app

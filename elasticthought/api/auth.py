@@ -16,15 +16,14 @@ import time
 
 from flask import g, request
 
-from elasticthought.api.common import ApiError, store
+from elasticthought.api.errors import ApiError
 from elasticthought.api.passwords import verify_password
+from elasticthought.api.services import store
+from elasticthought.documents.fields import USER_ID
+from elasticthought.documents.model import user_doc_id
 from elasticthought.store.base import Doc, NotFound, StoreError
 
 TOKEN_PREFIX = "et_"
-
-
-def user_doc_id(username: str) -> str:
-    return f"user:{username}"
 
 
 def make_token(doc_id: str) -> tuple[str, str]:
@@ -86,7 +85,7 @@ def _token(value: str) -> Doc:
     expires = token.get("expires-at")
     if expires is not None and expires <= time.time():
         raise _unauthorized("token expired")
-    user = _load(token["user-id"])
+    user = _load(token[USER_ID])
     if user is None:
         raise _unauthorized("the token's user no longer exists")
     g.et_token = token

@@ -21,45 +21,36 @@ from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
 from elasticthought.api.classify_jobs import classify_request
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    blob_prefix,
-    blobs,
-    check_unicode,
-    config,
-    list_owned,
-    no_json_constant,
-    now,
-    owned,
-    public,
-    referenced,
-    remove_document,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.deletion import remove_document
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
+from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.services import blobs, config, store
+from elasticthought.api.validation import check_unicode, no_json_constant, want_str
+from elasticthought.blobs import layout
+from elasticthought.documents import model as model_doc
+from elasticthought.documents.fields import IMAGE_DATA, INTERNAL, LAYERS_TYPE, PROCESSING_STATE
+from elasticthought.documents.states import ACTIVE, FINISHED
+from elasticthought.engine.deploy import parse_deploy
 from elasticthought.engine.errors import FormatError
+from elasticthought.engine.interface import DeployError
+from elasticthought.engine.registry import CHECKING_ENGINE, DEFAULT_ENGINE, ENGINE_NAMES, get_engine
+from elasticthought.engine.transform import USER_TRANSFORM_KEYS
 from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to
 from elasticthought.store.base import new_id
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("classifiers", __name__)
+bp = Blueprint("classifiers", __name__, url_prefix="/classifiers")
 bp.before_request(require_auth)
 
 FIELDS = (
     "specification", "specification-url", "training-job-id", "model-url", "labels", "scale",
     "image-width", "image-height", "color", "gpu", "transform", "name", "engine",
 )  # fmt: skip
-TRANSFORM_FIELDS = ("scale", "mean_value", "crop_size")
 MAX_PROTOTXT = 1 << 20
 MAX_LABELS = 100_000
 MAX_SIDE = 8192
-FINISHED = "finished_successfully"
-
 
 # Field parsing --------------------------------------------------------------------------------
 
@@ -139,11 +130,11 @@ def _transform(value: Any) -> dict[str, Any] | None:
         check_unicode(value, "'transform'")
     if not isinstance(value, dict):
         raise bad_request("'transform' must be an object like {\"scale\": 0.00390625}")
-    unknown = sorted(set(value) - set(TRANSFORM_FIELDS))
+    unknown = sorted(set(value) - set(USER_TRANSFORM_KEYS))
     if unknown:
         raise bad_request(
             f"'transform': unknown field(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(TRANSFORM_FIELDS)}"
+            f"{', '.join(USER_TRANSFORM_KEYS)}"
         )
     out: dict[str, Any] = {"scale": 1.0, "mean_value": [], "crop_size": 0}
     if "scale" in value:
@@ -226,12 +217,12 @@ def _format_error(exc: FormatError) -> ApiError:
 def _from_training_job(job_id: Any, doc_id: str) -> dict[str, Any]:
     """Model, labels and TEST transform of one's own finished training job (copied into the
     classifier's blobs, so the classifier outlives the job)."""
-    from elasticthought.jobs import training_info
+    from elasticthought.documents import training_info
 
     if not isinstance(job_id, str):
         raise bad_request("'training-job-id' must be a string")
     job = referenced(job_id, "training-job", "training-job-id")
-    state = job.get("processing-state")
+    state = job.get(PROCESSING_STATE)
     if state != FINISHED:
         raise ApiError(
             422, f"training job {job_id} is {state}: a classifier needs a finished training job"
@@ -240,23 +231,22 @@ def _from_training_job(job_id: Any, doc_id: str) -> dict[str, Any]:
         info = training_info.describe(store(), job)
     except training_info.InfoError as exc:
         raise ApiError(422, f"training job {job_id}: {exc}") from None
-    prefix = blob_prefix(doc_id)
-    model_key = prefix + "model.caffemodel"
+    model_key = layout.model(doc_id)
     with blobs().open(info.model) as src:
         blobs().put(model_key, src)
     transform = dict(info.transform)
     if info.mean:
-        transform["mean"] = prefix + "mean.binaryproto"
+        transform["mean"] = layout.mean_file(doc_id)
         with blobs().open(info.mean) as src:
             blobs().put(transform["mean"], src)
     return {
         "model": model_key,
         "labels": info.labels,
-        "label-kind": "names" if info.layers_type == "IMAGE_DATA" else "numbers",
-        "layers_type": info.layers_type,
+        "label-kind": "names" if info.layers_type == IMAGE_DATA else "numbers",
+        LAYERS_TYPE: info.layers_type,
         "transform": transform,
         "image-loading": info.image_loading,
-        "engine": job.get("engine") or "torch",
+        "engine": job.get("engine") or DEFAULT_ENGINE,
     }
 
 
@@ -268,7 +258,7 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
             "give exactly one of 'training-job-id', 'model-url' or a 'model' file part "
             "(the .caffemodel)"
         )
-    key = blob_prefix(doc_id) + "model.caffemodel"
+    key = layout.model(doc_id)
     limit = config().max_upload_bytes
     if upload is not None:
         size = blobs().put(key, _limited(upload.stream, limit))
@@ -286,7 +276,7 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
         "model-filename": upload.filename if upload is not None else None,
         "labels": labels or [],
         "label-kind": "names" if labels else "numbers",
-        "layers_type": None,
+        LAYERS_TYPE: None,
         "transform": _transform(body.get("transform")) or {"scale": 1.0, "mean_value": [],
                                                           "crop_size": 0},
         "image-loading": {},
@@ -312,10 +302,9 @@ def _limited(stream: Any, limit: int):
 def _check(spec: str, fields: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
     """Build the deploy net with the model; check input channels, size and outputs. Returns
     what the classifier document records about the net."""
-    from elasticthought.jobs.deploy import DeployError, load_deploy
-
     try:
-        deploy = load_deploy(spec, blobs().get(model["model"]))
+        checker = get_engine(CHECKING_ENGINE, config())
+        deploy = checker.check_deploy(spec, blobs().get(model["model"]))
     except FormatError as exc:
         raise _format_error(exc) from None
     except DeployError as exc:
@@ -376,17 +365,15 @@ def _form() -> tuple[dict[str, Any], Any]:
             raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: "
                               f"{', '.join(FIELDS)} and file parts model, specification")
         return body, files
-    from elasticthought.api.common import json_body
+    from elasticthought.api.validation import json_body
 
     return json_body(FIELDS), None
 
 
-@bp.post("/classifiers")
+@bp.post("")
 def post_classifier():
     body, files = _form()
     spec, spec_url = _specification(body, files)
-    from elasticthought.jobs.deploy import DeployError, parse_deploy
-
     try:
         parse_deploy(spec)  # syntax first: no model is fetched for a broken prototxt
     except FormatError as exc:
@@ -416,11 +403,10 @@ def post_classifier():
             model = _from_upload(body, files, doc_id)
         net = _check(spec, fields, model)
         doc = store().create(
-            {
-                "_id": doc_id,
-                "type": "classifier",
-                "user-id": user_id(),
-                "created-at": now(),
+            model_doc.classifier(
+                user_id(),
+                doc_id,
+                **{
                 "name": name,
                 "specification": spec,
                 "specification-url": spec_url,
@@ -428,33 +414,34 @@ def post_classifier():
                 **fields,
                 **model,
                 **net,
-                "engine": engine or model.get("engine") or "torch",
-            }
+                "engine": engine or model.get("engine") or DEFAULT_ENGINE,
+                },
+            )
         )
     except BaseException:
-        blobs().delete_prefix(blob_prefix(doc_id))
+        blobs().delete_prefix(layout.prefix(doc_id))
         raise
     return jsonify(public(doc, INTERNAL)), 201
 
 
-@bp.get("/classifiers")
+@bp.get("")
 def list_classifiers():
     return jsonify(list_owned("classifier", INTERNAL))
 
 
-@bp.get("/classifiers/<doc_id>")
+@bp.get("/<doc_id>")
 def get_classifier(doc_id: str):
     return jsonify(public(owned(doc_id, "classifier"), INTERNAL))
 
 
-@bp.delete("/classifiers/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_classifier(doc_id: str):
     doc = owned(doc_id, "classifier")
     busy = [
         j["_id"]
         for j in store().list("classify-job", owner=user_id(), limit=None, newest_first=False)
         if j.get("classifier-id") == doc_id
-        and j.get("processing-state") in ("pending", "processing")
+        and j.get(PROCESSING_STATE) in ACTIVE
     ]
     if busy:
         raise ApiError(409, f"classify job(s) {', '.join(busy)} still use this classifier: "
@@ -463,7 +450,7 @@ def delete_classifier(doc_id: str):
     return "", 204
 
 
-@bp.post("/classifiers/<doc_id>/classify")
+@bp.post("/<doc_id>/classify")
 def classify(doc_id: str):
     return classify_request(owned(doc_id, "classifier"))
 
@@ -481,7 +468,7 @@ _COMMON = {
     "color": _FLAG,
     "gpu": _FLAG,
     "name": {"type": "string"},
-    "engine": {"type": "string", "enum": ["torch", "caffe"]},
+    "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
 }
 _TRANSFORM = obj(
     {

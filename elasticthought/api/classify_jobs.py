@@ -10,27 +10,20 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    blob_prefix,
-    blobs,
-    list_owned,
-    now,
-    owned,
-    public,
-    remove_document,
-    store,
-    user_id,
-    vet_url,
-)
+from elasticthought.api.deletion import remove_document
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
+from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.services import blobs, store
+from elasticthought.api.validation import vet_url
+from elasticthought.blobs import layout
+from elasticthought.documents import model
+from elasticthought.documents.fields import CLASSIFY_JOB, INTERNAL, PROCESSING_STATE
+from elasticthought.documents.states import FINAL_STATES, PENDING
 from elasticthought.fetch import FetchError
-from elasticthought.queue.registry import FINAL_STATES
 from elasticthought.store.base import NotFound, new_id
 
-bp = Blueprint("classify_jobs", __name__)
+bp = Blueprint("classify_jobs", __name__, url_prefix="/classify-jobs")
 bp.before_request(require_auth)
 
 MAX_IMAGES = 1000
@@ -67,7 +60,7 @@ def _request_parts() -> tuple[list[Any], list[Any]]:
         if unknown:
             raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: urls, files")
         return request.form.getlist("urls"), request.files.getlist("files")
-    from elasticthought.api.common import json_body
+    from elasticthought.api.validation import json_body
 
     body = json_body(("urls",), ("urls",))
     urls = body["urls"]
@@ -110,31 +103,16 @@ def classify_request(classifier: dict) -> Any:
             continue  # the same URL twice has one result
         taken.add(url)
         images.append({"name": url, "url": url})
-    job_id = new_id("classify-job", user_id())
-    prefix = blob_prefix(job_id) + "images/"
+    job_id = new_id(CLASSIFY_JOB, user_id())
     try:
         for i, upload in enumerate(files):
             name = _unique((upload.filename or f"upload-{i + 1}")[:500], taken)
-            key = f"{prefix}{i:05d}"
+            key = layout.image(job_id, i)
             size = blobs().put(key, upload.stream)
             images.append({"name": name, "blob": key, "size": size})
-        doc = store().create(
-            {
-                "_id": job_id,
-                "type": "classify-job",
-                "user-id": user_id(),
-                "created-at": now(),
-                "classifier-id": classifier["_id"],
-                "gpu": bool(classifier.get("gpu")),
-                "engine": classifier.get("engine") or "torch",
-                "processing-state": "pending",
-                "processing-log": "",
-                "image-count": len(images),
-                "images": images,
-            }
-        )
+        doc = model.submit(store(), model.classify_job(user_id(), job_id, classifier, images))
     except BaseException:
-        blobs().delete_prefix(blob_prefix(job_id))
+        blobs().delete_prefix(layout.prefix(job_id))
         raise
     if wait:
         doc = _wait(doc, timeout)
@@ -145,7 +123,7 @@ def _wait(doc: dict, timeout: float) -> dict:
     """The job once final, or as it stands after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     delay = 0.05
-    while doc.get("processing-state") not in FINAL_STATES:
+    while doc.get(PROCESSING_STATE) not in FINAL_STATES:
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -169,7 +147,7 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 def _show(doc: dict) -> dict[str, Any]:
     out = _ordered(public(doc, INTERNAL))
-    if doc.get("processing-state") == "pending":
+    if doc.get(PROCESSING_STATE) == PENDING:
         from elasticthought.queue import explain_pending
 
         try:
@@ -181,25 +159,25 @@ def _show(doc: dict) -> dict[str, Any]:
     return out
 
 
-@bp.get("/classify-jobs")
+@bp.get("")
 def list_classify_jobs():
     page = list_owned("classify-job", INTERNAL)
     page["items"] = [_ordered(item) for item in page["items"]]
     return jsonify(page)
 
 
-@bp.get("/classify-jobs/<doc_id>")
+@bp.get("/<doc_id>")
 def get_classify_job(doc_id: str):
     return jsonify(_show(owned(doc_id, "classify-job")))
 
 
-@bp.delete("/classify-jobs/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_classify_job(doc_id: str):
     remove_document(owned(doc_id, "classify-job"))
     return "", 204
 
 
-@bp.post("/classify-jobs/<doc_id>/cancel")
+@bp.post("/<doc_id>/cancel")
 def cancel_classify_job(doc_id: str):
     from elasticthought.queue.control import request_cancel
 

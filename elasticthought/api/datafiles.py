@@ -8,38 +8,30 @@ import json
 from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    blobs,
+from elasticthought.api.deletion import delete_unless_used, dependents
+from elasticthought.api.errors import ApiError, bad_request
+from elasticthought.api.openapi import obj, resource
+from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.services import blobs, config, store
+from elasticthought.api.validation import (
     check_fields,
     check_unicode,
-    config,
-    delete_unless_used,
-    dependents,
     json_body,
-    list_owned,
     no_json_constant,
-    now,
-    owned,
-    public,
-    store,
-    user_id,
     vet_url,
 )
-from elasticthought.api.openapi import obj, resource
+from elasticthought.blobs import layout
+from elasticthought.documents import model
+from elasticthought.documents.fields import DATAFILE, INTERNAL, LAYERS_TYPE, LAYERS_TYPES
 from elasticthought.fetch import FetchError
-from elasticthought.jobs import layout
 from elasticthought.store.base import new_id
 
-bp = Blueprint("datafiles", __name__)
+bp = Blueprint("datafiles", __name__, url_prefix="/datafiles")
 bp.before_request(require_auth)
 
-LAYERS_TYPES = ("IMAGE_DATA", "DATA")
 BACKENDS = ("LEVELDB", "LMDB")
-FIELDS = ("url", "layers_type", "layers_data_param")
-FORM_FIELDS = ("layers_type", "layers_data_param", "backend")
+FIELDS = ("url", LAYERS_TYPE, "layers_data_param")
+FORM_FIELDS = (LAYERS_TYPE, "layers_data_param", "backend")
 
 
 def check_source_url(url: object) -> str:
@@ -71,29 +63,19 @@ def _kind(layers_type: object, param: object) -> tuple[str, dict]:
 
 
 def _new_doc(layers_type: str, param: dict, **extra) -> dict:
-    doc_id = new_id("datafile", user_id())
-    return {
-        "_id": doc_id,
-        "type": "datafile",
-        "user-id": user_id(),
-        "created-at": now(),
-        "layers_type": layers_type,
-        "layers_data_param": param,
-        "processing-state": "pending",
-        "processing-log": "",
-        "archive": layout.datafile_archive(doc_id),
-        **extra,
-    }
+    doc_id = new_id(DATAFILE, user_id())
+    archive = layout.datafile_archive(doc_id)
+    return model.datafile(user_id(), doc_id, layers_type, param, archive, **extra)
 
 
-@bp.post("/datafiles")
+@bp.post("")
 def post_datafile():
     if request.mimetype == "multipart/form-data":
         return _upload()
     body = json_body(FIELDS, ("url",))
-    layers_type, param = _kind(body.get("layers_type"), body.get("layers_data_param"))
+    layers_type, param = _kind(body.get(LAYERS_TYPE), body.get("layers_data_param"))
     url = check_source_url(body["url"])
-    doc = store().create(_new_doc(layers_type, param, url=url, uploaded=False))
+    doc = model.submit(store(), _new_doc(layers_type, param, url=url, uploaded=False))
     return jsonify(public(doc, INTERNAL)), 201
 
 
@@ -119,7 +101,7 @@ def _upload():
         if param is not None:
             raise bad_request("give 'backend' or 'layers_data_param', not both")
         param = {"backend": form["backend"]}
-    layers_type, param = _kind(form.get("layers_type"), param)
+    layers_type, param = _kind(form.get(LAYERS_TYPE), param)
     upload = files["file"]
     doc = _new_doc(layers_type, param, url=None, uploaded=True, filename=upload.filename or "")
     limit = config().max_upload_bytes
@@ -132,7 +114,7 @@ def _upload():
         blobs().delete(doc["archive"])
         raise bad_request("the uploaded file is empty")
     doc["size"] = size
-    doc = store().create(doc)
+    doc = model.submit(store(), doc)
     return jsonify(public(doc, INTERNAL)), 201
 
 
@@ -149,17 +131,17 @@ def _limited(stream, limit: int):
         yield chunk
 
 
-@bp.get("/datafiles")
+@bp.get("")
 def list_datafiles():
     return jsonify(list_owned("datafile", INTERNAL))
 
 
-@bp.get("/datafiles/<doc_id>")
+@bp.get("/<doc_id>")
 def get_datafile(doc_id: str):
     return jsonify(public(owned(doc_id, "datafile"), INTERNAL))
 
 
-@bp.delete("/datafiles/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_datafile(doc_id: str):
     doc = owned(doc_id, "datafile")
     users = dependents("dataset", "datafile-id", doc_id)
@@ -176,7 +158,7 @@ OPENAPI_PATHS = resource(
         "content": {
             "application/json": {
                 "schema": obj(
-                    {"url": {"type": "string"}, "layers_type": _KIND, "layers_data_param": _PARAM},
+                    {"url": {"type": "string"}, LAYERS_TYPE: _KIND, "layers_data_param": _PARAM},
                     ["url"],
                 )
             },
@@ -184,7 +166,7 @@ OPENAPI_PATHS = resource(
                 "schema": obj(
                     {
                         "file": {"type": "string", "format": "binary"},
-                        "layers_type": _KIND,
+                        LAYERS_TYPE: _KIND,
                         "backend": {"type": "string", "enum": list(BACKENDS)},
                         "layers_data_param": {"type": "string"},
                     },

@@ -1,37 +1,32 @@
 """/datasets: split one datafile by percentage per label, or pair a training and a testing
-datafile; a dataset job builds the splits (see `elasticthought.jobs.layout`)."""
+datafile; a dataset job builds the splits (see `elasticthought.blobs.layout`)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    check_fields,
-    delete_unless_used,
-    dependents,
-    json_body,
-    list_owned,
-    now,
-    owned,
-    public,
-    referenced,
-    store,
-    user_id,
-    want_bool,
-)
+from elasticthought.api.deletion import delete_unless_used, dependents
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
-from elasticthought.jobs.split import share
-from elasticthought.store.base import new_id
+from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.services import store
+from elasticthought.api.validation import check_fields, json_body, want_bool
+from elasticthought.documents import model
+from elasticthought.documents.fields import (
+    DATA,
+    INTERNAL,
+    LAYERS_TYPE,
+    PROCESSING_LOG,
+    PROCESSING_STATE,
+)
+from elasticthought.documents.split import share
+from elasticthought.documents.states import UNUSABLE
 
-bp = Blueprint("datasets", __name__)
+bp = Blueprint("datasets", __name__, url_prefix="/datasets")
 bp.before_request(require_auth)
 
 SPLIT_FIELDS = ("datafile-id", "split-percentage")
-UNUSABLE = ("failed", "canceled")
 
 
 def _split(body: dict, name: str) -> dict:
@@ -54,15 +49,13 @@ def _split(body: dict, name: str) -> dict:
 
 def _datafile(doc_id: str, where: str) -> dict:
     doc = referenced(doc_id, "datafile", f"{where}.datafile-id")
-    if doc.get("processing-state") in UNUSABLE:
-        reason = doc.get("processing-log") or ""
-        raise ApiError(
-            422, f"datafile {doc_id} is {doc['processing-state']}: {reason}".rstrip(": ")
-        )
+    if doc.get(PROCESSING_STATE) in UNUSABLE:
+        reason = doc.get(PROCESSING_LOG) or ""
+        raise ApiError(422, f"datafile {doc_id} is {doc[PROCESSING_STATE]}: {reason}".rstrip(": "))
     return doc
 
 
-@bp.post("/datasets")
+@bp.post("")
 def post_dataset():
     body = json_body(("training", "testing", "compute-mean"), ("training", "testing"))
     training = _split(body, "training")
@@ -89,44 +82,34 @@ def post_dataset():
                 "'split-percentage' must be 0"
             )
         test_df = _datafile(testing["datafile-id"], "testing")
-        if test_df.get("layers_type") != train_df.get("layers_type"):
+        if test_df.get(LAYERS_TYPE) != train_df.get(LAYERS_TYPE):
             raise ApiError(
                 422,
-                f"training datafile is {train_df.get('layers_type')} but testing datafile is "
-                f"{test_df.get('layers_type')}",
+                f"training datafile is {train_df.get(LAYERS_TYPE)} but testing datafile is "
+                f"{test_df.get(LAYERS_TYPE)}",
             )
         tb = (train_df.get("layers_data_param") or {}).get("backend")
         sb = (test_df.get("layers_data_param") or {}).get("backend")
-        if train_df.get("layers_type") == "DATA" and tb != sb:
+        if train_df.get(LAYERS_TYPE) == DATA and tb != sb:
             raise ApiError(422, f"training datafile is {tb} but testing datafile is {sb}")
-    doc = store().create(
-        {
-            "_id": new_id("dataset", user_id()),
-            "type": "dataset",
-            "user-id": user_id(),
-            "created-at": now(),
-            "training": training,
-            "testing": testing,
-            "compute-mean": compute_mean,
-            "layers_type": train_df.get("layers_type"),
-            "processing-state": "pending",
-            "processing-log": "",
-        }
+    doc = model.submit(
+        store(),
+        model.dataset(user_id(), training, testing, compute_mean, train_df.get(LAYERS_TYPE)),
     )
     return jsonify(public(doc, INTERNAL)), 201
 
 
-@bp.get("/datasets")
+@bp.get("")
 def list_datasets():
     return jsonify(list_owned("dataset", INTERNAL))
 
 
-@bp.get("/datasets/<doc_id>")
+@bp.get("/<doc_id>")
 def get_dataset(doc_id: str):
     return jsonify(public(owned(doc_id, "dataset"), INTERNAL))
 
 
-@bp.delete("/datasets/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_dataset(doc_id: str):
     doc = owned(doc_id, "dataset")
     users = dependents("solver", "dataset-id", doc_id)

@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify
 import elasticthought
 from elasticthought.api.app import get_services
 
-bp = Blueprint("health", __name__)
+bp = Blueprint("health", __name__, url_prefix="/health")
 
 
 def redact_url(url: str) -> str:
@@ -58,7 +58,7 @@ def probe(backend: Any) -> dict[str, Any]:
     return report
 
 
-@bp.get("/health")
+@bp.get("")
 def health():
     services = get_services()
     store = probe(services.store)

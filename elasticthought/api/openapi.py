@@ -1,20 +1,19 @@
 """`GET /openapi.json`: an OpenAPI 3 description of every route.
 
 Each resource module describes its own routes in `OPENAPI_PATHS` (built with the helpers here);
-this module gathers them from the modules in `app.BLUEPRINTS`, plus `EXTRA_PATHS` for modules
-that have none. tests/api/test_openapi.py keeps it equal to the app's URL map.
+this module gathers them from `app.resource_modules()` and `app.BLUEPRINTS`, plus `EXTRA_PATHS`
+for modules that have none. tests/api/test_openapi.py keeps it equal to the app's URL map.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
 import elasticthought
 
-bp = Blueprint("openapi", __name__)
+bp = Blueprint("openapi", __name__, url_prefix="/openapi.json")
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 DOC = {"$ref": "#/components/schemas/Document"}
@@ -156,11 +155,11 @@ COMPONENTS = {
 
 
 def build_spec() -> dict[str, Any]:
-    from elasticthought.api.app import BLUEPRINTS
+    from elasticthought.api.app import extra_modules, resource_modules
 
     paths: dict[str, Any] = {}
-    for name in BLUEPRINTS:
-        module = importlib.import_module(name.partition(":")[0])
+    modules = [*resource_modules(), *(module for module, _ in extra_modules())]
+    for module in modules:
         paths.update(getattr(module, "OPENAPI_PATHS", {}))
     for path, item in EXTRA_PATHS.items():
         paths.setdefault(path, item)
@@ -177,7 +176,7 @@ def build_spec() -> dict[str, Any]:
     }
 
 
-@bp.get("/openapi.json")
+@bp.get("")
 def openapi_json():
     spec = current_app.extensions.get("et_openapi")
     if spec is None:

@@ -4,37 +4,33 @@ and stored as given. Rewriting sources and snapshot prefix happens per training 
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from flask import Blueprint, jsonify
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    config,
-    delete_unless_used,
-    dependents,
-    json_body,
-    list_owned,
-    now,
-    owned,
-    public,
-    referenced,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.deletion import delete_unless_used, dependents
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
+from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.services import config, store
+from elasticthought.api.validation import json_body, want_str
+from elasticthought.documents import model
+from elasticthought.documents.fields import (
+    DATA,
+    IMAGE_DATA,
+    INTERNAL,
+    LAYERS_TYPE,
+    PROCESSING_STATE,
+)
+from elasticthought.documents.states import UNUSABLE
 from elasticthought.engine.errors import FormatError
+from elasticthought.engine.registry import CHECKING_ENGINE, get_engine
 from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes
-from elasticthought.store.base import new_id
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("solvers", __name__)
+bp = Blueprint("solvers", __name__, url_prefix="/solvers")
 bp.before_request(require_auth)
 
 FIELDS = (
@@ -45,23 +41,14 @@ FIELDS = (
     "specification-net",
 )
 MAX_PROTOTXT = 1 << 20
-DATA_KINDS = {"Data": "DATA", "ImageData": "IMAGE_DATA"}
-#: Modules whose import fills the torch engine's layer registry.
-LAYER_MODULES = ("elasticthought.engine.torch.layers", "elasticthought.engine.torch.data")
-#: Dependents that block deleting a solver (REST API part 2's documents).
+DATA_KINDS = {"Data": DATA, "ImageData": IMAGE_DATA}
+#: Dependents that block deleting a solver.
 DEPENDENT_TYPES = ("training-job",)
 
 
 def supported_layers() -> set[str]:
-    """Layer types the torch engine implements (its registry)."""
-    from elasticthought.engine.torch.layer import LAYERS
-
-    for name in LAYER_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            log.warning("cannot import %s: %s", name, exc)
-    return set(LAYERS)
+    """Layer types the checking engine implements (its registry)."""
+    return set(get_engine(CHECKING_ENGINE, config()).layer_types())
 
 
 def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
@@ -126,52 +113,45 @@ def validate_solver(text: str, key: str = "specification") -> None:
         raise _format_error(key, exc) from None
 
 
-@bp.post("/solvers")
+@bp.post("")
 def post_solver():
     body = json_body(FIELDS, ("dataset-id",))
     dataset_id = want_str(body, "dataset-id", 512) or ""
     dataset = referenced(dataset_id, "dataset", "dataset-id")
-    if dataset.get("processing-state") in ("failed", "canceled"):
-        raise ApiError(422, f"dataset {dataset_id} is {dataset['processing-state']}")
+    if dataset.get(PROCESSING_STATE) in UNUSABLE:
+        raise ApiError(422, f"dataset {dataset_id} is {dataset[PROCESSING_STATE]}")
     solver_text, solver_url = _text(body, "specification", "specification-url")
     net_text, net_url = _text(body, "specification-net", "specification-net-url")
     validate_solver(solver_text)
     kind = validate_net(net_text)
-    if kind != dataset.get("layers_type"):
-        layer = "ImageData" if kind == "IMAGE_DATA" else "Data"
+    if kind != dataset.get(LAYERS_TYPE):
+        layer = "ImageData" if kind == IMAGE_DATA else "Data"
         raise ApiError(
             422,
             f"the net reads its input with {layer} layers ({kind}) but dataset {dataset_id} "
-            f"is {dataset.get('layers_type')}",
+            f"is {dataset.get(LAYERS_TYPE)}",
         )
-    doc = store().create(
-        {
-            "_id": new_id("solver", user_id()),
-            "type": "solver",
-            "user-id": user_id(),
-            "created-at": now(),
-            "dataset-id": dataset_id,
-            "specification-url": solver_url,
-            "specification-net-url": net_url,
-            "specification": solver_text,
-            "specification-net": net_text,
-            "layers_type": kind,
-        }
-    )
+    texts = {
+        "specification-url": solver_url,
+        "specification-net-url": net_url,
+        "specification": solver_text,
+        "specification-net": net_text,
+    }
+    doc = store().create(model.solver(user_id(), dataset_id, texts, kind))
     return jsonify(public(doc, INTERNAL)), 201
 
 
-@bp.get("/solvers")
+@bp.get("")
 def list_solvers():
     return jsonify(list_owned("solver", INTERNAL))
 
 
-@bp.get("/solvers/<doc_id>")
+@bp.get("/<doc_id>")
 def get_solver(doc_id: str):
     return jsonify(public(owned(doc_id, "solver"), INTERNAL))
 
 
-@bp.delete("/solvers/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_solver(doc_id: str):
     doc = owned(doc_id, "solver")
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "solver-id", doc_id)]

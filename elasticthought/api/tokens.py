@@ -7,21 +7,16 @@ import time
 from flask import Blueprint, jsonify
 
 from elasticthought.api.auth import make_token, require_auth
-from elasticthought.api.common import (
-    bad_request,
-    json_body,
-    list_owned,
-    now,
-    owned,
-    public,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.errors import bad_request
 from elasticthought.api.openapi import obj, resource
+from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.services import store
+from elasticthought.api.validation import json_body, want_str
+from elasticthought.documents import model
+from elasticthought.documents.fields import TOKEN
 from elasticthought.store.base import new_id
 
-bp = Blueprint("tokens", __name__)
+bp = Blueprint("tokens", __name__, url_prefix="/tokens")
 bp.before_request(require_auth)
 
 HIDDEN = ("secret-hash", "_rev")
@@ -29,43 +24,33 @@ DEFAULT_TTL = 30 * 24 * 3600
 MAX_TTL = 366 * 24 * 3600
 
 
-@bp.post("/tokens")
+@bp.post("")
 def post_token():
     body = json_body(("name", "expires-in"))
     name = want_str(body, "name", 200) or ""
     ttl = body.get("expires-in", DEFAULT_TTL)
     if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 1 <= ttl <= MAX_TTL:
         raise bad_request(f"'expires-in' must be a number of seconds from 1 to {MAX_TTL}")
-    doc_id = new_id("token", user_id())
+    doc_id = new_id(TOKEN, user_id())
     token, digest = make_token(doc_id)
-    created = now()
-    doc = store().create(
-        {
-            "_id": doc_id,
-            "type": "token",
-            "user-id": user_id(),
-            "name": name,
-            "created-at": created,
-            "expires-at": round(time.time() + float(ttl), 3),
-            "secret-hash": digest,
-        }
-    )
+    expires_at = round(time.time() + float(ttl), 3)
+    doc = store().create(model.token(user_id(), doc_id, name, expires_at, digest))
     out = public(doc, HIDDEN)
     out["token"] = token
     return jsonify(out), 201
 
 
-@bp.get("/tokens")
+@bp.get("")
 def list_tokens():
     return jsonify(list_owned("token", HIDDEN))
 
 
-@bp.get("/tokens/<doc_id>")
+@bp.get("/<doc_id>")
 def get_token(doc_id: str):
     return jsonify(public(owned(doc_id, "token"), HIDDEN))
 
 
-@bp.delete("/tokens/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_token(doc_id: str):
     doc = owned(doc_id, "token")
     store().delete(doc["_id"], doc["_rev"])

@@ -1,5 +1,5 @@
 """/training-jobs: queue a training run of a solver; follow it (status, metrics, logs); fetch its
-model and snapshots; cancel or delete it. The run itself is `elasticthought.jobs.training`."""
+model and snapshots; cancel or delete it. A worker runs it (the `training-job` runner)."""
 
 from __future__ import annotations
 
@@ -12,48 +12,33 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import (
-    INTERNAL,
-    ApiError,
-    bad_request,
-    blobs,
-    config,
-    delete_unless_used,
-    dependents,
-    json_body,
-    list_owned,
-    now,
-    owned,
-    public,
-    referenced,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.deletion import delete_unless_used, dependents
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
+from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.services import blobs, config, store
+from elasticthought.api.validation import json_body, want_str
+from elasticthought.blobs import layout
 from elasticthought.blobs.base import BlobNotFound
-from elasticthought.jobs.training import ENGINES, LOG_NAME, SNAPSHOT_RE, key
+from elasticthought.documents import model
+from elasticthought.documents.fields import INTERNAL, PROCESSING_STATE, TRAINING_JOB
+from elasticthought.documents.states import FINAL_STATES, FINISHED, PROCESSING
+from elasticthought.documents.status import STATUS_KEYS
+from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.queue.control import request_cancel
 from elasticthought.queue.presence import list_workers
-from elasticthought.queue.registry import FINAL_STATES, FINISHED, PROCESSING
 from elasticthought.store.base import NotFound, new_id
 
-bp = Blueprint("training_jobs", __name__)
+bp = Blueprint("training_jobs", __name__, url_prefix="/training-jobs")
 bp.before_request(require_auth)
 
-TYPE = "training-job"
+TYPE = TRAINING_JOB
 FIELDS = ("solver-id", "engine", "gpu", "priority", "max-runtime", "weights")
 #: Dependents that block deleting a training job (the classifier half's documents).
 DEPENDENT_TYPES = ("classifier",)
 FOLLOW_MAX_SECONDS = 600.0
 FOLLOW_POLL = 0.5
 DELETE_WAIT = 10.0
-STATUS_KEYS = (
-    "loss", "lr", "last-iteration", "max-iterations", "iter-per-s", "test-outputs",
-    "evaluation", "engine", "attempts", "resumed-from-iteration", "iterations-trained",
-    "started-at", "finished-at", "step", "processing-log", "pending-reason", "cancel-requested",
-    "engine-version",
-)
 
 
 # Creating ------------------------------------------------------------------------------------
@@ -91,8 +76,8 @@ def _runtime(value: Any) -> float:
 
 
 def _check_engine(engine: Any, explicit: bool) -> str:
-    if not isinstance(engine, str) or engine not in ENGINES:
-        raise ApiError(422, f"'engine' must be one of {', '.join(ENGINES)}")
+    if not isinstance(engine, str) or engine not in ENGINE_NAMES:
+        raise ApiError(422, f"'engine' must be one of {', '.join(ENGINE_NAMES)}")
     if explicit:
         offered = {e for w in list_workers(store()) for e in (w.get("capabilities") or {})
                    .get("engines", [])}
@@ -110,7 +95,7 @@ def _weights_ref(value: Any) -> dict[str, Any]:
         raise bad_request("'weights' must be a training-job id or the URL of a .caffemodel")
     if value.startswith(TYPE + ":"):
         source = referenced(value, TYPE, "weights")
-        state = source.get("processing-state")
+        state = source.get(PROCESSING_STATE)
         if state in FINAL_STATES and state != FINISHED:
             raise ApiError(422, f"'weights': training job {value} is {state}")
         return {"training-job-id": value}
@@ -151,7 +136,7 @@ def _body() -> tuple[dict, Any]:
 
 def _store_upload(doc_id: str, upload: Any) -> dict:
     limit = config().max_upload_bytes
-    blob_key = key(doc_id, "weights.caffemodel")
+    blob_key = layout.key(doc_id, layout.WEIGHTS)
 
     def limited() -> Iterator[bytes]:
         total = 0
@@ -172,25 +157,21 @@ def _store_upload(doc_id: str, upload: Any) -> dict:
     return {"upload": blob_key, "filename": upload.filename or "", "size": size}
 
 
-@bp.post("/training-jobs")
+@bp.post("")
 def post_training_job():
     body, upload = _body()
     solver_id = want_str(body, "solver-id", 512) or ""
     solver = referenced(solver_id, "solver", "solver-id")
-    engine = _check_engine(body.get("engine", config().engine or "torch"), "engine" in body)
-    doc: dict[str, Any] = {
-        "_id": new_id(TYPE, user_id()),
-        "type": TYPE,
-        "user-id": user_id(),
-        "created-at": now(),
-        "solver-id": solver_id,
-        "dataset-id": solver.get("dataset-id"),
-        "engine": engine,
-        "gpu": _gpu(body.get("gpu", False)),
-        "priority": _int(body.get("priority", 0), "priority"),
-        "processing-state": "pending",
-        "processing-log": "",
-    }
+    engine = _check_engine(body.get("engine", config().engine or DEFAULT_ENGINE), "engine" in body)
+    doc = model.training_job(
+        user_id(),
+        new_id(TYPE, user_id()),
+        solver_id,
+        solver.get("dataset-id"),
+        engine,
+        _gpu(body.get("gpu", False)),
+        _int(body.get("priority", 0), "priority"),
+    )
     if body.get("max-runtime") is not None:
         doc["max-runtime"] = _runtime(body["max-runtime"])
     if body.get("weights") not in (None, ""):
@@ -200,19 +181,19 @@ def post_training_job():
         doc["max-iterations"] = max_iter
     if upload is not None:
         doc["weights"] = _store_upload(doc["_id"], upload)
-    doc = store().create(doc)
+    doc = model.submit(store(), doc)
     return jsonify(public(doc, INTERNAL)), 201
 
 
 # Reading -------------------------------------------------------------------------------------
 
 
-@bp.get("/training-jobs")
+@bp.get("")
 def list_training_jobs():
     return jsonify(list_owned(TYPE, INTERNAL))
 
 
-@bp.get("/training-jobs/<doc_id>")
+@bp.get("/<doc_id>")
 def get_training_job(doc_id: str):
     return jsonify(public(owned(doc_id, TYPE), INTERNAL))
 
@@ -225,7 +206,7 @@ def _no_args(*allowed: str) -> None:
 
 def eta_seconds(doc: dict) -> float | None:
     """Seconds left: remaining iterations at the last measured speed (0 once final)."""
-    state = doc.get("processing-state")
+    state = doc.get(PROCESSING_STATE)
     if state in FINAL_STATES:
         return 0.0
     if state != PROCESSING:
@@ -241,11 +222,11 @@ def eta_seconds(doc: dict) -> float | None:
     return round(max(0.0, left / rate - max(0.0, since)), 1)
 
 
-@bp.get("/training-jobs/<doc_id>/status")
+@bp.get("/<doc_id>/status")
 def get_status(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
-    out: dict[str, Any] = {"id": doc["_id"], "state": doc.get("processing-state")}
+    out: dict[str, Any] = {"id": doc["_id"], "state": doc.get(PROCESSING_STATE)}
     for name in STATUS_KEYS:
         out[name] = doc.get(name)
     out["logs"] = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/logs"
@@ -253,16 +234,16 @@ def get_status(doc_id: str):
     return jsonify(out)
 
 
-@bp.get("/training-jobs/<doc_id>/metrics")
+@bp.get("/<doc_id>/metrics")
 def get_metrics(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
     try:
-        data = json.loads(blobs().get(key(doc_id, "metrics.json")))
+        data = json.loads(blobs().get(layout.key(doc_id, layout.METRICS)))
     except (BlobNotFound, ValueError):
         data = {"train": {"iteration": [], "loss": [], "lr": [], "outputs": {}},
                 "test": {"iteration": [], "net": [], "outputs": {}}}
-    return jsonify({"id": doc_id, "state": doc.get("processing-state"), **data})
+    return jsonify({"id": doc_id, "state": doc.get(PROCESSING_STATE), **data})
 
 
 def _read_from(blob_key: str, offset: int, blob_store: Any = None) -> bytes:
@@ -283,12 +264,12 @@ def _follow(doc_id: str, timeout: float) -> Iterator[bytes]:
 
 
 def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Iterator[bytes]:
-    blob_key = key(doc_id, LOG_NAME)
+    blob_key = layout.key(doc_id, layout.LOG)
     deadline = time.monotonic() + timeout
     offset = 0
     while True:
         try:
-            state = docs.get(doc_id).get("processing-state")
+            state = docs.get(doc_id).get(PROCESSING_STATE)
         except NotFound:
             return
         data = _read_from(blob_key, offset, blob_store)
@@ -300,7 +281,7 @@ def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Ite
         time.sleep(FOLLOW_POLL)
 
 
-@bp.get("/training-jobs/<doc_id>/logs")
+@bp.get("/<doc_id>/logs")
 def get_logs(doc_id: str):
     _no_args("follow", "timeout")
     owned(doc_id, TYPE)
@@ -318,7 +299,7 @@ def get_logs(doc_id: str):
     mimetype = "text/plain"
     if follow in ("true", "1"):
         return Response(_follow(doc_id, timeout), mimetype=mimetype, direct_passthrough=True)
-    return Response(_read_from(key(doc_id, LOG_NAME), 0), mimetype=mimetype)
+    return Response(_read_from(layout.key(doc_id, layout.LOG), 0), mimetype=mimetype)
 
 
 def _download(blob_key: str, filename: str) -> Response:
@@ -333,23 +314,23 @@ def _download(blob_key: str, filename: str) -> Response:
     return response
 
 
-@bp.get("/training-jobs/<doc_id>/model")
+@bp.get("/<doc_id>/model")
 def get_model(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
-    if doc.get("processing-state") != FINISHED or not doc.get("trained-model"):
+    if doc.get(PROCESSING_STATE) != FINISHED or not doc.get("trained-model"):
         raise ApiError(
-            404, f"training job {doc_id} has no trained model (it is {doc.get('processing-state')})"
+            404, f"training job {doc_id} has no trained model (it is {doc.get(PROCESSING_STATE)})"
         )
-    return _download(doc["trained-model"], "model.caffemodel")
+    return _download(doc["trained-model"], layout.MODEL)
 
 
 def _snapshots(doc_id: str) -> list[dict]:
     base = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/snapshots/"
     by_iter: dict[int, dict] = {}
-    for blob_key in blobs().list(key(doc_id, "snapshots/")):
+    for blob_key in blobs().list(layout.snapshots(doc_id)):
         name = blob_key.rsplit("/", 1)[-1]
-        match = SNAPSHOT_RE.match(name)
+        match = layout.SNAPSHOT_RE.match(name)
         if not match:
             continue
         entry = by_iter.setdefault(int(match["iter"]), {"iteration": int(match["iter"])})
@@ -357,31 +338,31 @@ def _snapshots(doc_id: str) -> list[dict]:
     return [by_iter[i] for i in sorted(by_iter)]
 
 
-@bp.get("/training-jobs/<doc_id>/snapshots")
+@bp.get("/<doc_id>/snapshots")
 def list_snapshots(doc_id: str):
     _no_args()
     owned(doc_id, TYPE)
     return jsonify({"id": doc_id, "items": _snapshots(doc_id)})
 
 
-@bp.get("/training-jobs/<doc_id>/snapshots/<name>")
+@bp.get("/<doc_id>/snapshots/<name>")
 def get_snapshot(doc_id: str, name: str):
     _no_args()
     owned(doc_id, TYPE)
-    if not SNAPSHOT_RE.match(name) or "/" in name:
+    if not layout.SNAPSHOT_RE.match(name) or "/" in name:
         raise ApiError(404, f"no snapshot named {name!r}")
-    return _download(key(doc_id, "snapshots/" + name), name)
+    return _download(layout.snapshot(doc_id, name), name)
 
 
 # Cancel and delete ---------------------------------------------------------------------------
 
 
-@bp.post("/training-jobs/<doc_id>/cancel")
+@bp.post("/<doc_id>/cancel")
 def cancel(doc_id: str):
     _no_args()
     doc = owned(doc_id, TYPE)
-    if doc.get("processing-state") in FINAL_STATES:
-        raise ApiError(409, f"training job {doc_id} already ended: {doc['processing-state']}")
+    if doc.get(PROCESSING_STATE) in FINAL_STATES:
+        raise ApiError(409, f"training job {doc_id} already ended: {doc[PROCESSING_STATE]}")
     try:
         written = request_cancel(store(), doc_id) or store().get(doc_id)
     except NotFound:
@@ -389,18 +370,18 @@ def cancel(doc_id: str):
     return jsonify(public(written, INTERNAL)), 202
 
 
-@bp.delete("/training-jobs/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_training_job(doc_id: str):
     doc = owned(doc_id, TYPE)
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "training-job-id", doc_id)]
     users += [
         i for i in dependents(TYPE, "training-job-id", doc_id)
-        if store().get(i).get("processing-state") not in FINAL_STATES
+        if store().get(i).get(PROCESSING_STATE) not in FINAL_STATES
     ]
-    if not users and doc.get("processing-state") == PROCESSING:
+    if not users and doc.get(PROCESSING_STATE) == PROCESSING:
         request_cancel(store(), doc_id)
         deadline = time.monotonic() + DELETE_WAIT
-        while doc.get("processing-state") == PROCESSING and time.monotonic() < deadline:
+        while doc.get(PROCESSING_STATE) == PROCESSING and time.monotonic() < deadline:
             time.sleep(0.2)
             doc = owned(doc_id, TYPE)
     return delete_unless_used(doc, users, "training job is used by")
@@ -416,7 +397,7 @@ _BINARY = {
 }
 _CREATE_FIELDS = {
     "solver-id": {"type": "string"},
-    "engine": {"type": "string", "enum": list(ENGINES)},
+    "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
     "gpu": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}]},
     "priority": {"type": "integer"},
     "max-runtime": {"type": "number", "exclusiveMinimum": True, "minimum": 0},

@@ -7,23 +7,16 @@ import re
 from flask import Blueprint, jsonify
 
 from elasticthought.api.auth import authenticate, user_doc_id
-from elasticthought.api.common import (
-    ApiError,
-    bad_request,
-    config,
-    json_body,
-    now,
-    pagination,
-    public,
-    store,
-    user_id,
-    want_str,
-)
+from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, PAGE_PARAMS, json_response, obj, op
+from elasticthought.api.ownership import public, user_id
 from elasticthought.api.passwords import hash_password, verify_password
+from elasticthought.api.services import config, store
+from elasticthought.api.validation import json_body, pagination, want_str
+from elasticthought.documents import model
 from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
 
-bp = Blueprint("users", __name__)
+bp = Blueprint("users", __name__, url_prefix="/users")
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}$")
@@ -39,17 +32,7 @@ def _check_password(password: str | None) -> str:
 
 
 def create_user(username: str, password: str, email: str = "", admin: bool = False) -> Doc:
-    doc = {
-        "_id": user_doc_id(username),
-        "type": "user",
-        "user-id": user_doc_id(username),
-        "username": username,
-        "email": email,
-        "admin": admin,
-        "password-hash": hash_password(password),
-        "created-at": now(),
-    }
-    return store().create(doc)
+    return store().create(model.user(username, email, admin, hash_password(password)))
 
 
 def bootstrap_admin(st, username: str, password: str) -> None:
@@ -63,18 +46,7 @@ def bootstrap_admin(st, username: str, password: str) -> None:
         doc = None
     if doc is None:
         try:
-            st.create(
-                {
-                    "_id": doc_id,
-                    "type": "user",
-                    "user-id": doc_id,
-                    "username": username,
-                    "email": "",
-                    "admin": True,
-                    "password-hash": hash_password(password),
-                    "created-at": now(),
-                }
-            )
+            st.create(model.user(username, "", True, hash_password(password)))
         except Conflict:
             pass
         return
@@ -86,7 +58,7 @@ def bootstrap_admin(st, username: str, password: str) -> None:
         st.modify(doc_id, change)
 
 
-@bp.post("/users")
+@bp.post("")
 def post_user():
     body = json_body(("username", "email", "password"), ("username", "password"))
     caller = authenticate(optional=True)
@@ -116,7 +88,7 @@ def _self(doc_id: str) -> Doc:
     return store().get(doc_id)
 
 
-@bp.get("/users")
+@bp.get("")
 def list_users():
     authenticate()
     limit, skip = pagination()
@@ -129,18 +101,18 @@ def list_users():
     return jsonify({"items": items, "limit": limit, "skip": skip})
 
 
-@bp.get("/users/me")
+@bp.get("/me")
 def get_me():
     authenticate()
     return jsonify(public(store().get(user_id()), HIDDEN))
 
 
-@bp.get("/users/<doc_id>")
+@bp.get("/<doc_id>")
 def get_user(doc_id: str):
     return jsonify(public(_self(doc_id), HIDDEN))
 
 
-@bp.post("/users/<doc_id>/password")
+@bp.post("/<doc_id>/password")
 def change_password(doc_id: str):
     _self(doc_id)
     body = json_body(("current-password", "password"), ("current-password", "password"))
@@ -158,7 +130,7 @@ def change_password(doc_id: str):
     return jsonify(public(doc, HIDDEN))
 
 
-@bp.delete("/users/<doc_id>")
+@bp.delete("/<doc_id>")
 def delete_user(doc_id: str):
     doc = _self(doc_id)
     for doc_type in OWNED_TYPES:

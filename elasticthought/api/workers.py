@@ -11,11 +11,13 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
-from elasticthought.api.common import bad_request, store, user_id
+from elasticthought.api.errors import bad_request
 from elasticthought.api.openapi import json_response, op
+from elasticthought.api.ownership import user_id
+from elasticthought.api.services import store
 from elasticthought.queue.presence import list_workers
 
-bp = Blueprint("workers", __name__)
+bp = Blueprint("workers", __name__, url_prefix="/workers")
 bp.before_request(require_auth)
 
 
@@ -43,7 +45,7 @@ def _show(doc: dict[str, Any], me: str) -> dict[str, Any]:
     }
 
 
-@bp.get("/workers")
+@bp.get("")
 def get_workers():
     unknown = sorted(set(request.args) - {"all"})
     if unknown:

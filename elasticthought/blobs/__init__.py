@@ -1,4 +1,5 @@
-"""Blob stores: `open_blobs(url)` picks the backend from the URL scheme."""
+"""Blob stores: `open_blobs(url)` picks the backend from the URL scheme; `layout` says where
+each document's files live (every blob key is built there). Imports nothing above it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""Caffe compatibility: file formats here, training backends in `torch/` and `caffe/`.
+"""Caffe compatibility and the engines. Imports nothing of ours outside engine/.
+
+The engines (`torch/` our PyTorch trainer, `caffe/` real BVLC Caffe through pycaffe) offer one
+interface (`interface.Engine`: available, version, train, evaluate, classifier, check_deploy,
+layer_types) and are chosen by name through `registry.get_engine(name, config)`, the only
+place that tells them apart. `transform` is the one TEST-phase input transform, `preprocess`
+turns image bytes into a classifier's input, `deploy` reads a deploy prototxt.
 
 Format modules (all bad input raises `errors.FormatError`):
 

@@ -152,11 +152,6 @@ def net_needs_upgrade(net: caffe_pb2.NetParameter) -> bool:
     )
 
 
-def solver_needs_upgrade(solver: caffe_pb2.SolverParameter) -> bool:
-    """True when `solver` still uses the legacy `solver_type` enum."""
-    return solver.HasField("solver_type")
-
-
 # --------------------------------------------------------------------------------------------
 # V0 -> V1
 

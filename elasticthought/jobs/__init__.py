@@ -1,7 +1,9 @@
 """Job runners, registered with the queue when this package is imported.
 
-datafile -> `jobs.datafile:run`; dataset -> `jobs.dataset:run`. REST API part 2 adds
-training-job and classify-job here.
+Each runs in a job's child process with its `JobContext`: datafile (download and check an
+archive), dataset (split datafiles), training-job (a package: prepare, resume, progress, run)
+and classify-job (a classifier over a batch of images). Engines are chosen through
+`elasticthought.engine.registry`; blob keys come from `elasticthought.blobs.layout`.
 """
 
 from elasticthought.jobs import classify as _classify
@@ -10,5 +12,5 @@ from elasticthought.queue.registry import register_runner
 
 register_runner("datafile", "elasticthought.jobs.datafile:run")
 register_runner("dataset", "elasticthought.jobs.dataset:run")
-register_runner("training-job", "elasticthought.jobs.training:run", _training.requirements)
+register_runner("training-job", "elasticthought.jobs.training.run:run", _training.requirements)
 register_runner("classify-job", "elasticthought.jobs.classify:run", _classify.requirements)

@@ -5,8 +5,8 @@ The job document names its `classifier-id` and lists `images` ({"name", "url"} o
 (`preprocess.Preprocessor`), runs them in batches and returns `results`: per image name, the top
 label (a name for IMAGE_DATA classifiers, the class number for DATA), its probability and the
 top 5 — or `error` with the reason for an image that could not be read. One bad image never
-fails the job. The job's `engine` (the classifier's) picks the forward: the torch engine, or
-real Caffe's `caffe.Net` (`caffe_deploy`) on the same preprocessed arrays; results record it.
+fails the job. The job's `engine` (the classifier's, through `engine.registry`) loads the
+classifier once and runs the forward on the same preprocessed arrays; results record it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from elasticthought.queue.registry import JobError
+from elasticthought.blobs import layout
+from elasticthought.documents.errors import JobError
+from elasticthought.documents.fields import ENGINE, GPU
+from elasticthought.engine.interface import DeployError
+from elasticthought.engine.registry import DEFAULT_ENGINE, UnknownEngine, get_engine, known
+from elasticthought.queue.context import JobContext
 from elasticthought.store.base import NotFound
 
 BATCH = 64
@@ -25,14 +30,11 @@ TOP_K = 5
 IMAGE_MAX_BYTES = 32 * 1024 * 1024
 
 
-ENGINES = ("torch", "caffe")
-
-
 def requirements(doc: dict) -> dict:
     """Workers that can run it: the job's engine (`caffe` needs a worker offering real Caffe;
     torch, the default, runs everywhere); a GPU only when asked for."""
-    engine = doc.get("engine") if doc.get("engine") in ENGINES else None
-    return {"engine": engine, "gpu": bool(doc.get("gpu"))}
+    engine = doc.get(ENGINE) if known(doc.get(ENGINE)) else None
+    return {"engine": engine, "gpu": bool(doc.get(GPU))}
 
 
 def label_of(classifier: dict, index: int) -> Any:
@@ -70,13 +72,12 @@ def _num(value: float) -> float:
 class Classifier:
     """A classifier document made runnable (in a job's process)."""
 
-    def __init__(self, ctx: Any, doc: dict) -> None:
-        from elasticthought.jobs.deploy import DeployError, load_deploy
-        from elasticthought.jobs.preprocess import ImageError, Preprocessor
+    def __init__(self, ctx: JobContext, doc: dict) -> None:
+        from elasticthought.engine.preprocess import ImageError, Preprocessor
 
         self.doc = doc
         work = Path(ctx.work_dir)
-        model_path = work / "model.caffemodel"
+        model_path = work / layout.MODEL
         try:
             with ctx.blobs.open(doc["model"]) as src, model_path.open("wb") as dst:
                 while chunk := src.read(1 << 20):
@@ -85,23 +86,20 @@ class Classifier:
             raise JobError(f"the classifier's model is gone: {exc}") from None
         except Exception as exc:  # a blob store error
             raise JobError(f"cannot read the classifier's model: {exc}") from None
-        device = "cuda" if doc.get("gpu") and ctx.gpus else "cpu"
-        self.engine = ctx.job.get("engine") or doc.get("engine") or "torch"
-        if self.engine not in ENGINES:
-            raise JobError(f"unknown engine {self.engine!r} (torch or caffe)")
+        gpu = bool(doc.get(GPU) and ctx.gpus)
+        self.engine = ctx.job.get(ENGINE) or doc.get(ENGINE) or DEFAULT_ENGINE
         try:
-            if self.engine == "caffe":
-                from elasticthought.jobs.caffe_deploy import load_caffe_deploy
-
-                self.deploy = load_caffe_deploy(doc, work, str(model_path), ctx.config)
-            else:
-                self.deploy = load_deploy(doc["specification"], str(model_path), device=device)
+            engine = get_engine(self.engine, ctx.config)
+        except UnknownEngine:
+            raise JobError(f"unknown engine {self.engine!r} (torch or caffe)") from None
+        try:
+            self.deploy = engine.classifier(doc, work, str(model_path), gpu)
         except DeployError as exc:
             raise JobError(str(exc)) from None
         transform = dict(doc.get("transform") or {})
         mean_path = None
         if transform.get("mean"):
-            mean_path = str(work / "mean.binaryproto")
+            mean_path = str(work / layout.MEAN)
             try:
                 Path(mean_path).write_bytes(ctx.blobs.get(transform["mean"]))
             except Exception as exc:
@@ -121,8 +119,6 @@ class Classifier:
     def classify(self, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
         """One result per image: a batch forward, or image by image when the batch fails (then
         an image the net cannot take gets its `error`)."""
-        from elasticthought.jobs.deploy import DeployError
-
         try:
             probs = self.deploy.probabilities(np.stack(arrays).astype(np.float32, copy=False))
             return [entry(self.doc, p) for p in probs]
@@ -138,7 +134,7 @@ class Classifier:
         return out
 
 
-def _image_bytes(ctx: Any, item: dict, policy: Any) -> bytes:
+def _image_bytes(ctx: JobContext, item: dict, policy: Any) -> bytes:
     from elasticthought.fetch import fetch_bytes
 
     if item.get("blob"):
@@ -146,11 +142,10 @@ def _image_bytes(ctx: Any, item: dict, policy: Any) -> bytes:
     return fetch_bytes(item["url"], policy)
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(ctx: JobContext) -> dict[str, Any]:
     from elasticthought.engine.errors import FormatError
+    from elasticthought.engine.preprocess import ImageError
     from elasticthought.fetch import FetchError, FetchPolicy
-    from elasticthought.jobs.deploy import DeployError
-    from elasticthought.jobs.preprocess import ImageError
 
     job = ctx.job
     try:

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from elasticthought.archive import ArchiveError, extract
+from elasticthought.blobs import layout
+from elasticthought.documents.errors import JobError
+from elasticthought.documents.fields import LAYERS_TYPE
 from elasticthought.fetch import FetchError, FetchPolicy, open_url
-from elasticthought.jobs import imagefolders, layout, records
-from elasticthought.queue.registry import JobError
+from elasticthought.jobs import imagefolders, records
+from elasticthought.queue.context import JobContext
 
 
-def extract_blob(ctx: Any, key: str, dest: Path) -> list[str]:
+def extract_blob(ctx: JobContext, key: str, dest: Path) -> list[str]:
     """Extract the blob `key` (a .tar.gz) under `dest` (emptied first) with the limits."""
     shutil.rmtree(dest, ignore_errors=True)
     try:
@@ -57,7 +60,7 @@ def inspect_data(root: Path, backend: str) -> dict[str, Any]:
     }
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(ctx: JobContext) -> dict[str, Any]:
     doc = ctx.job
     key = layout.datafile_archive(ctx.job_id)
     if doc.get("url") and not doc.get("uploaded"):
@@ -73,7 +76,7 @@ def run(ctx: Any) -> dict[str, Any]:
     root = ctx.work_dir / "extracted"
     try:
         files = extract_blob(ctx, key, root)
-        if doc.get("layers_type") == "DATA":
+        if doc.get(LAYERS_TYPE) == "DATA":
             result = inspect_data(root, data_backend(doc))
         else:
             images = imagefolders.scan(root, files)

@@ -1,5 +1,5 @@
 """The dataset runner: split one datafile (the seed's per-label rule) or pair two, and store
-each split in the form training reads directly (see `layout`)."""
+each split in the form training reads directly (see `elasticthought.blobs.layout`)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,20 @@ from typing import Any
 import numpy as np
 
 from elasticthought import archive
-from elasticthought.jobs import imagefolders, layout, records
+from elasticthought.blobs import layout
+from elasticthought.documents.errors import JobError
+from elasticthought.documents.fields import LAYERS_TYPE, PROCESSING_LOG, PROCESSING_STATE
+from elasticthought.documents.split import assign_by_label, share, split_items
+from elasticthought.documents.states import FINAL_STATES, FINISHED
+from elasticthought.jobs import imagefolders, records
 from elasticthought.jobs.datafile import extract_blob
-from elasticthought.jobs.split import assign_by_label, share, split_items
-from elasticthought.queue.registry import FINAL_STATES, FINISHED, JobError
+from elasticthought.queue.context import JobContext
 from elasticthought.store.base import NotFound
 
 DATAFILE_WAIT_SECONDS = 1800.0
 
 
-def wait_datafile(ctx: Any, datafile_id: str) -> dict:
+def wait_datafile(ctx: JobContext, datafile_id: str) -> dict:
     """The datafile once it finished (datasets may be created while it is processed)."""
     deadline = time.monotonic() + DATAFILE_WAIT_SECONDS
     delay = 0.2
@@ -31,11 +35,11 @@ def wait_datafile(ctx: Any, datafile_id: str) -> dict:
             doc = ctx.store.get(datafile_id)
         except NotFound:
             raise JobError(f"datafile {datafile_id} no longer exists") from None
-        state = doc.get("processing-state")
+        state = doc.get(PROCESSING_STATE)
         if state == FINISHED:
             return doc
         if state in FINAL_STATES:
-            reason = doc.get("processing-log") or state
+            reason = doc.get(PROCESSING_LOG) or state
             raise JobError(f"datafile {datafile_id} is {state}: {reason}"[:2000])
         if time.monotonic() > deadline or ctx.cancelled():
             raise JobError(f"datafile {datafile_id} did not finish in time (state {state})")
@@ -48,12 +52,12 @@ def _archive_key(datafile: dict) -> str:
     return datafile.get("archive") or layout.datafile_archive(datafile["_id"])
 
 
-def _put_file(ctx: Any, key: str, path: Path) -> None:
+def _put_file(ctx: JobContext, key: str, path: Path) -> None:
     with path.open("rb") as f:
         ctx.blobs.put(key, f)
 
 
-def _pack(ctx: Any, key: str, folder: Path, names: list[str] | None = None) -> None:
+def _pack(ctx: JobContext, key: str, folder: Path, names: list[str] | None = None) -> None:
     with tempfile.NamedTemporaryFile(dir=ctx.work_dir, suffix=".tar.gz", delete=False) as tmp:
         archive.pack(folder, tmp, names)
     try:
@@ -65,7 +69,7 @@ def _pack(ctx: Any, key: str, folder: Path, names: list[str] | None = None) -> N
 # IMAGE_DATA ----------------------------------------------------------------------------------
 
 
-def _image_splits(ctx: Any, sources: list[dict], train_share) -> dict[str, Any]:
+def _image_splits(ctx: JobContext, sources: list[dict], train_share) -> dict[str, Any]:
     sets = []
     for i, datafile in enumerate(sources):
         root = ctx.work_dir / f"source{i}"
@@ -111,7 +115,7 @@ def _image_splits(ctx: Any, sources: list[dict], train_share) -> dict[str, Any]:
     return out
 
 
-def _image_mean(ctx: Any, folder: Path, names: list[str]) -> str:
+def _image_mean(ctx: JobContext, folder: Path, names: list[str]) -> str:
     gray = all(imagefolders.is_gray(folder / n) for n in names)
     total = None
     for name in names:
@@ -132,7 +136,7 @@ def _image_mean(ctx: Any, folder: Path, names: list[str]) -> str:
 # DATA ----------------------------------------------------------------------------------------
 
 
-def _data_splits(ctx: Any, sources: list[dict], train_share) -> dict[str, Any]:
+def _data_splits(ctx: JobContext, sources: list[dict], train_share) -> dict[str, Any]:
     dbs = []
     for i, datafile in enumerate(sources):
         root = ctx.work_dir / f"source{i}"
@@ -196,13 +200,13 @@ def _data_splits(ctx: Any, sources: list[dict], train_share) -> dict[str, Any]:
     return out
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(ctx: JobContext) -> dict[str, Any]:
     doc = ctx.job
     train_id = doc["training"]["datafile-id"]
     test_id = doc["testing"]["datafile-id"]
     ids = [train_id] if train_id == test_id else [train_id, test_id]
     sources = [wait_datafile(ctx, i) for i in ids]
-    kinds = {s.get("layers_type") for s in sources}
+    kinds = {s.get(LAYERS_TYPE) for s in sources}
     if len(kinds) != 1:
         raise JobError("the training and testing datafiles have different layers_type")
     train_share = share(doc["training"].get("split-percentage") or 0)
@@ -215,7 +219,7 @@ def run(ctx: Any) -> dict[str, Any]:
     finally:
         for child in ctx.work_dir.iterdir():
             shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
-    result = {"layers_type": kinds.pop(), "labels": artifacts.pop("labels")}
+    result = {LAYERS_TYPE: kinds.pop(), "labels": artifacts.pop("labels")}
     if "backend" in artifacts:
         result["backend"] = artifacts.pop("backend")
     result["artifacts"] = artifacts

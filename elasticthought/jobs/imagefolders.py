@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elasticthought.queue.registry import JobError
+from elasticthought.documents.errors import JobError
 
 
 @dataclass

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from elasticthought.blobs import layout
+from elasticthought.documents.errors import JobError
 from elasticthought.engine import db as caffe_db
 from elasticthought.engine.caffemodel import write_mean_binaryproto
 from elasticthought.engine.datum import datum_to_array
 from elasticthought.engine.datum import parse_datum as _parse
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.proto import caffe_pb2
-from elasticthought.queue.registry import JobError
 
 BACKENDS = ("LEVELDB", "LMDB")
 
@@ -94,7 +95,7 @@ def datum_array(datum: caffe_pb2.Datum) -> np.ndarray:
 def mean_blob(total: np.ndarray, count: int) -> bytes:
     """A BlobProto (.binaryproto) of `total / count`, with Caffe's legacy 1xCxHxW dims."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "mean.binaryproto"
+        path = Path(tmp) / layout.MEAN
         write_mean_binaryproto(total / max(count, 1), path)
         return path.read_bytes()
 

@@ -15,10 +15,12 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from elasticthought.blobs import layout
+from elasticthought.documents.errors import JobError
+from elasticthought.documents.fields import LAYERS_TYPE
 from elasticthought.jobs.datafile import extract_blob
-from elasticthought.queue.registry import JobError
+from elasticthought.queue.context import JobContext
 
 SPLITS = {"TRAIN": "training", "TEST": "testing"}
 MARKER = ".workspace.json"
@@ -34,7 +36,7 @@ class Workspace:
     counts: dict[str, int]
 
 
-def _image_split(ctx: Any, artifact: dict, folder: Path, list_path: Path) -> None:
+def _image_split(ctx: JobContext, artifact: dict, folder: Path, list_path: Path) -> None:
     extract_blob(ctx, artifact["archive"], folder)
     root = folder.resolve()
     lines = []
@@ -51,7 +53,7 @@ def _image_split(ctx: Any, artifact: dict, folder: Path, list_path: Path) -> Non
     list_path.write_text("".join(lines), encoding="utf-8")
 
 
-def prepare(ctx: Any, dataset: dict) -> Workspace:
+def prepare(ctx: JobContext, dataset: dict) -> Workspace:
     """Fetch and extract `dataset`'s splits (and mean) into `ctx.work_dir / "data"`."""
     data = ctx.work_dir / "data"
     marker = data / MARKER
@@ -65,7 +67,7 @@ def prepare(ctx: Any, dataset: dict) -> Workspace:
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     artifacts = dataset.get("artifacts") or {}
-    kind = dataset.get("layers_type")
+    kind = dataset.get(LAYERS_TYPE)
     sources: dict[str, str] = {}
     counts: dict[str, int] = {}
     for phase, split in SPLITS.items():
@@ -84,7 +86,7 @@ def prepare(ctx: Any, dataset: dict) -> Workspace:
         counts[phase] = int(artifact.get("count") or 0)
     mean = None
     if artifacts.get("mean"):
-        path = data / "mean.binaryproto"
+        path = data / layout.MEAN
         with path.open("wb") as f:
             for chunk in ctx.blobs.iter_chunks(artifacts["mean"]):
                 f.write(chunk)

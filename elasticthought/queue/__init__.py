@@ -1,4 +1,9 @@
-"""The job queue (DESIGN.md §4): runners per document type, a worker pool over the changes feed.
+"""The job queue: runners per document type, a worker pool over the changes feed.
+
+It knows job documents (`elasticthought.documents`) but neither the API nor the runners nor
+an engine's internals: runner modules are imported by name, engines probed through
+`elasticthought.engine.registry`. `execution.JobRun` runs one claimed job as named steps
+(prepare_job_execution, perform_job, handle_job_success / handle_job_failure, handle_job_end).
 
 Public surface:
 - `register_runner(doc_type, "module:function", requirements=None)`, `RUNNERS`, `JobError`
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from elasticthought.documents.fields import PROCESSING_STATE
 
 # Light names load at once; the pool and the store-facing helpers load on first use, so that a
 # job's child process (which imports elasticthought.queue.child) starts quickly.
@@ -60,7 +67,7 @@ def explain_pending(store: Any, doc: dict) -> str | None:
     from elasticthought.queue.presence import list_workers
 
     runner = runner_for(doc.get("type"))
-    if runner is None or doc.get("processing-state") != PENDING:
+    if runner is None or doc.get(PROCESSING_STATE) != PENDING:
         return None
     caps = [w.get("capabilities") or {} for w in list_workers(store, alive_only=True)]
     return pending_reason(caps, runner.needs(doc))

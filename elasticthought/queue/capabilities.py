@@ -2,48 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
 from collections.abc import Iterable
 
 from elasticthought.config import Config
-
-ALWAYS_ENGINES = ("torch",)
-
-
-@functools.lru_cache(maxsize=8)
-def _caffe_imports(python: str, prefix: str) -> bool:
-    if not python or not os.path.exists(python):
-        return False
-    env = dict(os.environ)
-    paths = [os.path.join(prefix, "python")] if prefix else []
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env.setdefault("GLOG_minloglevel", "2")
-    try:
-        done = subprocess.run(
-            [python, "-c", "import caffe"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
-
-
-def caffe_works(python: str, prefix: str) -> bool:
-    """Whether `python` imports pycaffe from `prefix` (the Caffe engine's own probe when
-    present, which also checks the driver it runs)."""
-    try:
-        from elasticthought.engine.caffe.backend import caffe_available
-    except ImportError:
-        return _caffe_imports(python, prefix)
-    return bool(caffe_available(python, prefix)[0])
+from elasticthought.engine.registry import available_engines
 
 
 def _probe_gpus() -> list[int]:
@@ -60,15 +23,11 @@ def _probe_gpus() -> list[int]:
 
 def probe_capabilities(config: Config) -> dict:
     """{"engines": [...], "gpus": [device ids]}. Engines: `config.engines` when set, else
-    "torch" plus "caffe" when `config.caffe_python` imports pycaffe. GPUs: `config.gpus` when
+    those the engine registry finds runnable here (torch always; caffe when
+    `config.caffe_python` runs pycaffe from `config.caffe_prefix`). GPUs: `config.gpus` when
     set, else the CUDA devices torch sees."""
     configured = [e.strip() for e in getattr(config, "engines", "").split(",") if e.strip()]
-    if configured:
-        engines = configured
-    else:
-        engines = list(ALWAYS_ENGINES)
-        if caffe_works(config.caffe_python, config.caffe_prefix):
-            engines.append("caffe")
+    engines = configured or available_engines(config)
     gpus = config.gpu_ids if config.gpus.strip() else _probe_gpus()
     return {"engines": sorted(set(engines)), "gpus": gpus}
 

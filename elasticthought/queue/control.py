@@ -14,6 +14,18 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from elasticthought.documents.fields import (
+    ATTEMPTS,
+    CANCEL_REQUESTED,
+    CLAIM_ID,
+    FINISHED_AT,
+    LEASE_EXPIRES,
+    PROCESSING_LOG,
+    PROCESSING_STATE,
+    STARTED_AT,
+    WORKER_ID,
+)
+from elasticthought.documents.status import RUN_FIELDS
 from elasticthought.queue.registry import (
     CANCELED,
     FAILED,
@@ -22,8 +34,6 @@ from elasticthought.queue.registry import (
     PROCESSING,
 )
 from elasticthought.store.base import Conflict, NotFound, Store
-
-RUN_FIELDS = ("worker-id", "lease-expires", "claim-id")
 
 
 def _drop(doc: dict, keys: tuple[str, ...]) -> None:
@@ -45,13 +55,13 @@ def request_cancel(store: Store, job_id: str) -> dict | None:
     Returns the document as written (None when it was already final). `NotFound` propagates."""
 
     def change(doc: dict) -> bool:
-        state = doc.get("processing-state")
+        state = doc.get(PROCESSING_STATE)
         if state in FINAL_STATES:
             return False
-        doc["cancel-requested"] = True
+        doc[CANCEL_REQUESTED] = True
         if state != PROCESSING:
-            doc["processing-state"] = CANCELED
-            doc["finished-at"] = time.time()
+            doc[PROCESSING_STATE] = CANCELED
+            doc[FINISHED_AT] = time.time()
             doc.pop("pending-reason", None)
             _drop(doc, RUN_FIELDS)
         return True
@@ -72,20 +82,20 @@ def claim(
             doc = store.get(job_id)
         except NotFound:
             return None
-    if doc.get("processing-state") != PENDING:
+    if doc.get(PROCESSING_STATE) != PENDING:
         return None
-    if doc.get("cancel-requested"):
+    if doc.get(CANCEL_REQUESTED):
         cancel_pending(store, job_id)
         return None
     now = time.time()
-    doc["processing-state"] = PROCESSING
-    doc["worker-id"] = worker_id
-    doc["claim-id"] = uuid.uuid4().hex
-    doc["lease-expires"] = now + lease_seconds
-    doc["attempts"] = int(doc.get("attempts") or 0) + 1
-    doc["started-at"] = now
+    doc[PROCESSING_STATE] = PROCESSING
+    doc[WORKER_ID] = worker_id
+    doc[CLAIM_ID] = uuid.uuid4().hex
+    doc[LEASE_EXPIRES] = now + lease_seconds
+    doc[ATTEMPTS] = int(doc.get(ATTEMPTS) or 0) + 1
+    doc[STARTED_AT] = now
     doc.pop("pending-reason", None)
-    doc.pop("finished-at", None)
+    doc.pop(FINISHED_AT, None)
     try:
         return store.update(doc)
     except (Conflict, NotFound):
@@ -96,10 +106,10 @@ def cancel_pending(store: Store, job_id: str) -> dict | None:
     """End a pending job whose cancel was requested."""
 
     def change(doc: dict) -> bool:
-        if doc.get("processing-state") != PENDING or not doc.get("cancel-requested"):
+        if doc.get(PROCESSING_STATE) != PENDING or not doc.get(CANCEL_REQUESTED):
             return False
-        doc["processing-state"] = CANCELED
-        doc["finished-at"] = time.time()
+        doc[PROCESSING_STATE] = CANCELED
+        doc[FINISHED_AT] = time.time()
         doc.pop("pending-reason", None)
         return True
 
@@ -108,7 +118,7 @@ def cancel_pending(store: Store, job_id: str) -> dict | None:
 
 def holds(doc: dict, claim_id: str) -> bool:
     """Whether the document is still processing under this claim."""
-    return doc.get("processing-state") == PROCESSING and doc.get("claim-id") == claim_id
+    return doc.get(PROCESSING_STATE) == PROCESSING and doc.get(CLAIM_ID) == claim_id
 
 
 def renew(
@@ -120,7 +130,7 @@ def renew(
         if not holds(doc, claim_id):
             return False
         doc.update(progress)
-        doc["lease-expires"] = time.time() + lease_seconds
+        doc[LEASE_EXPIRES] = time.time() + lease_seconds
         return True
 
     return _modify(store, job_id, change)
@@ -135,9 +145,9 @@ def finish(
         if not holds(doc, claim_id):
             return False
         doc.update(fields)
-        doc["processing-state"] = state
-        doc["finished-at"] = time.time()
-        _drop(doc, ("lease-expires",))
+        doc[PROCESSING_STATE] = state
+        doc[FINISHED_AT] = time.time()
+        _drop(doc, (LEASE_EXPIRES,))
         return True
 
     return _modify(store, job_id, change)
@@ -150,13 +160,13 @@ def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) 
         if not holds(doc, claim_id):
             return False
         doc.update(progress)
-        if doc.get("cancel-requested"):
-            doc["processing-state"] = CANCELED
-            doc["finished-at"] = time.time()
+        if doc.get(CANCEL_REQUESTED):
+            doc[PROCESSING_STATE] = CANCELED
+            doc[FINISHED_AT] = time.time()
         else:
-            doc["processing-state"] = PENDING
-            doc["attempts"] = max(0, int(doc.get("attempts") or 1) - 1)
-            doc["retry-reason"] = f"worker {doc.get('worker-id')} shut down"
+            doc[PROCESSING_STATE] = PENDING
+            doc[ATTEMPTS] = max(0, int(doc.get(ATTEMPTS) or 1) - 1)
+            doc["retry-reason"] = f"worker {doc.get(WORKER_ID)} shut down"
         _drop(doc, RUN_FIELDS)
         return True
 
@@ -168,21 +178,21 @@ def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None
     `canceled` when a cancel was requested). None when the lease is alive after all."""
 
     def change(doc: dict) -> bool:
-        if doc.get("processing-state") != PROCESSING:
+        if doc.get(PROCESSING_STATE) != PROCESSING:
             return False
-        if float(doc.get("lease-expires") or 0) > time.time():
+        if float(doc.get(LEASE_EXPIRES) or 0) > time.time():
             return False
-        attempts = int(doc.get("attempts") or 1)
-        lost = f"lease of worker {doc.get('worker-id')} expired (worker lost)"
-        if doc.get("cancel-requested"):
-            doc["processing-state"] = CANCELED
-            doc["finished-at"] = time.time()
+        attempts = int(doc.get(ATTEMPTS) or 1)
+        lost = f"lease of worker {doc.get(WORKER_ID)} expired (worker lost)"
+        if doc.get(CANCEL_REQUESTED):
+            doc[PROCESSING_STATE] = CANCELED
+            doc[FINISHED_AT] = time.time()
         elif attempts >= max_attempts:
-            doc["processing-state"] = FAILED
-            doc["processing-log"] = f"{lost}; gave up after {attempts} attempts"
-            doc["finished-at"] = time.time()
+            doc[PROCESSING_STATE] = FAILED
+            doc[PROCESSING_LOG] = f"{lost}; gave up after {attempts} attempts"
+            doc[FINISHED_AT] = time.time()
         else:
-            doc["processing-state"] = PENDING
+            doc[PROCESSING_STATE] = PENDING
             doc["retry-reason"] = f"{lost} on attempt {attempts}; retrying"
         _drop(doc, RUN_FIELDS)
         return True
@@ -194,7 +204,7 @@ def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | 
     """Record (or clear) why a pending job waits."""
 
     def change(doc: dict) -> bool:
-        if doc.get("processing-state") != PENDING:
+        if doc.get(PROCESSING_STATE) != PENDING:
             return False
         if doc.get("pending-reason") == reason:
             return False

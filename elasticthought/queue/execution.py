@@ -19,6 +19,13 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from elasticthought.config import Config
+from elasticthought.documents.fields import (
+    ATTEMPTS,
+    CANCEL_REQUESTED,
+    LEASE_EXPIRES,
+    PROCESSING_LOG,
+)
+from elasticthought.documents.status import writable
 from elasticthought.queue import control
 from elasticthought.queue.child import child_main
 from elasticthought.queue.context import job_work_dir, kill_group
@@ -30,24 +37,6 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress writes to the job document
 CANCEL_GRACE = 0.5  # seconds a child gets to stop by itself after a cancel request
 TICK = 0.1
-# Fields the child may not overwrite through progress().
-RESERVED = frozenset(
-    {
-        "_id",
-        "_rev",
-        "type",
-        "user-id",
-        "processing-state",
-        "worker-id",
-        "claim-id",
-        "lease-expires",
-        "attempts",
-        "cancel-requested",
-        "started-at",
-        "finished-at",
-        "created-at",
-    }
-)
 
 
 @dataclass
@@ -68,7 +57,7 @@ class RunHandle:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def seen(self, doc: dict) -> None:
-        if doc.get("cancel-requested"):
+        if doc.get(CANCEL_REQUESTED):
             self.cancel.set()
         if not control.holds(doc, self.claim_id):
             self.cancel.set()  # lost or ended elsewhere: renewal confirms and fences
@@ -93,6 +82,45 @@ def _json_safe(fields: dict) -> dict:
         return fields
     except (TypeError, ValueError):
         return json.loads(json.dumps(fields, default=str))
+
+
+@dataclass
+class _Watch:
+    """What the worker knows about a running child while it watches it."""
+
+    max_runtime: float
+    started: float = field(default_factory=time.monotonic)
+    progress: dict[str, Any] = field(default_factory=dict)  # reported, latest values win
+    dirty: bool = False  # progress not yet written to the document
+    last_write: float = field(default_factory=time.monotonic)
+    last_renew: float = field(default_factory=time.monotonic)
+    message: tuple | None = None  # the child's last word: ("result", ...) or ("error", ...)
+    kill_at: float | None = None
+    ending: Outcome | None = None  # decided by the worker: cancel, max-runtime, shutdown
+    events_open: bool = True
+
+    def _take(self, msg: tuple) -> None:
+        if msg[0] == "progress":
+            self.progress.update(writable(msg[1]))
+            self.dirty = True
+        else:
+            self.message = msg
+
+    def receive(self, events: Any) -> None:
+        """Take every report waiting in the events pipe."""
+        try:
+            while events.poll():
+                self._take(events.recv())
+        except (EOFError, OSError):
+            self.events_open = False
+
+    def drain(self, events: Any) -> None:
+        """What the child said before it ended."""
+        try:
+            while self.events_open and events.poll():
+                self._take(events.recv())
+        except (EOFError, OSError):
+            pass
 
 
 class JobRun:
@@ -125,9 +153,30 @@ class JobRun:
         self.renew_every = max(0.2, min(self.lease / 4.0, 5.0))
         # Stop the job this long before the lease we hold runs out (clock skew between nodes).
         self.fence_margin = min(self.lease / 8.0, 2.0)
-        self.lease_held_until = float(doc.get("lease-expires") or time.time() + self.lease)
+        self.lease_held_until = float(doc.get(LEASE_EXPIRES) or time.time() + self.lease)
+
+    # The steps of one attempt (named as rq names them) -------------------------------------
 
     def run(self) -> Outcome:
+        """Start the child, watch it until it ends, write how it ended."""
+        started = self.prepare_job_execution()
+        if isinstance(started, Outcome):
+            return self.handle_job_end(started)
+        proc, events, commands = started
+        try:
+            outcome = self.perform_job(proc, events, commands)
+        finally:
+            kill_group(proc.pid)
+            proc.join(5)
+            events.close()
+            commands.close()
+            if proc.exitcode is not None:
+                proc.close()
+        return self.handle_job_end(outcome)
+
+    def prepare_job_execution(self) -> tuple[Any, Any, Any] | Outcome:
+        """Spawn the job's child in its own process group: (process, events pipe, commands
+        pipe), or the failed `Outcome` when it cannot start."""
         job_id = self.doc["_id"]
         work_dir = job_work_dir(self.config, job_id)
         ctx = multiprocessing.get_context("spawn")
@@ -143,7 +192,7 @@ class JobRun:
                 self.store_url,
                 self.blobs_url,
                 str(work_dir),
-                int(self.doc.get("attempts") or 1),
+                int(self.doc.get(ATTEMPTS) or 1),
                 self.gpus,
                 events_w,
                 commands_r,
@@ -155,110 +204,96 @@ class JobRun:
         except Exception as exc:  # noqa: BLE001
             events_r.close()
             commands_w.close()
-            return self._end(Outcome(FAILED, {"processing-log": f"could not start job: {exc}"}))
+            return Outcome(FAILED, {PROCESSING_LOG: f"could not start job: {exc}"})
         events_w.close()
         commands_r.close()
         try:
             os.setpgid(proc.pid, proc.pid)
         except OSError:
             pass
-        try:
-            outcome = self._watch(proc, events_r, commands_w)
-        finally:
-            kill_group(proc.pid)
-            proc.join(5)
-            events_r.close()
-            commands_w.close()
-            if proc.exitcode is not None:
-                proc.close()
-        return self._end(outcome)
+        return proc, events_r, commands_w
 
-    # The watch loop ------------------------------------------------------------------------
-
-    def _watch(self, proc: Any, events: Any, commands: Any) -> Outcome:
-        started = time.monotonic()
-        max_runtime = self._max_runtime()
-        progress: dict[str, Any] = {}
-        dirty = False
-        last_write = time.monotonic()
-        last_renew = time.monotonic()
-        message: tuple | None = None
-        kill_at: float | None = None
-        ending: Outcome | None = None
-        events_open = True
+    def perform_job(self, proc: Any, events: Any, commands: Any) -> Outcome:
+        """Watch the running child: take its reports, stop it when it must stop, hold the
+        lease; then how it ended (`handle_job_success` / `handle_job_failure`)."""
+        watch = _Watch(max_runtime=self._max_runtime())
         while True:
-            ready = wait([events, proc.sentinel] if events_open else [proc.sentinel], TICK)
-            if events_open and events in ready:
-                try:
-                    while events.poll():
-                        msg = events.recv()
-                        if msg[0] == "progress":
-                            progress.update({k: v for k, v in msg[1].items() if k not in RESERVED})
-                            dirty = True
-                        else:
-                            message = msg
-                except (EOFError, OSError):
-                    events_open = False
-            if proc.sentinel in ready or (not events_open and not proc.is_alive()):
+            ready = wait([events, proc.sentinel] if watch.events_open else [proc.sentinel], TICK)
+            if watch.events_open and events in ready:
+                watch.receive(events)
+            if proc.sentinel in ready or (not watch.events_open and not proc.is_alive()):
                 proc.join(1)
                 break
             now = time.monotonic()
-            if ending is None:
-                if self.handle.cancel.is_set():
-                    doc = self._fresh()
-                    if doc is not None and not control.holds(doc, self.handle.claim_id):
-                        log.warning("job %s: claim lost, ending its processes", self.doc["_id"])
-                        return Outcome(None)
-                    if doc is None or doc.get("cancel-requested"):
-                        ending = Outcome(CANCELED, {"processing-log": "canceled by request"})
-                        self._send(commands, ("cancel",))
-                        kill_at = now + CANCEL_GRACE
-                    else:
-                        self.handle.cancel.clear()
-                elif max_runtime and now - started > max_runtime:
-                    ending = Outcome(
-                        FAILED, {"processing-log": f"exceeded max-runtime of {max_runtime:g} s"}
-                    )
-                    kill_at = now
-                elif self.stopping.is_set() and time.time() >= self.stop_deadline[0]:
-                    ending = Outcome(None, released=True)
-                    kill_at = now
-            if kill_at is not None and now >= kill_at:
+            if watch.ending is None and not self._decide_ending(watch, commands, now):
+                return Outcome(None)  # the claim is lost: end the processes, write nothing
+            if watch.kill_at is not None and now >= watch.kill_at:
                 kill_group(proc.pid)
                 proc.join(2)
                 break
-            renew_due = now - last_renew >= self.renew_every
-            progress_due = dirty and now - last_write >= PROGRESS_WRITE_INTERVAL
-            if renew_due or progress_due:
-                if not self._renew(progress if dirty else {}):
-                    return Outcome(None)
-                last_renew = last_write = time.monotonic()
-                dirty = False
-            if time.time() > self.lease_held_until - self.fence_margin:
-                log.warning("job %s: lease not renewed in time, fencing", self.doc["_id"])
+            if not self._keep_lease(watch, now):
                 return Outcome(None)
-        # The child is gone (or killed): drain what it said last.
-        try:
-            while events_open and events.poll():
-                msg = events.recv()
-                if msg[0] == "progress":
-                    progress.update({k: v for k, v in msg[1].items() if k not in RESERVED})
-                else:
-                    message = msg
-        except (EOFError, OSError):
-            pass
-        canceled = ending is not None and ending.state == CANCELED
-        if message and message[0] == "result" and not canceled:
-            result = {k: v for k, v in (message[1] or {}).items() if k not in RESERVED}
-            return Outcome(FINISHED, {**progress, **result})
-        if ending is not None:
-            ending.fields = {**progress, **ending.fields}
-            return ending
+        watch.drain(events)  # the child is gone (or killed): what it said last
+        canceled = watch.ending is not None and watch.ending.state == CANCELED
+        if watch.message and watch.message[0] == "result" and not canceled:
+            return self.handle_job_success(watch)
+        return self.handle_job_failure(watch, proc.exitcode)
+
+    def _decide_ending(self, watch: _Watch, commands: Any, now: float) -> bool:
+        """Whether the job must end now: a cancel request (the child gets `CANCEL_GRACE` to
+        stop), max-runtime, or shutdown past its grace. False when the claim turned out lost."""
+        if self.handle.cancel.is_set():
+            doc = self._fresh()
+            if doc is not None and not control.holds(doc, self.handle.claim_id):
+                log.warning("job %s: claim lost, ending its processes", self.doc["_id"])
+                return False
+            if doc is None or doc.get(CANCEL_REQUESTED):
+                watch.ending = Outcome(CANCELED, {PROCESSING_LOG: "canceled by request"})
+                self._send(commands, ("cancel",))
+                watch.kill_at = now + CANCEL_GRACE
+            else:
+                self.handle.cancel.clear()
+        elif watch.max_runtime and now - watch.started > watch.max_runtime:
+            watch.ending = Outcome(
+                FAILED, {PROCESSING_LOG: f"exceeded max-runtime of {watch.max_runtime:g} s"}
+            )
+            watch.kill_at = now
+        elif self.stopping.is_set() and time.time() >= self.stop_deadline[0]:
+            watch.ending = Outcome(None, released=True)
+            watch.kill_at = now
+        return True
+
+    def _keep_lease(self, watch: _Watch, now: float) -> bool:
+        """Renew the lease (writing new progress with it) when due; False when the claim is
+        lost or the lease ran out unrenewed (fencing)."""
+        renew_due = now - watch.last_renew >= self.renew_every
+        progress_due = watch.dirty and now - watch.last_write >= PROGRESS_WRITE_INTERVAL
+        if renew_due or progress_due:
+            if not self._renew(watch.progress if watch.dirty else {}):
+                return False
+            watch.last_renew = watch.last_write = time.monotonic()
+            watch.dirty = False
+        if time.time() > self.lease_held_until - self.fence_margin:
+            log.warning("job %s: lease not renewed in time, fencing", self.doc["_id"])
+            return False
+        return True
+
+    def handle_job_success(self, watch: _Watch) -> Outcome:
+        """The child returned a result: it finished (reserved fields dropped)."""
+        result = writable(watch.message[1] or {}) if watch.message else {}
+        return Outcome(FINISHED, {**watch.progress, **result})
+
+    def handle_job_failure(self, watch: _Watch, exitcode: int | None) -> Outcome:
+        """The job was stopped (cancel, max-runtime, shutdown), raised, or its process died."""
+        if watch.ending is not None:
+            watch.ending.fields = {**watch.progress, **watch.ending.fields}
+            return watch.ending
+        message = watch.message
         if message and message[0] == "error":
             if message[2]:
                 log.info("job %s failed:\n%s", self.doc["_id"], message[2])
-            return Outcome(FAILED, {**progress, "processing-log": message[1]})
-        return Outcome(FAILED, {**progress, "processing-log": _describe_exit(proc.exitcode)})
+            return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: message[1]})
+        return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: _describe_exit(exitcode)})
 
     def _max_runtime(self) -> float:
         try:
@@ -291,14 +326,16 @@ class JobRun:
         if doc is None:
             log.warning("job %s: claim lost to another worker", self.doc["_id"])
             return False
-        self.lease_held_until = float(doc.get("lease-expires") or 0)
-        if doc.get("cancel-requested"):
+        self.lease_held_until = float(doc.get(LEASE_EXPIRES) or 0)
+        if doc.get(CANCEL_REQUESTED):
             self.handle.cancel.set()
         return True
 
     # The final write -----------------------------------------------------------------------
 
-    def _end(self, outcome: Outcome) -> Outcome:
+    def handle_job_end(self, outcome: Outcome) -> Outcome:
+        """Write the job's end (fenced by its claim), retrying store errors while the lease
+        lasts; a released job goes back to pending."""
         job_id = self.doc["_id"]
         claim_id = self.handle.claim_id
         fields = _json_safe(outcome.fields)
@@ -309,7 +346,7 @@ class JobRun:
                 elif outcome.state is not None:
                     state = outcome.state
                     doc = self._fresh()
-                    if state == FAILED and doc is not None and doc.get("cancel-requested"):
+                    if state == FAILED and doc is not None and doc.get(CANCEL_REQUESTED):
                         state = CANCELED
                     if control.finish(self.store, job_id, claim_id, state, fields) is None:
                         log.warning("job %s: claim lost before its end was written", job_id)

@@ -11,6 +11,8 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from elasticthought.documents.fields import CREATED_AT, USER_ID
+
 
 def priority_of(doc: dict) -> int:
     try:
@@ -22,14 +24,14 @@ def priority_of(doc: dict) -> int:
 def age_key(doc: dict) -> tuple[float, str]:
     """Submission order: `created-at`, then the (time-sortable) id."""
     try:
-        created = float(doc.get("created-at") or 0.0)
+        created = float(doc.get(CREATED_AT) or 0.0)
     except (TypeError, ValueError):
         created = 0.0
     return (created, str(doc.get("_id", "")))
 
 
 def owner_of(doc: dict) -> str:
-    return str(doc.get("user-id") or "")
+    return str(doc.get(USER_ID) or "")
 
 
 def fair_order(

@@ -20,6 +20,15 @@ import uuid
 from collections import Counter
 
 from elasticthought.config import Config
+from elasticthought.documents.fields import (
+    ATTEMPTS,
+    CANCEL_REQUESTED,
+    CLAIM_ID,
+    LEASE_EXPIRES,
+    PROCESSING_STATE,
+    STARTED_AT,
+)
+from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
 from elasticthought.queue.execution import JobRun, RunHandle
@@ -56,14 +65,14 @@ class JobIndex:
         with self.cond:
             self.pending.pop(doc_id, None)
             self.processing.pop(doc_id, None)
-            state = doc.get("processing-state") if doc else None
+            state = doc.get(PROCESSING_STATE) if doc else None
             if doc is not None and state == PENDING:
                 self.pending[doc_id] = doc
                 self.cond.notify_all()
             elif doc is not None and state == PROCESSING:
                 self.processing[doc_id] = doc
                 owner = owner_of(doc)
-                started = float(doc.get("started-at") or 0)
+                started = float(doc.get(STARTED_AT) or 0)
                 if started > self.last_started.get(owner, 0.0):
                     self.last_started[owner] = started
 
@@ -121,7 +130,7 @@ class WorkerPool:
         if configured:
             self.capabilities = probe_capabilities(self.config)
         else:  # probing Caffe and CUDA takes seconds: start with torch on CPU, add the rest
-            self.capabilities = {"engines": ["torch"], "gpus": self.config.gpu_ids}
+            self.capabilities = {"engines": list(ALWAYS_AVAILABLE), "gpus": self.config.gpu_ids}
             if self.config.engines.strip():
                 self.capabilities["engines"] = sorted(
                     {e.strip() for e in self.config.engines.split(",") if e.strip()}
@@ -261,7 +270,7 @@ class WorkerPool:
             for doc in order:
                 doc_id = doc["_id"]
                 runner = runner_for(doc.get("type"))
-                if runner is None or doc_id in self.reserved or doc.get("cancel-requested"):
+                if runner is None or doc_id in self.reserved or doc.get(CANCEL_REQUESTED):
                     continue
                 try:
                     needs = runner.needs(doc)
@@ -315,12 +324,12 @@ class WorkerPool:
         runner = runner_for(claimed.get("type"))
         if runner is None:
             return
-        handle = RunHandle(doc_id, claimed["claim-id"])
+        handle = RunHandle(doc_id, claimed[CLAIM_ID])
         with self._lock:
             self.running[doc_id] = handle
         self.index.apply(doc_id, claimed)
         log.info(
-            "worker %s: running %s (attempt %s)", thread_worker_id, doc_id, claimed.get("attempts")
+            "worker %s: running %s (attempt %s)", thread_worker_id, doc_id, claimed.get(ATTEMPTS)
         )
         try:
             run = JobRun(
@@ -395,7 +404,7 @@ class WorkerPool:
             expired = [
                 doc_id
                 for doc_id, doc in self.index.processing.items()
-                if float(doc.get("lease-expires") or 0) < now
+                if float(doc.get(LEASE_EXPIRES) or 0) < now
             ]
         for doc_id in expired:
             with self._lock:
@@ -406,8 +415,8 @@ class WorkerPool:
                 log.warning(
                     "job %s: lease expired; now %s (attempts %s)",
                     doc_id,
-                    doc.get("processing-state"),
-                    doc.get("attempts"),
+                    doc.get(PROCESSING_STATE),
+                    doc.get(ATTEMPTS),
                 )
                 self._saw(doc_id, doc)
 
@@ -419,7 +428,7 @@ class WorkerPool:
             return
         caps = [w.get("capabilities") or {} for w in presence.list_workers(self.store, True)]
         for doc in pending:
-            if doc.get("cancel-requested"):
+            if doc.get(CANCEL_REQUESTED):
                 control.cancel_pending(self.store, doc["_id"])
                 continue
             runner = runner_for(doc.get("type"))

@@ -1,4 +1,4 @@
-"""Runners: which function runs a job document of each type, and what it needs (DESIGN.md §4).
+"""Runners: which function runs a job document of each type, and what it needs.
 
 A runner is registered per document `type` as `"module:function"`. The function runs in the
 job's own child process (spawn start method) as `fn(ctx: JobContext) -> dict | None`:
@@ -25,18 +25,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# The job states and JobError are the documents' (re-exported for runners).
+from elasticthought.documents.errors import JobError
+from elasticthought.documents.states import (
+    CANCELED,
+    FAILED,
+    FINAL_STATES,
+    FINISHED,
+    PENDING,
+    PROCESSING,
+)
+
+__all__ = [
+    "CANCELED", "FAILED", "FINAL_STATES", "FINISHED", "PENDING", "PROCESSING", "JobError",
+    "RUNNERS", "Runner", "register_runner", "runner_for", "unregister_runner",
+]  # fmt: skip
+
 Requirements = Callable[[dict], dict]
-
-PENDING = "pending"
-PROCESSING = "processing"
-FINISHED = "finished_successfully"
-FAILED = "failed"
-CANCELED = "canceled"
-FINAL_STATES = frozenset({FINISHED, FAILED, CANCELED})
-
-
-class JobError(Exception):
-    """An expected job failure; its message becomes the job's `processing-log`."""
 
 
 @dataclass(frozen=True)

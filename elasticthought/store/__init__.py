@@ -1,4 +1,5 @@
-"""Document stores (DESIGN.md §3): `open_store(url)` picks the backend from the URL.
+"""Document stores: `open_store(url)` picks the backend from the URL. The lowest layer: it
+stores JSON documents and knows nothing of what they mean (that is `elasticthought.documents`).
 
 - `sqlite:///ABSOLUTE/PATH` or `sqlite:RELATIVE/PATH` — the embedded store (one SQLite file).
 - `http(s)://HOST:PORT/DB` — Sync Gateway (admin port), CouchDB 3 or PouchDB Server.

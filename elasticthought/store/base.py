@@ -1,4 +1,4 @@
-"""The document store contract shared by every backend (DESIGN.md §3).
+"""The document store contract shared by every backend.
 
 Documents are JSON objects with `_id`, `_rev` and `type`. Every update names the revision it read;
 a stale revision raises `Conflict`. Ids made by `new_id` sort by creation time within one
@@ -19,6 +19,8 @@ from typing import Any
 Doc = dict[str, Any]
 
 ID_SEP = ":"
+#: The field naming a document's owner: ids made by `create` without `_id` embed it.
+OWNER_FIELD = "user-id"
 
 
 class StoreError(Exception):

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from .base import Changes, Conflict, Doc, NotFound, Store, StoreError, new_id
+from .base import OWNER_FIELD, Changes, Conflict, Doc, NotFound, Store, StoreError, new_id
 
 try:
     from pycouchdb import exceptions as couch_errors
@@ -243,7 +243,7 @@ class CouchStore(Store):
         if not body.get("_id"):
             if not body.get("type"):
                 raise StoreError("a new document needs an _id or a type")
-            body["_id"] = new_id(str(body["type"]), body.get("user-id"))
+            body["_id"] = new_id(str(body["type"]), body.get(OWNER_FIELD))
         body.pop("_rev", None)
         doc_id = body["_id"]
         data = _encode(body)

@@ -19,7 +19,7 @@ import time
 import weakref
 from typing import Any
 
-from .base import Changes, Conflict, Doc, NotFound, Store, StoreError, new_id
+from .base import OWNER_FIELD, Changes, Conflict, Doc, NotFound, Store, StoreError, new_id
 
 POLL_SECONDS = 0.025  # how often a waiting changes() looks for writes by other processes
 BUSY_TIMEOUT_MS = 30_000
@@ -223,7 +223,7 @@ class SqliteStore(Store):
         if not doc_id:
             if not doc.get("type"):
                 raise StoreError("a new document needs an _id or a type")
-            doc_id = new_id(str(doc["type"]), doc.get("user-id"))
+            doc_id = new_id(str(doc["type"]), doc.get(OWNER_FIELD))
         if not isinstance(doc_id, str):
             raise StoreError(f"document id must be a string, got {doc_id!r}")
         body = split_body(doc)

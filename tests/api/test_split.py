@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from elasticthought.jobs.split import assign_by_label, share, split_items
+from elasticthought.documents.split import assign_by_label, share, split_items
 from tests.api.helpers import expected_split
 
 

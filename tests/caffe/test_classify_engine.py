@@ -7,8 +7,8 @@ import types
 import torch
 
 import elasticthought
+from elasticthought.engine.registry import engine_version
 from elasticthought.jobs import classify
-from elasticthought.jobs.engine_version import engine_version
 from elasticthought.queue.capabilities import missing
 from elasticthought.queue.registry import runner_for
 

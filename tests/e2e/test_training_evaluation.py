@@ -1,4 +1,4 @@
-"""The training runner's evaluation (`elasticthought.jobs.evaluate`): Caffe's Accuracy rule
+"""The training runner's evaluation (`elasticthought.engine.torch.evaluate`): Caffe's Accuracy rule
 (ties count against, ignore_label skipped), every test record exactly once, and the golden
 LeNet's accuracy and loss as real Caffe measured them on the whole 1000-digit test set."""
 
@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from elasticthought.jobs.evaluate import evaluate, score_batch
+from elasticthought.engine.torch.evaluate import evaluate, score_batch
 from tests.api import helpers as h
 
 LENET = h.SHARED / "golden" / "lenet" / "lenet_mnist_200"

@@ -1,6 +1,6 @@
 """Queue test helpers: `elasticthought worker` processes, job submission, bounded waits.
 
-Jobs are `queue-test` documents (elasticthought/queue/testing.py), run in real child processes.
+Jobs are `queue-test` documents (tests/queue/runner.py), run in real child processes.
 Every fixture here uses the shared parametrized `store` fixture, so each test runs on both
 backends (sqlite and PouchDB Server).
 """
@@ -16,14 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import elasticthought.queue.testing  # noqa: F401 - registers the queue-test runner
+import tests.queue.runner  # noqa: F401 - registers the queue-test runner
 from elasticthought.config import Config, config_from_env
 from elasticthought.queue import list_workers
-from elasticthought.queue.testing import TEST_TYPE
 from elasticthought.store import Store
+from tests.queue.runner import TEST_TYPE
 
 LEASE = 2.0
-RUNNER_MODULES = "elasticthought.queue.testing"
+RUNNER_MODULES = "tests.queue.runner"
 REPO = Path(__file__).resolve().parents[2]
 
 

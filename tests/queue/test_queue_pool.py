@@ -211,7 +211,7 @@ def test_a_runner_registered_after_start_gets_its_waiting_jobs(store, make_pool)
     job_id = store.create(
         {"type": "late-test", "user-id": "user:a", "processing-state": "pending", "created-at": 1}
     )["_id"]
-    register_runner("late-test", "elasticthought.queue.testing:run_test_job")
+    register_runner("late-test", "tests.queue.runner:run_test_job")
     try:
         doc = wait_state(store, job_id, FINAL)
     finally:

@@ -43,7 +43,7 @@ def test_priority_first_then_fairness_among_equals() -> None:
 def test_register_runner_checks_the_target() -> None:
     with pytest.raises(ValueError, match="module:function"):
         register_runner("x-job", "no-colon")
-    runner = register_runner("x-job", "elasticthought.queue.testing:run_test_job")
+    runner = register_runner("x-job", "tests.queue.runner:run_test_job")
     try:
         assert RUNNERS["x-job"] is runner
         assert load_target(runner.target).__name__ == "run_test_job"

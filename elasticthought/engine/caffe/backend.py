@@ -180,6 +180,131 @@ def _reader(stream, sink: queue.Queue) -> None:
     sink.put(None)
 
 
+@dataclass
+class _Run:
+    """What `train` learns from the driver while it runs."""
+
+    logfile: Path
+    offset: int = 0
+    progress: ProgressTranslator = field(default_factory=ProgressTranslator)
+    start: Event = field(default_factory=dict)
+    end: Event = field(default_factory=dict)
+    error: str = ""
+    canceled: bool = False
+    written: list[str] = field(default_factory=list)  # snapshots seen during the run
+
+
+def _train_args(
+    solver_path: str | os.PathLike,
+    logfile: Path,
+    weights: str | os.PathLike | None,
+    snapshot: str | os.PathLike | None,
+    iterations: int | None,
+    snapshot_on_cancel: bool,
+) -> list[str]:
+    """The driver's `train` command line (as `caffe train` takes them, plus the log file)."""
+    args = ["train", "--solver", str(solver_path), "--log", str(logfile.resolve())]
+    if weights:
+        args += ["--weights", str(weights)]
+    if snapshot:
+        args += ["--snapshot", str(snapshot)]
+    if iterations is not None:
+        args += ["--iterations", str(iterations)]
+    if not snapshot_on_cancel:
+        args.append("--no-snapshot-on-cancel")
+    return args
+
+
+def _handle_event(
+    run: _Run,
+    event: Event,
+    callback: Callable[[Event], None] | None,
+    on_iteration: Callable[[Event], None] | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """One driver event: a log line, an iteration, the start, the end, or an error."""
+
+    def deliver(items: list[Event]) -> None:
+        if callback is not None:
+            for item in items:
+                callback(item)
+
+    kind = event.get("event")
+    if kind == "log":
+        if log is not None:
+            log(event["line"])
+    elif kind == "iteration":
+        run.written.extend(event.get("snapshots") or [])
+        if on_iteration is not None:
+            on_iteration(event)
+        deliver(run.progress.iteration(event))
+    elif kind == "start":
+        run.start = event
+        deliver(run.progress.start(event))
+    elif kind in ("done", "canceled"):
+        run.end = event
+        deliver(run.progress.end(event))
+    elif kind == "error":
+        run.error = event.get("message", "")
+
+
+def _follow(
+    run: _Run,
+    proc: subprocess.Popen,
+    events: queue.Queue,
+    handle: Callable[[Event], None],
+    cancel_check: Callable[[], bool] | None,
+    poll_seconds: float,
+    kill_grace: float,
+) -> None:
+    """Take the driver's events until its stdout closes; on cancel, SIGTERM it (it stops at
+    the next iteration boundary) and SIGKILL it after `kill_grace` seconds."""
+    deadline = None
+    checked = 0.0
+    while True:
+        now = time.monotonic()
+        ask = cancel_check is not None and not run.canceled and now - checked >= poll_seconds
+        if ask:
+            checked = now
+        if ask and cancel_check():
+            run.canceled = True
+            proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + kill_grace
+        if deadline is not None and time.monotonic() > deadline and proc.poll() is None:
+            proc.kill()
+        try:
+            event = events.get(timeout=poll_seconds)
+        except queue.Empty:
+            continue
+        if event is None:
+            return
+        handle(event)
+
+
+def _result(run: _Run, code: int) -> TrainResult:
+    """How the run ended (`CaffeError` with Caffe's reason when it failed)."""
+    version = str(run.start.get("version", ""))
+    end = run.end
+    if end and code == 0:
+        return TrainResult(
+            state="finished" if end["event"] == "done" else "canceled",
+            iteration=int(end["iter"]),
+            version=version,
+            model=end.get("model"),
+            solverstate=end.get("solverstate"),
+            snapshots=run.written + list(end.get("snapshots", [])),
+            log_path=str(run.logfile),
+            final_tests=list(end.get("tests", [])),
+        )
+    text = _tail(run.logfile, run.offset)
+    if run.canceled and code in (-signal.SIGKILL, -signal.SIGTERM):
+        return TrainResult(
+            state="canceled", iteration=-1, version=version, log_path=str(run.logfile)
+        )
+    reason = failure_reason(text) if not run.error or "Check failed" in text else run.error
+    raise CaffeError(f"caffe failed (exit {code}): {reason}", text)
+
+
 def train(
     solver_path: str | os.PathLike,
     work_dir: str | os.PathLike,
@@ -210,34 +335,17 @@ def train(
     next iteration boundary (snapshotting when snapshot_after_train, unless `snapshot_on_cancel`
     is false). `iterations` bounds the run to that many more steps (then no final snapshot/test).
     Raises CaffeError when Caffe fails (bad prototxt, failed CHECK, crash).
+
+    Steps: the command line (`_train_args`), the driver started, its events followed
+    (`_follow`, `_handle_event`), the driver reaped, the outcome read (`_result`).
     """
     work = Path(work_dir)
-    logfile = Path(log_path) if log_path else work / LOG_NAME
-    args = ["train", "--solver", str(solver_path), "--log", str(logfile.resolve())]
-    if weights:
-        args += ["--weights", str(weights)]
-    if snapshot:
-        args += ["--snapshot", str(snapshot)]
-    if iterations is not None:
-        args += ["--iterations", str(iterations)]
-    if not snapshot_on_cancel:
-        args.append("--no-snapshot-on-cancel")
+    run = _Run(logfile=Path(log_path) if log_path else work / LOG_NAME)
+    args = _train_args(solver_path, run.logfile, weights, snapshot, iterations, snapshot_on_cancel)
     events: queue.Queue = queue.Queue()
-    progress = ProgressTranslator()
-    start: Event = {}
-    end: Event = {}
-    error = ""
-    canceled = False
-    written: list[str] = []
-
-    def deliver(items: list[Event]) -> None:
-        if callback is not None:
-            for item in items:
-                callback(item)
-
-    with open(logfile, "ab") as err:
-        offset = err.tell()
-        args += ["--log-offset", str(offset)]
+    with open(run.logfile, "ab") as err:
+        run.offset = err.tell()
+        args += ["--log-offset", str(run.offset)]
         proc = subprocess.Popen(
             _command(python, *args),
             cwd=work,
@@ -249,43 +357,12 @@ def train(
         )
         thread = threading.Thread(target=_reader, args=(proc.stdout, events), daemon=True)
         thread.start()
-        deadline = None
-        checked = 0.0
         try:
-            while True:
-                now = time.monotonic()
-                ask = cancel_check is not None and not canceled and now - checked >= poll_seconds
-                if ask:
-                    checked = now
-                if ask and cancel_check():
-                    canceled = True
-                    proc.send_signal(signal.SIGTERM)
-                    deadline = time.monotonic() + kill_grace
-                if deadline is not None and time.monotonic() > deadline and proc.poll() is None:
-                    proc.kill()
-                try:
-                    event = events.get(timeout=poll_seconds)
-                except queue.Empty:
-                    continue
-                if event is None:
-                    break
-                kind = event.get("event")
-                if kind == "log":
-                    if log is not None:
-                        log(event["line"])
-                elif kind == "iteration":
-                    written.extend(event.get("snapshots") or [])
-                    if on_iteration is not None:
-                        on_iteration(event)
-                    deliver(progress.iteration(event))
-                elif kind == "start":
-                    start = event
-                    deliver(progress.start(event))
-                elif kind in ("done", "canceled"):
-                    end = event
-                    deliver(progress.end(event))
-                elif kind == "error":
-                    error = event.get("message", "")
+            _follow(
+                run, proc, events,
+                lambda event: _handle_event(run, event, callback, on_iteration, log),
+                cancel_check, poll_seconds, kill_grace,
+            )  # fmt: skip
         except BaseException:
             proc.kill()  # the caller failed (e.g. a callback raised): no Caffe left behind
             raise
@@ -296,23 +373,7 @@ def train(
                 proc.kill()
             code = proc.wait()
             thread.join(timeout=5)
-    version = str(start.get("version", ""))
-    if end and code == 0:
-        return TrainResult(
-            state="finished" if end["event"] == "done" else "canceled",
-            iteration=int(end["iter"]),
-            version=version,
-            model=end.get("model"),
-            solverstate=end.get("solverstate"),
-            snapshots=written + list(end.get("snapshots", [])),
-            log_path=str(logfile),
-            final_tests=list(end.get("tests", [])),
-        )
-    text = _tail(logfile, offset)
-    if canceled and code in (-signal.SIGKILL, -signal.SIGTERM):
-        return TrainResult(state="canceled", iteration=-1, version=version, log_path=str(logfile))
-    reason = failure_reason(text) if not error or "Check failed" in text else error
-    raise CaffeError(f"caffe failed (exit {code}): {reason}", text)
+    return _result(run, code)
 
 
 def classify(

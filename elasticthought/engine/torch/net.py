@@ -55,16 +55,9 @@ def _check_count(lp: Any, what: str, n: int, allowed: tuple[int, int | None] | N
 
 
 def _load_data_layers() -> None:
-    """Register the data layers (Data, ImageData, MemoryData) when that module exists."""
-    import importlib
-    import importlib.util
-
-    for name in ("elasticthought.engine.torch.data_layers", "elasticthought.engine.torch.data"):
-        try:
-            if importlib.util.find_spec(name) is not None:
-                importlib.import_module(name)
-        except ImportError:
-            pass
+    """Register the data layers (Data, ImageData, MemoryData): importing them fills the
+    registry."""
+    import elasticthought.engine.torch.data  # noqa: F401
 
 
 def phase_name(phase: Any) -> str:

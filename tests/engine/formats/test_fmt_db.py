@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,15 +85,28 @@ def test_force_color_decoding_matches_data_layer(copy_db):
     np.testing.assert_array_equal(data, CASE["data_layer.lmdb_force_color.data"])
 
 
-def test_reading_in_place_leaves_golden_databases_untouched():
+def _read_only_copy(src: Path, dest: Path) -> Path:
+    """A copy of a golden database with the permission bits of a read-only share (the test
+    never opens ../shared itself: LevelDB would rewrite a writable original)."""
+    shutil.copytree(src, dest)
+    for p in [*dest.rglob("*"), dest]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    return dest
+
+
+def test_reading_in_place_leaves_golden_databases_untouched(tmp_path):
     for name in DATABASES:
-        path = IMAGESET / name
-        before = folder_digest(path)
-        assert len(list(iter_datums(path))) == 20
-        with open_db(path) as db:
-            assert db.count() == 20
-        assert folder_digest(path) == before, name
-        assert not (path / "lock.mdb").exists()
+        path = _read_only_copy(IMAGESET / name, tmp_path / name)
+        try:
+            before = folder_digest(path)
+            assert len(list(iter_datums(path))) == 20
+            with open_db(path) as db:
+                assert db.count() == 20
+            assert folder_digest(path) == before, name
+            assert not (path / "lock.mdb").exists()
+        finally:
+            for p in [path, *path.rglob("*")]:
+                p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 def test_lenet_lmdb_first_batch_equals_caffes_first_input(copy_db):

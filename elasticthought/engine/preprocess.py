@@ -7,9 +7,8 @@ layer reads; 1 gives 0-1), then the training net's TEST-phase `transform_param` 
 in the centre, scale) is applied by the engine's own `Transformer`. An image of the test split
 therefore reaches the net exactly as the evaluation fed it.
 
-`test_transform(net)` reads that transform from a train/test net; it is a JSON-safe dict
-(`scale`, `mean_value`, `crop_size`, `mean_file` when set, plus the data layer's `is_color`,
-`new_height`, `new_width` for ImageData) stored on the classifier.
+The transform is `engine.transform`'s (`test_transform(net)`, a JSON-safe dict stored on the
+classifier; `transform_param` turns it back into Caffe's message).
 """
 
 from __future__ import annotations
@@ -20,51 +19,11 @@ from typing import Any
 import numpy as np
 
 from elasticthought.engine.errors import FormatError
-
-DATA_LAYERS = ("Data", "ImageData")
+from elasticthought.engine.transform import transform_param
 
 
 class ImageError(ValueError):
     """One image cannot be used (undecodable, wrong size after cropping, ...)."""
-
-
-def test_transform(net: Any) -> dict[str, Any] | None:
-    """The TEST-phase data layer's transform of a (V2) train/test NetParameter, or None when
-    the net has no Data/ImageData layer in TEST."""
-    from elasticthought.engine.netstate import filter_net
-
-    for layer in filter_net(net, "TEST").layer:
-        if layer.type not in DATA_LAYERS:
-            continue
-        tp = layer.transform_param
-        out: dict[str, Any] = {
-            "scale": float(tp.scale),
-            "mean_value": [float(v) for v in tp.mean_value],
-            "crop_size": int(tp.crop_size),
-        }
-        if tp.HasField("mean_file"):
-            out["mean_file"] = tp.mean_file
-        if layer.type == "ImageData":
-            p = layer.image_data_param
-            out.update(
-                is_color=bool(p.is_color), new_height=int(p.new_height), new_width=int(p.new_width)
-            )
-        return out
-    return None
-
-
-def transform_param(spec: dict[str, Any] | None, mean_path: str | None = None) -> Any:
-    """A `TransformationParameter` from a transform dict (`mean_path`: the local mean file)."""
-    from elasticthought.engine.proto import caffe_pb2
-
-    param = caffe_pb2.TransformationParameter()
-    spec = spec or {}
-    param.scale = float(spec.get("scale", 1.0))
-    param.crop_size = int(spec.get("crop_size") or 0)
-    param.mean_value.extend(float(v) for v in spec.get("mean_value") or [])
-    if mean_path:
-        param.mean_file = mean_path
-    return param
 
 
 @dataclass

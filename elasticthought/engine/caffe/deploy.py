@@ -1,4 +1,5 @@
-"""A deploy net run by real Caffe (engine `caffe`): the same surface as `deploy.DeployNet`
+"""A deploy net run by real Caffe (engine `caffe`): the same surface as the torch engine's
+`engine.torch.deploy.DeployNet`
 (`probabilities`, `input`, `output`, `outputs`, `applies_softmax`) with the forward done by
 `caffe.Net` in a child process (`engine.caffe.backend.classify`). The input arrays come from
 the same preprocessing as the torch engine's; only the forward differs."""
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from elasticthought.jobs.deploy import DeployError
+from elasticthought.engine.interface import DeployError
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def load_caffe_deploy(doc: dict, work: Path, model_path: str, config: object) ->
         names = (doc["input-blob"], doc["output-blob"], int(doc["classes"]))
         applies = bool(doc["softmax-applied"])
     else:
-        from elasticthought.jobs.deploy import load_deploy
+        from elasticthought.engine.torch.deploy import load_deploy
 
         torch_net = load_deploy(doc["specification"], model_path)
         names = (torch_net.input, torch_net.output, torch_net.outputs)

@@ -1,5 +1,6 @@
-"""What a classifier takes from a finished training job: the final model, the labels, the kind
-of data (IMAGE_DATA names / DATA numbers) and the TEST-phase transform of its net.
+"""What a classifier takes from a finished training-job document: the final model, the
+labels, the kind of data (IMAGE_DATA names / DATA numbers) and the TEST-phase transform of its
+net (`engine.transform`).
 
 The training runner records these on the job (`trained-model`, `labels`, `layers_type`,
 `transform` with `mean_file` as the dataset's mean blob key, `dataset-id`); for a job that
@@ -11,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from elasticthought.documents.fields import LAYERS_TYPE, LAYERS_TYPES
+from elasticthought.engine.transform import LOADING_KEYS, TRANSFORM_KEYS
 from elasticthought.store.base import NotFound, Store
-
-TRANSFORM_KEYS = ("scale", "mean_value", "crop_size", "mirror", "force_color", "force_gray")
-LOADING_KEYS = ("is_color", "new_height", "new_width")
 
 
 class InfoError(ValueError):
@@ -44,7 +44,7 @@ def _net_transform(store: Store, job: dict[str, Any]) -> dict[str, Any] | None:
     """The TEST transform read from the solver's net (when the job did not record it)."""
     from elasticthought.engine.errors import FormatError
     from elasticthought.engine.prototxt import parse_net
-    from elasticthought.jobs.preprocess import test_transform
+    from elasticthought.engine.transform import test_transform
 
     solver = _get(store, job.get("solver-id"))
     if not solver or not solver.get("specification-net"):
@@ -64,8 +64,8 @@ def describe(store: Store, job: dict[str, Any]) -> TrainingInfo:
     if dataset is None:
         solver = _get(store, job.get("solver-id")) or {}
         dataset = _get(store, solver.get("dataset-id")) or {}
-    layers_type = job.get("layers_type") or dataset.get("layers_type")
-    if layers_type not in ("IMAGE_DATA", "DATA"):
+    layers_type = job.get(LAYERS_TYPE) or dataset.get(LAYERS_TYPE)
+    if layers_type not in LAYERS_TYPES:
         raise InfoError("its data kind (IMAGE_DATA or DATA) is unknown")
     labels = job.get("labels") or dataset.get("labels") or []
     raw = job.get("transform")

@@ -1,5 +1,5 @@
-"""Evaluation of a trained model on the whole test split: the TEST net over every test record
-exactly once.
+"""The torch engine's evaluation of a trained model on the whole test split: the TEST net over
+every test record exactly once.
 
 The TEST net's data layer reads the split from its first record, batch after batch, wrapping at
 the end; `ceil(count / batch)` forwards cover every record once, and the rows of the last batch
@@ -18,45 +18,8 @@ from typing import Any
 
 import numpy as np
 
-DATA_PARAMS = {"Data": "data_param", "ImageData": "image_data_param"}
-TRANSFORM_FIELDS = ("scale", "mirror", "crop_size", "mean_file", "mean_value", "force_color",
-                    "force_gray")
-
-
-class EvaluationError(ValueError):
-    """The net has nothing to evaluate with (no Accuracy or SoftmaxWithLoss layer)."""
-
-
-def data_layer(net_param: Any, phase: str = "TEST") -> Any:
-    """The first Data/ImageData layer of the phase-filtered net."""
-    for layer in net_param.layer:
-        if layer.type in DATA_PARAMS:
-            return layer
-    raise EvaluationError(f"the {phase} net has no Data or ImageData layer")
-
-
-def transform_of(layer: Any) -> dict[str, Any]:
-    """A data layer's transform_param (and, for ImageData, its image loading options) as JSON,
-    what classification must apply to reproduce the TEST-phase input."""
-    tp = layer.transform_param
-    out: dict[str, Any] = {
-        "scale": float(tp.scale),
-        "mirror": bool(tp.mirror),
-        "crop_size": int(tp.crop_size),
-        "mean_value": [float(v) for v in tp.mean_value],
-        "force_color": bool(tp.force_color),
-        "force_gray": bool(tp.force_gray),
-    }
-    if tp.HasField("mean_file"):
-        out["mean_file"] = tp.mean_file
-    if layer.type == "ImageData":
-        ip = layer.image_data_param
-        out.update(
-            is_color=bool(ip.is_color),
-            new_height=int(ip.new_height),
-            new_width=int(ip.new_width),
-        )
-    return out
+from elasticthought.engine.interface import EvaluationError
+from elasticthought.engine.transform import DATA_PARAMS, NoDataLayer, data_layer
 
 
 def _target(net: Any) -> tuple[int, str, str, dict[str, Any]]:
@@ -142,7 +105,10 @@ def evaluate(
         raise EvaluationError("the test split is empty")
     net = Net(net_path, "TEST", weights=weights, device=device)
     try:
-        layer = data_layer(net.param)
+        try:
+            layer = data_layer(net.param)
+        except NoDataLayer as exc:
+            raise EvaluationError(str(exc)) from None
         batch = int(getattr(layer, DATA_PARAMS[layer.type]).batch_size)
         if batch <= 0:
             raise EvaluationError(f"data layer {layer.name!r} has batch_size {batch}")

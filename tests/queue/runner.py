@@ -1,6 +1,7 @@
-"""A trivial job type for queue tests and benchmarks: `queue-test` documents.
+"""A trivial job type for queue tests and benchmarks: `queue-test` documents (test-only: it
+can abort or segfault on purpose, so it is not shipped in the package).
 
-Import this module (e.g. `--runner-modules elasticthought.jobs,elasticthought.queue.testing`)
+Import this module (e.g. `--runner-modules elasticthought.jobs,tests.queue.runner`)
 to register it. The document's fields drive the child:
 - `output`: a file the job appends its id to (one line per run);
 - `pid-file`: a file the job writes "<child pid> <grandchild pid>" to (with `grandchild`);
@@ -74,4 +75,4 @@ def run_test_job(ctx: JobContext) -> dict:
     }
 
 
-register_runner(TEST_TYPE, "elasticthought.queue.testing:run_test_job")
+register_runner(TEST_TYPE, "tests.queue.runner:run_test_job")

@@ -1,4 +1,5 @@
-"""A deploy net with its trained weights: checked against each other, then used to classify.
+"""The torch engine's classifier: a deploy net with its trained weights, checked against
+each other, then used to classify.
 
 `load_deploy(text, model)` parses the deploy prototxt (V1 `input`/`input_dim` or an Input layer),
 builds it with the torch engine in the TEST phase and copies the `.caffemodel`'s weights in;
@@ -14,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-DATA_LAYER_TYPES = ("Data", "ImageData", "MemoryData", "HDF5Data", "WindowData", "DummyData")
+from elasticthought.engine.deploy import parse_deploy
+from elasticthought.engine.interface import DeployError
 
-
-class DeployError(ValueError):
-    """The deploy net, the model, or the two together cannot classify (the reason says why)."""
+__all__ = ["DeployError", "DeployNet", "load_deploy", "parse_deploy"]
 
 
 @dataclass
@@ -55,20 +55,6 @@ class DeployNet:
         scores = scores - scores.max(axis=1, keepdims=True)
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)
-
-
-def parse_deploy(text: str) -> Any:
-    """The deploy NetParameter (V2); `FormatError` with line/column on bad text."""
-    from elasticthought.engine.prototxt import parse_net
-
-    net = parse_net(text)
-    for layer in net.layer:
-        if layer.type in DATA_LAYER_TYPES:
-            raise DeployError(
-                f"layer {layer.name!r} is a {layer.type} layer: a deploy net takes images through "
-                "its input (input/input_dim or an Input layer), not a data layer"
-            )
-    return net
 
 
 def _model(model: bytes | str) -> Any:

@@ -1,4 +1,4 @@
-"""The seed's deterministic split rule.
+"""The seed's deterministic split rule of a dataset (shared by the API's checks and the runner).
 
 Within one label, items are taken in order; an item goes to training when
 `train_count * test_share <= test_count * train_share`, else to testing. Shares are exact
