@@ -3,6 +3,7 @@
 from elasticthought.engine.torch.layers import (  # noqa: F401
     accuracy,
     batch_norm,
+    contrastive_loss,
     conv,
     eltwise,
     inner_product,
