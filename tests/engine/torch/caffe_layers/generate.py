@@ -7,7 +7,8 @@ golden/README.md (the procedure is recorded in each meta.json):
 
 1. the net: one Input layer per input, then the layer(s) under test; `force_backward: true`
    unless the case says otherwise;
-2. inputs and parameter blobs drawn from `numpy.random.RandomState(seed)` (seed from the case
+2. files of BlobProtos (`blob_files`, e.g. an InfogainLoss matrix) drawn from a second seed;
+   inputs and parameter blobs drawn from `numpy.random.RandomState(seed)` (seed from the case
    name), in prototxt order, then parameters in `net.params` order;
 3. `net.forward()`; the diffs of the non-loss output blobs drawn next (loss tops keep the
    loss_weight Caffe gives them); `net.clear_param_diffs()`; `net.backward()`;
@@ -41,7 +42,7 @@ PROCEDURE = [
     "rng = numpy.random.RandomState(meta.seed)",
     "for each Input blob in prototxt order: blob.data[...] = draw(input_gen[blob], shape)",
     "for each layer in net.params order, each blob i: blob.data[...] = draw(param_gen, shape)",
-    "net.forward(); output.<blob> = blob.data for every non-input blob (no '*_split_*' blobs)",
+    "net.forward(); output.<blob> = blob.data for every blob (no '*_split_*' blobs)",
     "param_after_forward.<layer>.<i> = parameter blobs after forward",
     "unless forward_only: for b in top_diff_blobs: blob.diff[...] = rng.normal(size=shape)",
     "net.clear_param_diffs(); net.backward()  # loss tops keep diff = loss_weight",
@@ -96,15 +97,19 @@ def run_case(caffe, spec: dict, folder: Path) -> tuple[dict[str, np.ndarray], di
     """Write net.prototxt (+ files) into `folder`, run Caffe there; (arrays, facts)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "net.prototxt").write_text(net_text(spec))
-    for name, text in spec.get("files", {}).items():
-        (folder / name).write_text(text)
+    blob_arrays = {}
+    rng_files = np.random.RandomState(case_seed(spec["case"] + "/files"))
+    for name, (shape, gen) in spec.get("blob_files", {}).items():
+        value = draw(rng_files, gen, shape)
+        (folder / name).write_bytes(caffe.io.array_to_blobproto(value).SerializeToString())
+        blob_arrays[f"file.{name}"] = value
     phase = caffe.TRAIN if spec["phase"] == "TRAIN" else caffe.TEST
     old = os.getcwd()
     os.chdir(folder)
     try:
         net = caffe.Net("net.prototxt", phase)
         rng = np.random.RandomState(case_seed(spec["case"]))
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray] = dict(blob_arrays)
         for name, (shape, gen) in spec["inputs"].items():
             value = draw(rng, gen, shape)
             net.blobs[name].reshape(*shape)
@@ -121,7 +126,7 @@ def run_case(caffe, spec: dict, folder: Path) -> tuple[dict[str, np.ndarray], di
         net.forward()
         inputs = list(spec["inputs"])
         for name, blob in net.blobs.items():
-            if name not in inputs and "_split_" not in name:
+            if "_split_" not in name:  # inputs too: in-place layers change them
                 arrays[f"output.{name}"] = blob.data.astype(np.float32).copy()
         for layer, blobs in net.params.items():
             for i, blob in enumerate(blobs):
@@ -205,7 +210,7 @@ def generate(out: Path, cases: list[dict]) -> None:
             arrays, facts = run_case(caffe, spec, folder)
             with np.load(Path(variant_dir) / f"{spec['case']}.npz") as npz:
                 variant = {k: npz[k] for k in npz.files}
-            exact = [k for k in arrays if k.split(".")[0] in ("input", "param", "top_diff")]
+            exact = [k for k in arrays if k.split(".")[0] in ("input", "param", "top_diff", "file")]
             meta_arrays = {}
             for key, value in arrays.items():
                 if key in exact:

@@ -4,6 +4,7 @@ what real Caffe produced, following the procedure recorded in the case's meta.js
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,15 @@ def run_case(root: Path, work: Path, device: str = "cpu") -> tuple[dict, dict, d
 
     meta, arrays = load_case(root)
     shutil.copytree(root, work, dirs_exist_ok=True)
-    net = Net(str(work / "net.prototxt"), meta["phase"], device=device)
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        return _run(Net("net.prototxt", meta["phase"], device=device), meta, arrays)
+    finally:
+        os.chdir(old)
+
+
+def _run(net, meta: dict, arrays: dict) -> tuple[dict, dict, dict]:
     for name in meta["inputs"]:
         value = arrays[f"input.{name}"]
         if net.blobs[name].data.shape != value.shape:

@@ -111,3 +111,412 @@ CASES: list[dict] = [
         ),
     },
 ]
+
+
+def _one(
+    case: str,
+    what: str,
+    type_: str,
+    inputs: dict,
+    body: str = "",
+    bottoms: list[str] | None = None,
+    tops: list[str] | None = None,
+    **extra,
+) -> dict:
+    """A case with one layer `l1` of `type_` on the inputs (in order) -> top `l1`."""
+    spec = {
+        "case": case,
+        "what": what,
+        "phase": extra.pop("phase", "TRAIN"),
+        "inputs": inputs,
+        "layers": _layer(
+            "l1",
+            type_,
+            bottoms if bottoms is not None else list(inputs),
+            tops or ["l1"],
+            body,
+            extra.pop("layer_extra", ""),
+        ),
+    }
+    spec.update(extra)
+    return spec
+
+
+X4 = ([2, 3, 4, 5], ("normal", 1.0))
+
+CASES += [
+    # --- Clip, Swish, Threshold ---------------------------------------------------------------
+    _one("clip", "Clip min -0.5 max 0.8", "Clip", {"x": X4}, "clip_param { min: -0.5 max: 0.8 }"),
+    _one(
+        "clip_bounds_inclusive",
+        "Clip min -1 max 1 on integer-valued inputs: values on a bound keep their gradient",
+        "Clip",
+        {"x": ([4, 6], ("intnormal", 1.5))},
+        "clip_param { min: -1 max: 1 }",
+    ),
+    _one("swish", "Swish beta 1 (default): x * sigmoid(x)", "Swish", {"x": X4}),
+    _one(
+        "swish_beta_inplace",
+        "Swish beta 2.5, in place (top == bottom)",
+        "Swish",
+        {"x": ([3, 7], ("normal", 2.0))},
+        "swish_param { beta: 2.5 }",
+        tops=["x"],
+    ),
+    _one(
+        "threshold",
+        "Threshold 0 (default): 1 where x > 0 (forward only: Caffe has no backward)",
+        "Threshold",
+        {"x": ([3, 8], ("intnormal", 1.0))},
+        forward_only=True,
+    ),
+    _one(
+        "threshold_half",
+        "Threshold 0.5 on values with ties at 0.5 (forward only)",
+        "Threshold",
+        {"x": ([4, 6], ("choice", [0.0, 0.25, 0.5, 0.75, 1.0]))},
+        "threshold_param { threshold: 0.5 }",
+        forward_only=True,
+    ),
+    # --- Tile -----------------------------------------------------------------------------------
+    _one(
+        "tile_axis1",
+        "Tile axis 1 (default) tiles 3 on (2,3,4)",
+        "Tile",
+        {"x": ([2, 3, 4], ("normal", 1.0))},
+        "tile_param { tiles: 3 }",
+    ),
+    _one(
+        "tile_axis0",
+        "Tile axis 0 tiles 2 on (2,3,2,2)",
+        "Tile",
+        {"x": ([2, 3, 2, 2], ("normal", 1.0))},
+        "tile_param { axis: 0 tiles: 2 }",
+    ),
+    _one(
+        "tile_axis_last",
+        "Tile axis -1 tiles 4 on (3,2,5)",
+        "Tile",
+        {"x": ([3, 2, 5], ("normal", 1.0))},
+        "tile_param { axis: -1 tiles: 4 }",
+    ),
+    # --- Reduction ------------------------------------------------------------------------------
+    _one("reduction_sum", "Reduction SUM axis 0 (defaults): a scalar top", "Reduction", {"x": X4}),
+    _one(
+        "reduction_asum_axis1_coeff",
+        "Reduction ASUM axis 1 coeff 2 on (2,3,4,5) -> (2,)",
+        "Reduction",
+        {"x": X4},
+        "reduction_param { operation: ASUM axis: 1 coeff: 2 }",
+    ),
+    _one(
+        "reduction_sumsq_axis2",
+        "Reduction SUMSQ axis 2 on (2,3,4,5) -> (2,3)",
+        "Reduction",
+        {"x": X4},
+        "reduction_param { operation: SUMSQ axis: 2 }",
+    ),
+    _one(
+        "reduction_mean_last_coeff",
+        "Reduction MEAN axis -1 coeff -0.5 on (2,3,4,5) -> (2,3,4)",
+        "Reduction",
+        {"x": X4},
+        "reduction_param { operation: MEAN axis: -1 coeff: -0.5 }",
+    ),
+    {
+        "case": "reduction_as_loss",
+        "what": "Reduction SUMSQ (axis 0) used as a loss with loss_weight 0.5 behind an "
+        "InnerProduct, no force_backward",
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {"x": ([3, 4], ("normal", 1.0))},
+        "layers": _layer(
+            "ip", "InnerProduct", ["x"], ["y"], "inner_product_param { num_output: 2 }"
+        )
+        + _layer(
+            "l1",
+            "Reduction",
+            ["y"],
+            ["loss"],
+            "reduction_param { operation: SUMSQ }",
+            "loss_weight: 0.5",
+        ),
+    },
+    # --- MVN --------------------------------------------------------------------------------------
+    _one(
+        "mvn",
+        "MVN defaults: per (n, c) mean and variance normalization, eps 1e-9",
+        "MVN",
+        {"x": ([2, 3, 4, 5], ("normal", 2.0))},
+    ),
+    _one(
+        "mvn_mean_only",
+        "MVN normalize_variance false: mean subtraction only",
+        "MVN",
+        {"x": ([2, 3, 4, 5], ("normal", 2.0))},
+        "mvn_param { normalize_variance: false }",
+    ),
+    _one(
+        "mvn_across_channels",
+        "MVN across_channels: one mean/variance per sample",
+        "MVN",
+        {"x": ([3, 2, 3, 4], ("normal", 1.5))},
+        "mvn_param { across_channels: true }",
+    ),
+    _one(
+        "mvn_eps_large",
+        "MVN eps 0.5 (added to the std): shows Caffe's approximate backward",
+        "MVN",
+        {"x": ([2, 2, 3, 3], ("normal", 0.7))},
+        "mvn_param { eps: 0.5 }",
+    ),
+    # --- Parameter, Embed ---------------------------------------------------------------------
+    {
+        "case": "parameter_times_input",
+        "what": "Parameter shape (3,4) multiplied (Eltwise PROD) with an input: the parameter's "
+        "diff is its top's diff",
+        "phase": "TRAIN",
+        "inputs": {"x": ([3, 4], ("normal", 1.0))},
+        "layers": _layer("p", "Parameter", [], ["p"], "parameter_param { shape { dim: 3 dim: 4 } }")
+        + _layer("prod", "Eltwise", ["p", "x"], ["prod"], "eltwise_param { operation: PROD }"),
+    },
+]
+
+
+def _embed(case: str, what: str, body: str, idx_shape: list[int], k: int, n: int) -> dict:
+    return {
+        "case": case,
+        "what": what,
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {
+            "idx": (idx_shape, ("labels", k)),
+            "target": ([*idx_shape, n], ("normal", 1.0)),
+        },
+        "layers": _layer("embed", "Embed", ["idx"], ["emb"], body)
+        + _layer("loss", "EuclideanLoss", ["emb", "target"], ["loss"]),
+    }
+
+
+CASES += [
+    _embed(
+        "embed_bias",
+        "Embed K=7 -> N=4 with bias on (2,5) indices, EuclideanLoss behind",
+        "embed_param { num_output: 4 input_dim: 7 }",
+        [2, 5],
+        7,
+        4,
+    ),
+    _embed(
+        "embed_nobias_repeats",
+        "Embed K=3 -> N=5 without bias on 12 indices (repeats: weight diffs accumulate)",
+        "embed_param { num_output: 5 input_dim: 3 bias_term: false }",
+        [12],
+        3,
+        5,
+    ),
+    # --- HingeLoss, MultinomialLogisticLoss -----------------------------------------------------
+    _one(
+        "hinge_l1",
+        "HingeLoss L1 (default) on (6,5) scores",
+        "HingeLoss",
+        {"x": ([6, 5], ("normal", 1.0)), "label": ([6], ("labels", 5))},
+    ),
+    _one(
+        "hinge_l2",
+        "HingeLoss L2 on (6,5) scores",
+        "HingeLoss",
+        {"x": ([6, 5], ("normal", 1.0)), "label": ([6], ("labels", 5))},
+        "hinge_loss_param { norm: L2 }",
+    ),
+    _one(
+        "hinge_l1_4d_weight2",
+        "HingeLoss L1 on (4,3,1,1) scores, loss_weight 2",
+        "HingeLoss",
+        {"x": ([4, 3, 1, 1], ("normal", 1.5)), "label": ([4], ("labels", 3))},
+        layer_extra="loss_weight: 2",
+    ),
+    _one(
+        "multinomial",
+        "MultinomialLogisticLoss on (6,5) probabilities",
+        "MultinomialLogisticLoss",
+        {"p": ([6, 5], ("probs",)), "label": ([6], ("labels", 5))},
+    ),
+    _one(
+        "multinomial_4d_weight",
+        "MultinomialLogisticLoss on (4,3,1,1) probabilities with (4,1,1,1) labels, loss_weight 0.5",
+        "MultinomialLogisticLoss",
+        {"p": ([4, 3, 1, 1], ("probs",)), "label": ([4, 1, 1, 1], ("labels", 3))},
+        layer_extra="loss_weight: 0.5",
+    ),
+    {
+        "case": "multinomial_after_softmax",
+        "what": "Softmax then MultinomialLogisticLoss (the pre-SoftmaxWithLoss pattern)",
+        "phase": "TRAIN",
+        "inputs": {"x": ([5, 4], ("normal", 2.0)), "label": ([5], ("labels", 4))},
+        "layers": _layer("prob", "Softmax", ["x"], ["prob"])
+        + _layer("loss", "MultinomialLogisticLoss", ["prob", "label"], ["loss"]),
+    },
+    # --- InfogainLoss --------------------------------------------------------------------------
+    _one(
+        "infogain_source",
+        "InfogainLoss with H (5x5) read from a BlobProto file",
+        "InfogainLoss",
+        {"x": ([6, 5], ("normal", 1.0)), "label": ([6], ("labels", 5))},
+        'infogain_loss_param { source: "H.binaryproto" }',
+        blob_files={"H.binaryproto": ([1, 1, 5, 5], ("uniform", 0.0, 1.0))},
+    ),
+    _one(
+        "infogain_spatial_ignore_prob",
+        "InfogainLoss on spatial (2,4,3,3) with ignore_label 1, "
+        "VALID normalization and the probability as a second top",
+        "InfogainLoss",
+        {"x": ([2, 4, 3, 3], ("normal", 1.0)), "label": ([2, 1, 3, 3], ("labels", 4))},
+        'infogain_loss_param { source: "H.binaryproto" }\n  loss_param { ignore_label: 1 }',
+        tops=["loss", "prob"],
+        layer_extra="loss_weight: 1\n  loss_weight: 0",
+        blob_files={"H.binaryproto": ([4, 4], ("uniform", 0.0, 2.0))},
+    ),
+    _one(
+        "infogain_batchsize_axis2",
+        "InfogainLoss axis 2 on (2,3,4) with normalization BATCH_SIZE, loss_weight 1.5",
+        "InfogainLoss",
+        {"x": ([2, 3, 4], ("normal", 1.0)), "label": ([2, 3], ("labels", 4))},
+        'infogain_loss_param { source: "H.binaryproto" axis: 2 }\n'
+        "  loss_param { normalization: BATCH_SIZE }",
+        blob_files={"H.binaryproto": ([4, 4], ("uniform", -0.5, 1.0))},
+        layer_extra="loss_weight: 1.5",
+    ),
+    {
+        "case": "infogain_matrix_bottom",
+        "what": "InfogainLoss with H as a third bottom, behind an InnerProduct (no "
+        "force_backward: Caffe cannot backpropagate to H)",
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {
+            "x": ([5, 3], ("normal", 1.0)),
+            "label": ([5], ("labels", 4)),
+            "H": ([4, 4], ("uniform", 0.0, 1.0)),
+        },
+        "layers": _layer(
+            "ip", "InnerProduct", ["x"], ["score"], "inner_product_param { num_output: 4 }"
+        )
+        + _layer("loss", "InfogainLoss", ["score", "label", "H"], ["loss"]),
+    },
+    # --- BatchReindex, Filter -----------------------------------------------------------------
+    {
+        "case": "batch_reindex_repeats",
+        "what": "BatchReindex of an InnerProduct's (4,2) top with 6 indices (repeats: diffs "
+        "add up), EuclideanLoss behind, no force_backward",
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {
+            "x": ([4, 3], ("normal", 1.0)),
+            "idx": ([6], ("labels", 4)),
+            "target": ([6, 2], ("normal", 1.0)),
+        },
+        "layers": _layer(
+            "ip", "InnerProduct", ["x"], ["y"], "inner_product_param { num_output: 2 }"
+        )
+        + _layer("reindex", "BatchReindex", ["y", "idx"], ["r"])
+        + _layer("loss", "EuclideanLoss", ["r", "target"], ["loss"]),
+    },
+    {
+        "case": "batch_reindex_4d",
+        "what": "BatchReindex of a 1x1 Convolution's (5,2,3,3) top with 3 indices, EuclideanLoss",
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {
+            "x": ([5, 2, 3, 3], ("normal", 1.0)),
+            "idx": ([3], ("choice", [4, 0, 2])),
+            "target": ([3, 2, 3, 3], ("normal", 1.0)),
+        },
+        "layers": _layer(
+            "conv",
+            "Convolution",
+            ["x"],
+            ["y"],
+            "convolution_param { num_output: 2 kernel_size: 1 }",
+        )
+        + _layer("reindex", "BatchReindex", ["y", "idx"], ["r"])
+        + _layer("loss", "EuclideanLoss", ["r", "target"], ["loss"]),
+    },
+    {
+        "case": "filter_two_bottoms",
+        "what": "Filter of two InnerProducts' tops (6,3) and (6,2) by a (6,) 0/1 selector; "
+        "SUMSQ and SUM Reductions as losses; no force_backward",
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {
+            "x": ([6, 4], ("normal", 1.0)),
+            "z": ([6, 2, 2], ("normal", 1.0)),
+            "sel": ([6], ("choice", [0.0, 1.0, 1.0, 0.0, 1.0, 1.0])),
+        },
+        "layers": _layer(
+            "ip", "InnerProduct", ["x"], ["y"], "inner_product_param { num_output: 3 }"
+        )
+        + _layer("ip_z", "InnerProduct", ["z"], ["w"], "inner_product_param { num_output: 2 }")
+        + _layer("filter", "Filter", ["y", "w", "sel"], ["fy", "fz"])
+        + _layer(
+            "loss_y",
+            "Reduction",
+            ["fy"],
+            ["loss_y"],
+            "reduction_param { operation: SUMSQ }",
+            "loss_weight: 1",
+        )
+        + _layer(
+            "loss_z",
+            "Reduction",
+            ["fz"],
+            ["loss_z"],
+            "reduction_param { operation: SUM }",
+            "loss_weight: 1",
+        ),
+    },
+    {
+        "case": "filter_selector_4d",
+        "what": "Filter with a (5,1,1,1) selector (nonzero values other than 1 select too) "
+        "behind an InnerProduct",
+        "phase": "TRAIN",
+        "force_backward": False,
+        "inputs": {
+            "x": ([5, 3], ("normal", 1.0)),
+            "sel": ([5, 1, 1, 1], ("choice", [0.0, 2.0, -1.0])),
+        },
+        "layers": _layer(
+            "ip", "InnerProduct", ["x"], ["y"], "inner_product_param { num_output: 2 }"
+        )
+        + _layer("filter", "Filter", ["y", "sel"], ["fy"])
+        + _layer(
+            "loss",
+            "Reduction",
+            ["fy"],
+            ["loss"],
+            "reduction_param { operation: SUMSQ }",
+            "loss_weight: 1",
+        ),
+    },
+    # --- SPP ------------------------------------------------------------------------------------
+    _one(
+        "spp_max_h3",
+        "SPP pyramid_height 3, MAX on (2,3,8,8) -> (2, 3*(1+4+16))",
+        "SPP",
+        {"x": ([2, 3, 8, 8], ("normal", 1.0))},
+        "spp_param { pyramid_height: 3 }",
+    ),
+    _one(
+        "spp_ave_h2_odd",
+        "SPP pyramid_height 2, AVE on (2,2,7,9) (padded bins)",
+        "SPP",
+        {"x": ([2, 2, 7, 9], ("normal", 1.0))},
+        "spp_param { pyramid_height: 2 pool: AVE }",
+    ),
+    _one(
+        "spp_h1",
+        "SPP pyramid_height 1: a (2,3,1,1) top (global MAX, not flattened)",
+        "SPP",
+        {"x": ([2, 3, 5, 6], ("normal", 1.0))},
+        "spp_param { pyramid_height: 1 }",
+    ),
+]
