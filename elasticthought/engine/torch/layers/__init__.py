@@ -17,6 +17,7 @@ from elasticthought.engine.torch.layers import (  # noqa: F401
     mvn,
     neuron,
     pooling,
+    recurrent,
     reduction,
     scale_bias,
     shape,

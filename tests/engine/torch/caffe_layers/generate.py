@@ -42,7 +42,8 @@ PROCEDURE = [
     "rng = numpy.random.RandomState(meta.seed)",
     "for each Input blob in prototxt order: blob.data[...] = draw(input_gen[blob], shape)",
     "for each layer in net.params order, each blob i: blob.data[...] = draw(param_gen, shape)",
-    "net.forward(); output.<blob> = blob.data for every blob (no '*_split_*' blobs)",
+    "net.forward() (`forwards` times: recurrent state carries over)",
+    "output.<blob> = blob.data for every blob (no '*_split_*' blobs)",
     "param_after_forward.<layer>.<i> = parameter blobs after forward",
     "unless forward_only: for b in top_diff_blobs: blob.diff[...] = rng.normal(size=shape)",
     "net.clear_param_diffs(); net.backward()  # loss tops keep diff = loss_weight",
@@ -123,7 +124,8 @@ def run_case(caffe, spec: dict, folder: Path) -> tuple[dict[str, np.ndarray], di
                 blob.data[...] = value
                 arrays[f"param.{layer}.{i}"] = value
                 param_gen[f"{layer}.{i}"] = list(gen)
-        net.forward()
+        for _ in range(spec.get("forwards", 1)):
+            net.forward()
         inputs = list(spec["inputs"])
         for name, blob in net.blobs.items():
             if "_split_" not in name:  # inputs too: in-place layers change them
@@ -239,6 +241,7 @@ def generate(out: Path, cases: list[dict]) -> None:
                 "param_gen": facts["param_gen"],
                 "inputs": {n: list(s) for n, (s, _) in spec["inputs"].items()},
                 "forward_only": bool(spec.get("forward_only", False)),
+                "forwards": int(spec.get("forwards", 1)),
                 "force_backward": bool(spec.get("force_backward", True)),
                 "top_diff_blobs": facts["top_diff_blobs"],
                 "loss_blobs": facts["loss_blobs"],

@@ -50,7 +50,8 @@ def _run(net, meta: dict, arrays: dict) -> tuple[dict, dict, dict]:
     for layer, blobs in net.params.items():
         for i, blob in enumerate(blobs):
             blob.data[...] = arrays[f"param.{layer}.{i}"]
-    net.forward()
+    for _ in range(meta.get("forwards", 1)):
+        net.forward()
     got: dict[str, np.ndarray] = {}
     for name, blob in net.blobs.items():
         got[f"output.{name}"] = blob.data.copy()

@@ -520,3 +520,103 @@ CASES += [
         "spp_param { pyramid_height: 1 }",
     ),
 ]
+
+
+def _recurrent(
+    case: str,
+    what: str,
+    type_: str,
+    body: str,
+    t: int = 4,
+    n: int = 3,
+    x_shape: tuple = (4,),
+    static: tuple | None = None,
+    expose: int = 0,
+    hidden: int = 3,
+    cont=("choice", [0.0, 1.0, 1.0]),
+    **extra,
+) -> dict:
+    inputs = {"x": ([t, n, *x_shape], ("normal", 1.0)), "cont": ([t, n], cont)}
+    bottoms = ["x", "cont"]
+    if static is not None:
+        inputs["x_static"] = ([n, *static], ("normal", 1.0))
+        bottoms.append("x_static")
+    states = ["h_0", "c_0"][:expose]
+    for name in states:
+        inputs[name] = ([1, n, hidden], ("normal", 0.5))
+        bottoms.append(name)
+    tops = ["out"] + [f"{s[0]}_T" for s in states]
+    param = f"recurrent_param {{ num_output: {hidden}{' expose_hidden: true' if expose else ''}"
+    return {
+        "case": case,
+        "what": what,
+        "phase": "TRAIN",
+        "inputs": inputs,
+        "layers": _layer("rec", type_, bottoms, tops, param + body + " }"),
+        **extra,
+    }
+
+
+CASES += [
+    _recurrent(
+        "lstm",
+        "LSTM num_output 3 on x (4,3,4) with cont markers (sequence starts mid-batch)",
+        "LSTM",
+        "",
+    ),
+    _recurrent(
+        "lstm_2d_input_static",
+        "LSTM with x (3,2,2,3) (flattened per step) and a static input (2,5)",
+        "LSTM",
+        "",
+        t=3,
+        n=2,
+        x_shape=(2, 3),
+        static=(5,),
+        hidden=4,
+    ),
+    _recurrent(
+        "lstm_expose_hidden",
+        "LSTM expose_hidden: h_0, c_0 bottoms and h_T, c_T tops "
+        "(no gradient through them, as Caffe)",
+        "LSTM",
+        "",
+        expose=2,
+        cont=("choice", [1.0]),
+    ),
+    _recurrent(
+        "lstm_state_carries_over",
+        "LSTM run forward twice: the second pass starts from "
+        "the first's final state where cont is 1",
+        "LSTM",
+        "",
+        t=3,
+        n=4,
+        forwards=2,
+        cont=("choice", [0.0, 1.0, 1.0, 1.0]),
+    ),
+    _recurrent("rnn", "RNN num_output 3 on x (4,3,4) with cont markers", "RNN", ""),
+    _recurrent(
+        "rnn_static_expose",
+        "RNN with a static input and expose_hidden (h_0 bottom, h_T top)",
+        "RNN",
+        "",
+        t=3,
+        n=2,
+        static=(3,),
+        expose=1,
+        hidden=2,
+    ),
+    {
+        "case": "lstm_unit",
+        "what": "LSTMUnit on (1,4,3) cells, (1,4,12) gate inputs and cont (1,4) with values 0, 1 "
+        "and 0.5 (Caffe's forget-gate diff uses f = cont * sigmoid)",
+        "phase": "TRAIN",
+        "inputs": {
+            "c_prev": ([1, 4, 3], ("normal", 1.0)),
+            "x": ([1, 4, 12], ("normal", 1.0)),
+            "cont": ([1, 4], ("choice", [0.0, 1.0, 0.5])),
+        },
+        "layers": _layer("unit", "LSTMUnit", ["c_prev", "x", "cont"], ["c", "h"]),
+    },
+]
