@@ -563,8 +563,12 @@ class Net:
             blob_to_array,
             read_caffemodel,
         )
+        from elasticthought.engine.torch import hdf5
         from elasticthought.engine.upgrade import net_needs_upgrade, upgrade_net
 
+        if isinstance(source, str | os.PathLike) and hdf5.is_hdf5(source):
+            self._copy_from_hdf5(source)
+            return
         if isinstance(source, caffe_pb2.NetParameter):
             src = upgrade_net(source) if net_needs_upgrade(source) else source
         else:
@@ -592,6 +596,48 @@ class Net:
                 arr = blob_to_array(bp).reshape(tuple(t.shape))
                 with torch.no_grad():
                     t.copy_(torch.as_tensor(arr.copy()).reshape(t.shape))
+
+    def _copy_from_hdf5(self, path: str | os.PathLike) -> None:
+        """Caffe's CopyTrainedLayersFromHDF5: by layer name; a missing dataset is allowed only
+        for a blob shared from another layer; shapes must match exactly."""
+        from elasticthought.engine.torch import hdf5
+
+        index: dict[str, int] = {}
+        for i, n in enumerate(self.layer_names):
+            index.setdefault(n, i)
+        owners: set[int] = set()
+        owner_of: dict[int, int] = {}
+        for i, layer in enumerate(self.layers):
+            for t in layer.blobs:
+                owner_of.setdefault(id(t), i)
+        for name, arrays in hdf5.read_weights(path).items():
+            i = index.get(name)
+            if i is None:
+                continue
+            target = self.layers[i].blobs
+            if len(arrays) > len(target):
+                raise NetError(f"Incompatible number of blobs for layer {name!r}")
+            for k, t in enumerate(target):
+                arr = arrays[k] if k < len(arrays) else None
+                if arr is None:
+                    if owner_of.get(id(t)) != i or id(t) in owners:
+                        continue  # shared from another layer
+                    raise NetError(f"Incompatible number of blobs for layer {name!r}")
+                if tuple(arr.shape) != tuple(t.shape):
+                    raise NetError(
+                        f"cannot copy param {k} weights from layer {name!r}; shape mismatch. "
+                        f"Source param shape is {list(arr.shape)}; target param shape is "
+                        f"{list(t.shape)}"
+                    )
+                owners.add(id(t))
+                with torch.no_grad():
+                    t.copy_(torch.as_tensor(arr.copy()))
+
+    def save_hdf5(self, path: str | os.PathLike, write_diff: bool = False) -> None:
+        """Write the weights as Caffe's HDF5 weights file (`.caffemodel.h5`)."""
+        from elasticthought.engine.torch import hdf5
+
+        hdf5.write_weights(self, path, write_diff)
 
     def to_proto(self, write_diff: bool = False) -> caffe_pb2.NetParameter:
         """The net's NetParameter with every layer's parameter blobs (Caffe's ToProto)."""

@@ -47,8 +47,8 @@ def test_unsupported_type_names_the_nearest_supported_one(capsys):
         r"'Convolution'",
     ):
         layer_class("ConvolutionDepthwise")
-    assert main(["layers", "HDF5Data"]) == 1
-    assert "nearest supported: 'Data'" in capsys.readouterr().out
+    assert main(["layers", "WindowData"]) == 1
+    assert "nearest supported: 'ImageData'" in capsys.readouterr().out
 
 
 # --- STOCHASTIC pooling -----------------------------------------------------------------------

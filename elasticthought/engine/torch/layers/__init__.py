@@ -10,6 +10,7 @@ from elasticthought.engine.torch.layers import (  # noqa: F401
     conv,
     eltwise,
     embed,
+    hdf5_layers,
     inner_product,
     inputs,
     losses,
