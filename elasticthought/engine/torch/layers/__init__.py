@@ -18,6 +18,7 @@ from elasticthought.engine.torch.layers import (  # noqa: F401
     mvn,
     neuron,
     pooling,
+    python_layer,
     recurrent,
     reduction,
     scale_bias,
