@@ -26,4 +26,5 @@ from elasticthought.engine.torch.layers import (  # noqa: F401
     softmax,
     spp,
     tile,
+    window_data,
 )
