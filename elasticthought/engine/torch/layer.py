@@ -62,11 +62,11 @@ ALTERNATIVES: dict[str, str] = {
     "SoftmaxLoss": "SoftmaxWithLoss",
     "TripletLoss": "ContrastiveLoss",
     "L2Normalize": "MVN",
-    "HDF5Data": "Data",
-    "WindowData": "ImageData",
+    "AnnotatedData": "Data",
+    "VideoData": "ImageData",
 }
-#: types with no reasonable stand-in (no similar-name guess is offered for them)
-NO_ALTERNATIVE = {"LSTM", "RNN", "LSTMUnit", "HDF5Output", "Python"}
+#: types of Caffe forks with no reasonable stand-in (no similar-name guess is offered)
+NO_ALTERNATIVE = {"PriorBox", "DetectionOutput", "MultiBoxLoss", "ROIPooling", "Proposal"}
 
 
 def nearest_layer(type_name: str) -> str | None:

@@ -14,9 +14,10 @@ from elasticthought.engine.torch.layer import LAYERS, LayerError, UnsupportedLay
 from elasticthought.engine.torch.net import Net
 
 NEW_LAYERS = [
-    "BatchReindex", "Clip", "ContrastiveLoss", "Embed", "Filter", "HingeLoss", "InfogainLoss",
-    "MultinomialLogisticLoss", "MVN", "Parameter", "Reduction", "SPP", "Swish", "Threshold",
-    "Tile",
+    "BatchReindex", "Clip", "ContrastiveLoss", "Embed", "Filter", "HDF5Data", "HDF5Output",
+    "HingeLoss", "InfogainLoss", "LSTM", "LSTMUnit", "RNN", "MultinomialLogisticLoss", "MVN",
+    "Parameter", "Python", "Reduction", "SPP", "Swish", "Threshold", "Tile", "WindowData",
+    "Im2col",
 ]  # fmt: skip
 
 
@@ -47,8 +48,11 @@ def test_unsupported_type_names_the_nearest_supported_one(capsys):
         r"'Convolution'",
     ):
         layer_class("ConvolutionDepthwise")
-    assert main(["layers", "WindowData"]) == 1
-    assert "nearest supported: 'ImageData'" in capsys.readouterr().out
+    assert main(["layers", "AnnotatedData"]) == 1
+    assert "nearest supported: 'Data'" in capsys.readouterr().out
+    with pytest.raises(UnsupportedLayer) as info:
+        layer_class("PriorBox")
+    assert "nearest" not in str(info.value)
 
 
 # --- STOCHASTIC pooling -----------------------------------------------------------------------

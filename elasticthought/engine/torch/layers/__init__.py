@@ -11,6 +11,7 @@ from elasticthought.engine.torch.layers import (  # noqa: F401
     eltwise,
     embed,
     hdf5_layers,
+    im2col,
     inner_product,
     inputs,
     losses,

@@ -620,3 +620,20 @@ CASES += [
         "layers": _layer("unit", "LSTMUnit", ["c_prev", "x", "cont"], ["c", "h"]),
     },
 ]
+
+CASES += [
+    _one(
+        "im2col",
+        "Im2col kernel 3 stride 2 pad 1 on (2,3,7,6) -> (2,27,4,3)",
+        "Im2col",
+        {"x": ([2, 3, 7, 6], ("normal", 1.0))},
+        "convolution_param { kernel_size: 3 stride: 2 pad: 1 }",
+    ),
+    _one(
+        "im2col_hw_dilation",
+        "Im2col kernel_h 2 kernel_w 3, dilation 2 on (1,2,8,9)",
+        "Im2col",
+        {"x": ([1, 2, 8, 9], ("normal", 1.0))},
+        "convolution_param { kernel_h: 2 kernel_w: 3 dilation: 2 }",
+    ),
+]
