@@ -33,6 +33,8 @@ from elasticthought.engine.torch.device import resolve_device
 from elasticthought.engine.torch.layer import Layer, LayerError, layer_class
 
 _RELEASED = torch.empty(0)
+#: the name Caffe gives the top it adds to a loss layer that declares none (AutoTopBlobs)
+AUTOMATIC = "(automatic)"
 
 
 def _clock(device: torch.device) -> float:
@@ -131,8 +133,13 @@ class Net:
         self.inputs: list[str] = []
         for lp in self.param.layer:
             cls = layer_class(lp.type)
+            tops = list(lp.top)
+            if cls.is_loss and not tops:
+                # Caffe's AutoTopBlobs: an anonymous loss top, not usable as a bottom
+                taken = AUTOMATIC in self.blobs
+                tops = [f"{AUTOMATIC}#{len(self.blobs)}" if taken else AUTOMATIC]
             _check_count(lp, "bottom", len(lp.bottom), cls.num_bottoms)
-            _check_count(lp, "top", len(lp.top), cls.num_tops)
+            _check_count(lp, "top", len(tops), cls.num_tops)
             layer = cls(lp, self.phase, self.device)
             for j, name in enumerate(lp.bottom):
                 if name not in self.blobs:
@@ -141,28 +148,29 @@ class Net:
                     )
                 available.pop(name, None)
             inplace = []
-            for j, name in enumerate(lp.top):
+            for j, name in enumerate(tops):
                 is_inplace = j < len(lp.bottom) and lp.bottom[j] == name
                 if not is_inplace and name in self.blobs:
                     raise NetError(f"top blob {name!r} (layer {lp.name!r}) is produced by "
                                    "multiple sources")
                 inplace.append(is_inplace)
-                available[name] = None
+                if not name.startswith(AUTOMATIC):
+                    available[name] = None
                 if name not in self.blobs:
                     self.blobs[name] = Blob(torch.zeros(0, device=self.device))
                 if lp.type == "Input":
                     self.inputs.append(name)
-            if len(lp.loss_weight) and len(lp.loss_weight) != len(lp.top):
+            if len(lp.loss_weight) and len(lp.loss_weight) != len(tops):
                 raise NetError(f"layer {lp.name!r}: loss_weight must be given for every top "
                                "or for none")
             if len(lp.loss_weight):
                 weights = [float(w) for w in lp.loss_weight]
             else:
-                weights = [1.0 if (cls.is_loss and j == 0) else 0.0 for j in range(len(lp.top))]
+                weights = [1.0 if (cls.is_loss and j == 0) else 0.0 for j in range(len(tops))]
             if len(lp.propagate_down) and len(lp.propagate_down) != len(lp.bottom):
                 raise NetError(f"layer {lp.name!r}: propagate_down must be given for every "
                                "bottom or for none")
-            spec = _Spec(list(lp.bottom), list(lp.top), inplace, loss_weights=weights)
+            spec = _Spec(list(lp.bottom), tops, inplace, loss_weights=weights)
             for j, pd in enumerate(lp.propagate_down):
                 if not pd and not (self.force_backward and layer.allow_force_backward(j)):
                     spec.detach.append(j)

@@ -177,3 +177,19 @@ def test_parameter_layer_round_trips_through_a_caffemodel(tmp_path):
     other = _net(body, [1])
     other.copy_from(str(tmp_path / "p.caffemodel"))
     np.testing.assert_array_equal(other.forward()["p"], np.arange(6).reshape(2, 3))
+
+
+def test_a_loss_layer_without_a_top_still_counts():
+    """Caffe's AutoTopBlobs: a loss layer with no top gets an anonymous one (not an output)
+    whose loss is in the net's loss and drives the gradients."""
+    body = (
+        'layer { name: "l" type: "Input" top: "l" input_param { shape { dim: 2 } } }\n'
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "l" }\n'
+    )
+    net = _net(body, [2, 3])
+    net.blobs["x"].data[...] = [[1, 2, 3], [0, 0, 5]]
+    net.blobs["l"].data[...] = [2, 0]
+    loss = net.forward_backward()
+    assert net.outputs == []
+    assert loss == pytest.approx((0.40760596 + 5.0134) / 2, rel=1e-4)
+    assert np.abs(net.blobs["x"].diff).sum() > 0
