@@ -7,8 +7,8 @@ ImageData, HDF5Data, WindowData, MemoryData, DummyData) replaced by Input layers
 they would produce (batch 2), in-place layers made out-of-place (so every pre-activation is
 kept and compared), force_backward on -- so Accuracy layers, whose backward Caffe aborts on, are
 left out (the golden layer cases cover them) -- and TEST phase (no dropout sampling).
-Weights: He-scaled normal draws (BatchNorm statistics valid), written once as a caffemodel that both load. Loss tops
-keep their loss_weight diff; other outputs get seeded diffs.
+Weights: He-scaled normal draws (BatchNorm statistics valid), written once as a caffemodel that
+both load. Loss tops keep their loss_weight diff; other outputs get seeded diffs.
 
 Forward must match everywhere. A backward mismatch is accepted only where it starts (walking
 back from the outputs, the first layer whose top diffs agree but bottom diffs do not) at a
