@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"{args.type}: supported")
         return 0
-    for name in sorted(LAYERS):
-        print(name)
+    from elasticthought.engine.torch.layer import OPT_IN
+
+    for name in sorted(set(LAYERS) | set(OPT_IN)):
+        print(f"{name} (opt-in: {OPT_IN[name]})" if name in OPT_IN else name)
     return 0

@@ -69,6 +69,13 @@ ALTERNATIVES: dict[str, str] = {
 NO_ALTERNATIVE = {"PriorBox", "DetectionOutput", "MultiBoxLoss", "ROIPooling", "Proposal"}
 
 
+#: types the engine implements but refuses unless the process opts in (why, and how)
+OPT_IN: dict[str, str] = {
+    "Python": "Python layers run arbitrary user code and are refused here; run the net with "
+    "`elasticthought train|test --allow-python-layers` on a machine you trust",
+}
+
+
 def nearest_layer(type_name: str) -> str | None:
     """The supported layer type closest to `type_name`: a known alternative for a fork's type,
     the same name in another case, else the most similar name."""
@@ -92,6 +99,8 @@ def layer_class(type_name: str) -> type[Layer]:
     try:
         return LAYERS[type_name]
     except KeyError:
+        if type_name in OPT_IN:
+            raise UnsupportedLayer(f"layer type {type_name!r}: {OPT_IN[type_name]}") from None
         supported = ", ".join(sorted(LAYERS))
         nearest = nearest_layer(type_name)
         hint = f"; nearest supported: {nearest!r}" if nearest else ""

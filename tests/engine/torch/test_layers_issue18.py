@@ -16,7 +16,7 @@ from elasticthought.engine.torch.net import Net
 NEW_LAYERS = [
     "BatchReindex", "Clip", "ContrastiveLoss", "Embed", "Filter", "HDF5Data", "HDF5Output",
     "HingeLoss", "InfogainLoss", "LSTM", "LSTMUnit", "RNN", "MultinomialLogisticLoss", "MVN",
-    "Parameter", "Python", "Reduction", "SPP", "Swish", "Threshold", "Tile", "WindowData",
+    "Parameter", "Reduction", "SPP", "Swish", "Threshold", "Tile", "WindowData",
     "Im2col",
 ]  # fmt: skip
 
@@ -34,9 +34,15 @@ def _net(body: str, shape: list[int], phase: str = "TRAIN") -> Net:
 def test_new_layers_are_registered_and_listed(capsys):
     assert set(NEW_LAYERS) <= set(LAYERS)
     assert main(["layers"]) == 0
-    listed = capsys.readouterr().out.split()
+    lines = capsys.readouterr().out.splitlines()
+    listed = [line.split()[0] for line in lines]
     assert listed == sorted(listed) and set(NEW_LAYERS) <= set(listed) and "Data" in listed
+    # Python layers: listed as opt-in, but not in the registry the service validates against
+    assert "--allow-python-layers" in lines[listed.index("Python")]
+    assert "Python" not in LAYERS
     assert main(["layers", "Swish"]) == 0
+    assert main(["layers", "Python"]) == 1
+    assert "--allow-python-layers" in capsys.readouterr().out
 
 
 def test_unsupported_type_names_the_nearest_supported_one(capsys):
@@ -193,3 +199,24 @@ def test_a_loss_layer_without_a_top_still_counts():
     assert net.outputs == []
     assert loss == pytest.approx((0.40760596 + 5.0134) / 2, rel=1e-4)
     assert np.abs(net.blobs["x"].diff).sum() > 0
+
+
+def test_the_service_refuses_python_layers_and_accepts_the_new_types():
+    """The REST API validates nets against the registry: Python layers are a 422 there, the new
+    BVLC types pass."""
+    from elasticthought.api.common import ApiError
+    from elasticthought.api.solvers import validate_net
+
+    data = (
+        'layer { name: "d" type: "Data" top: "data" top: "label" '
+        'data_param { source: "x" batch_size: 2 } }\n'
+    )
+    python = (
+        'layer { name: "p" type: "Python" bottom: "data" top: "p" '
+        'python_param { module: "m" layer: "L" } }\n'
+    )
+    with pytest.raises(ApiError) as info:
+        validate_net(data + python)
+    assert info.value.code == 422 and "'Python'" in info.value.detail
+    swish = 'layer { name: "s" type: "Swish" bottom: "data" top: "s" }\n'
+    assert validate_net(data + swish) == "DATA"

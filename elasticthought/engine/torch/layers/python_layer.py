@@ -1,11 +1,13 @@
 """`Python` layers: user code with pycaffe's `caffe.Layer` interface.
 
-They run arbitrary code, so they are refused unless the process allowed them with
-`allow_python_layers()` -- only `elasticthought train|test --allow-python-layers` does; the
-service and its workers never do. `python_param`: module (imported by name; the current
-directory is searched first, then sys.path), layer (the class), param_str (the class sees it as
-`self.param_str`). The class implements `setup(bottom, top)`, `reshape(bottom, top)`,
-`forward(bottom, top)` and `backward(top, propagate_down, bottom)` on pycaffe-like blobs
+They run arbitrary code, so the type is only in the layer registry once the process allowed it
+with `allow_python_layers()` -- only `elasticthought train|test --allow-python-layers` does; the
+service (which validates nets against the registry) and its workers never do.
+
+`python_param`: module (imported by name; the current directory is searched first, then
+sys.path), layer (the class), param_str (the class sees it as `self.param_str`). The class
+implements `setup(bottom, top)`, `reshape(bottom, top)`, `forward(bottom, top)` and
+`backward(top, propagate_down, bottom)` on pycaffe-like blobs
 (`.data` and `.diff` numpy arrays, `.reshape(*shape)`, `.shape`, `.count`, `.num`, ...), may add
 learned blobs with `self.blobs.add_blob(*shape)` in setup, and sees `self.phase` (0 TRAIN,
 1 TEST). A module doing `import caffe` gets real pycaffe when it is importable, otherwise a small
@@ -24,23 +26,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from elasticthought.engine.torch.layer import Layer, UnsupportedLayer, register
+from elasticthought.engine.torch.layer import LAYERS, OPT_IN, Layer, UnsupportedLayer, register
 
-_ALLOWED = False
-REFUSED = (
-    "Python layers run arbitrary user code and are refused here; run the net with "
-    "`elasticthought train|test --allow-python-layers` on a machine you trust"
-)
+REFUSED = OPT_IN["Python"]
 
 
 def allow_python_layers(allowed: bool = True) -> None:
-    """Let this process build `Python` layers (the train/test CLI's --allow-python-layers)."""
-    global _ALLOWED
-    _ALLOWED = bool(allowed)
+    """Let this process build `Python` layers (the train/test CLI's --allow-python-layers):
+    registers the type, or removes it again."""
+    if allowed:
+        register(Python)
+    else:
+        LAYERS.pop(Python.type_name, None)
 
 
 def python_layers_allowed() -> bool:
-    return _ALLOWED
+    return LAYERS.get(Python.type_name) is Python
 
 
 class PyBlob:
@@ -149,14 +150,13 @@ class _PythonFn(torch.autograd.Function):
         return (None, None, *out)
 
 
-@register
 class Python(Layer):
     """Caffe's `Python` layer (see the module docstring)."""
 
     type_name = "Python"
 
     def __init__(self, param: Any, phase: str, device: torch.device) -> None:
-        if not _ALLOWED:
+        if not python_layers_allowed():
             raise UnsupportedLayer(f"layer {param.name!r}: {REFUSED}")
         super().__init__(param, phase, device)
         p = param.python_param
