@@ -102,6 +102,8 @@ def test_lstm_sequence_net_trains_like_caffe(
         cwd=lstm_job, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    # real Caffe's runs below write the same snapshot name: keep ours aside
+    (lstm_job / f"lstm_iter_{ITERATIONS}.caffemodel").rename(lstm_job / "torch_final.caffemodel")
     rows = parse_log(done.stderr).train
     assert [r["NumIters"] for r in rows] == list(range(ITERATIONS))
     ours = np.array([r["loss"] for r in rows])
@@ -128,20 +130,20 @@ def test_lstm_sequence_net_trains_like_caffe(
     )  # fmt: skip
     assert theirs[-10:].mean() < 0.8 * theirs[:10].mean()  # it learns the lagged task
 
-    # the torch engine's final caffemodel in real Caffe: the same loss on the first batch
-    model = f"lstm_iter_{ITERATIONS}.caffemodel"
-    assert (lstm_job / model).exists()
+    # the torch engine's final caffemodel in real Caffe and real Caffe's in the torch engine:
+    # the same losses on the first batches (the LSTM state carries over between them)
     script = (
         "net = caffe.Net('net.prototxt', caffe.TEST, weights=sys.argv[1])\n"
         "print(json.dumps([float(net.forward()['loss']) for _ in range(3)]))\n"
     )
-    caffe_loss = json.loads(run_pycaffe(caffe_runtime, script, lstm_job, model))
-    old = Path.cwd()
-    os.chdir(lstm_job)
-    try:
-        net = Net("net.prototxt", "TEST", weights=model)
-        torch_loss = [float(net.forward()["loss"]) for _ in range(3)]
-        net.close()
-    finally:
-        os.chdir(old)
-    np.testing.assert_allclose(torch_loss, caffe_loss, rtol=1e-5, atol=1e-6)
+    for model in ("torch_final.caffemodel", f"lstm_iter_{ITERATIONS}.caffemodel"):
+        caffe_loss = json.loads(run_pycaffe(caffe_runtime, script, lstm_job, model))
+        old = Path.cwd()
+        os.chdir(lstm_job)
+        try:
+            net = Net("net.prototxt", "TEST", weights=model)
+            torch_loss = [float(net.forward()["loss"]) for _ in range(3)]
+            net.close()
+        finally:
+            os.chdir(old)
+        np.testing.assert_allclose(torch_loss, caffe_loss, rtol=1e-5, atol=1e-6)

@@ -112,8 +112,10 @@ def _ours(work: Path) -> tuple[np.ndarray, Path]:
     rows = parse_log(done.stderr).train
     losses = np.array([r["loss"] for r in rows])
     assert [r["NumIters"] for r in rows] == list(range(ITERATIONS))
-    model = work / f"{EXAMPLE}/mnist_siamese_iter_{ITERATIONS}.caffemodel"
-    assert model.exists(), sorted(p.name for p in (work / EXAMPLE).iterdir())
+    written = work / f"{EXAMPLE}/mnist_siamese_iter_{ITERATIONS}.caffemodel"
+    assert written.exists(), sorted(p.name for p in (work / EXAMPLE).iterdir())
+    model = work / "torch_final.caffemodel"  # real Caffe's run writes the same snapshot name
+    written.rename(model)
     return losses, model
 
 
@@ -201,3 +203,8 @@ def test_siamese_example_trains_like_caffe_and_its_model_loads_in_caffe(
     torch_feat = net.forward(data=images)["feat"]
     assert caffe_feat.shape == torch_feat.shape == (20, 2)
     np.testing.assert_allclose(torch_feat, caffe_feat, rtol=1e-4, atol=1e-5)
+    # and the other way: real Caffe's trained caffemodel in the torch engine
+    caffe_model = siamese_job / f"{EXAMPLE}/mnist_siamese_iter_{ITERATIONS}.caffemodel"
+    caffe_feat = _caffe_features(caffe_runtime, deploy, caffe_model, images)
+    net.copy_from(str(caffe_model))
+    np.testing.assert_allclose(net.forward(data=images)["feat"], caffe_feat, rtol=1e-4, atol=1e-5)
