@@ -546,7 +546,7 @@ class Solver:
 
             model = self.snapshot_filename(".caffemodel.h5")
             log.info("Snapshotting to HDF5 file %s", model)
-            self.net.save_hdf5(model)
+            self.net.save_hdf5(model, write_diff=bool(self.param.snapshot_diff))
             state_path = self.snapshot_filename(".solverstate.h5")
             log.info("Snapshotting solver state to HDF5 file %s", state_path)
             hdf5.write_state(state_path, self.iter, model, self.current_step,
