@@ -97,7 +97,7 @@ def test_every_bvlc_layer_type_is_supported(caffe_source):  # noqa: F811
     its sources) and every type the source tree's nets use is in the torch engine's registry."""
     import re
 
-    from elasticthought.engine.torch.layer import LAYERS
+    from elasticthought.engine.torch.layer import LAYERS, OPT_IN
     from elasticthought.engine.torch.net import _load_data_layers
 
     _load_data_layers()
@@ -108,7 +108,8 @@ def test_every_bvlc_layer_type_is_supported(caffe_source):  # noqa: F811
     used = set()
     for rel in NETS:
         used |= {layer.type for layer in _read(caffe_source / rel).layer}
-    assert (registered | used) <= set(LAYERS), (registered | used) - set(LAYERS)
+    supported = set(LAYERS) | set(OPT_IN)  # Python: opt-in (train/test --allow-python-layers)
+    assert (registered | used) <= supported, (registered | used) - supported
 
 
 def _read(path: Path) -> caffe_pb2.NetParameter:
