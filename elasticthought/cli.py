@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "convert-imageset": "elasticthought.commands.convert_imageset",
     "compute-image-mean": "elasticthought.commands.compute_image_mean",
     "upgrade-net": "elasticthought.commands.upgrade_net",
+    "layers": "elasticthought.commands.layers",
 }
 
 

@@ -18,6 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", default=None, help="CUDA device id (default: CPU)")
     parser.add_argument("--stage", default="", help="comma-separated net stages")
     parser.add_argument("--level", type=int, default=0, help="net level")
+    parser.add_argument(
+        "--allow-python-layers",
+        action="store_true",
+        help="run `Python` layers (user code from python_param.module; the current directory "
+        "is searched first). The service never runs them",
+    )
 
 
 def score(net, iterations: int, log) -> tuple[float, list[tuple[str, float]]]:
@@ -75,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
             device = "cpu"
         log.info("Use CPU." if device == "cpu" else f"Use GPU with device ID {device}")
         stages = tuple(s for s in args.stage.split(",") if s)
+        if args.allow_python_layers:
+            from elasticthought.engine.torch.layers.python_layer import allow_python_layers
+
+            allow_python_layers()
         net = Net(args.model, "TEST", device=device, stages=stages, level=args.level)
         try:
             for path in args.weights.split(","):

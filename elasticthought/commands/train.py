@@ -14,17 +14,23 @@ HELP = "train a solver.prototxt with the torch engine (like `caffe train`)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", required=True, help="the solver definition (prototxt)")
     parser.add_argument(
-        "--weights", default="",
+        "--weights",
+        default="",
         help="pretrained .caffemodel(s) to start from, comma-separated (fine-tuning)",
     )
+    parser.add_argument("--snapshot", default="", help="a .solverstate to resume training from")
     parser.add_argument(
-        "--snapshot", default="", help="a .solverstate to resume training from"
-    )
-    parser.add_argument(
-        "--gpu", default=None,
+        "--gpu",
+        default=None,
         help="CUDA device id (overrides solver_mode/device_id); a comma list uses the first",
     )
     parser.add_argument("--log-file", default="", help="also append the log to this file")
+    parser.add_argument(
+        "--allow-python-layers",
+        action="store_true",
+        help="run `Python` layers (user code from python_param.module; the current directory "
+        "is searched first). The service never runs them",
+    )
 
 
 def gpu_device(gpu: str | None) -> int | str | None:
@@ -67,9 +73,11 @@ def _train(args: argparse.Namespace, log) -> int:
     from elasticthought.engine.torch.solver import Solver, upgrade_snapshot_prefix
 
     if args.weights and args.snapshot:
-        raise ValueError(
-            "Give a snapshot to resume training or weights to finetune but not both."
-        )
+        raise ValueError("Give a snapshot to resume training or weights to finetune but not both.")
+    if args.allow_python_layers:
+        from elasticthought.engine.torch.layers.python_layer import allow_python_layers
+
+        allow_python_layers()
     param = read_solver(args.solver)
     upgrade_snapshot_prefix(param, args.solver)
     device = gpu_device(args.gpu)

@@ -49,14 +49,63 @@ def register(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
+#: what to use instead of layer types of Caffe forks that BVLC Caffe does not have
+ALTERNATIVES: dict[str, str] = {
+    "ConvolutionDepthwise": "Convolution",
+    "DepthwiseConvolution": "Convolution",
+    "BN": "BatchNorm",
+    "Upsample": "Deconvolution",
+    "Interp": "Deconvolution",
+    "Normalize": "MVN",
+    "ShuffleChannel": "Reshape",
+    "Permute": "Reshape",
+    "SoftmaxLoss": "SoftmaxWithLoss",
+    "TripletLoss": "ContrastiveLoss",
+    "L2Normalize": "MVN",
+    "AnnotatedData": "Data",
+    "VideoData": "ImageData",
+}
+#: types of Caffe forks with no reasonable stand-in (no similar-name guess is offered)
+NO_ALTERNATIVE = {"PriorBox", "DetectionOutput", "MultiBoxLoss", "ROIPooling", "Proposal"}
+
+
+#: types the engine implements but refuses unless the process opts in (why, and how)
+OPT_IN: dict[str, str] = {
+    "Python": "Python layers run arbitrary user code and are refused here; run the net with "
+    "`elasticthought train|test --allow-python-layers` on a machine you trust",
+}
+
+
+def nearest_layer(type_name: str) -> str | None:
+    """The supported layer type closest to `type_name`: a known alternative for a fork's type,
+    the same name in another case, else the most similar name."""
+    import difflib
+
+    known = ALTERNATIVES.get(type_name)
+    if known in LAYERS:
+        return known
+    if type_name in NO_ALTERNATIVE:
+        return None
+    lower = {name.lower(): name for name in LAYERS}
+    if type_name.lower() in lower:
+        return lower[type_name.lower()]
+    close = difflib.get_close_matches(type_name.lower(), list(lower), n=1, cutoff=0.5)
+    return lower[close[0]] if close else None
+
+
 def layer_class(type_name: str) -> type[Layer]:
-    """The class for a Caffe type string, or `UnsupportedLayer` naming what is supported."""
+    """The class for a Caffe type string, or `UnsupportedLayer` naming the nearest supported
+    type and all of them."""
     try:
         return LAYERS[type_name]
     except KeyError:
+        if type_name in OPT_IN:
+            raise UnsupportedLayer(f"layer type {type_name!r}: {OPT_IN[type_name]}") from None
         supported = ", ".join(sorted(LAYERS))
+        nearest = nearest_layer(type_name)
+        hint = f"; nearest supported: {nearest!r}" if nearest else ""
         raise UnsupportedLayer(
-            f"unsupported layer type {type_name!r}; supported: {supported}"
+            f"unsupported layer type {type_name!r}{hint}; supported: {supported}"
         ) from None
 
 

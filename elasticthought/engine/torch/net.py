@@ -33,6 +33,8 @@ from elasticthought.engine.torch.device import resolve_device
 from elasticthought.engine.torch.layer import Layer, LayerError, layer_class
 
 _RELEASED = torch.empty(0)
+#: the name Caffe gives the top it adds to a loss layer that declares none (AutoTopBlobs)
+AUTOMATIC = "(automatic)"
 
 
 def _clock(device: torch.device) -> float:
@@ -124,8 +126,13 @@ class Net:
         self.inputs: list[str] = []
         for lp in self.param.layer:
             cls = layer_class(lp.type)
+            tops = list(lp.top)
+            if cls.is_loss and not tops:
+                # Caffe's AutoTopBlobs: an anonymous loss top, not usable as a bottom
+                taken = AUTOMATIC in self.blobs
+                tops = [f"{AUTOMATIC}#{len(self.blobs)}" if taken else AUTOMATIC]
             _check_count(lp, "bottom", len(lp.bottom), cls.num_bottoms)
-            _check_count(lp, "top", len(lp.top), cls.num_tops)
+            _check_count(lp, "top", len(tops), cls.num_tops)
             layer = cls(lp, self.phase, self.device)
             for j, name in enumerate(lp.bottom):
                 if name not in self.blobs:
@@ -134,28 +141,29 @@ class Net:
                     )
                 available.pop(name, None)
             inplace = []
-            for j, name in enumerate(lp.top):
+            for j, name in enumerate(tops):
                 is_inplace = j < len(lp.bottom) and lp.bottom[j] == name
                 if not is_inplace and name in self.blobs:
                     raise NetError(f"top blob {name!r} (layer {lp.name!r}) is produced by "
                                    "multiple sources")
                 inplace.append(is_inplace)
-                available[name] = None
+                if not name.startswith(AUTOMATIC):
+                    available[name] = None
                 if name not in self.blobs:
                     self.blobs[name] = Blob(torch.zeros(0, device=self.device))
                 if lp.type == "Input":
                     self.inputs.append(name)
-            if len(lp.loss_weight) and len(lp.loss_weight) != len(lp.top):
+            if len(lp.loss_weight) and len(lp.loss_weight) != len(tops):
                 raise NetError(f"layer {lp.name!r}: loss_weight must be given for every top "
                                "or for none")
             if len(lp.loss_weight):
                 weights = [float(w) for w in lp.loss_weight]
             else:
-                weights = [1.0 if (cls.is_loss and j == 0) else 0.0 for j in range(len(lp.top))]
+                weights = [1.0 if (cls.is_loss and j == 0) else 0.0 for j in range(len(tops))]
             if len(lp.propagate_down) and len(lp.propagate_down) != len(lp.bottom):
                 raise NetError(f"layer {lp.name!r}: propagate_down must be given for every "
                                "bottom or for none")
-            spec = _Spec(list(lp.bottom), list(lp.top), inplace, loss_weights=weights)
+            spec = _Spec(list(lp.bottom), tops, inplace, loss_weights=weights)
             for j, pd in enumerate(lp.propagate_down):
                 if not pd and not (self.force_backward and layer.allow_force_backward(j)):
                     spec.detach.append(j)
@@ -556,8 +564,12 @@ class Net:
             blob_to_array,
             read_caffemodel,
         )
+        from elasticthought.engine.torch import hdf5
         from elasticthought.engine.upgrade import net_needs_upgrade, upgrade_net
 
+        if isinstance(source, str | os.PathLike) and hdf5.is_hdf5(source):
+            self._copy_from_hdf5(source)
+            return
         if isinstance(source, caffe_pb2.NetParameter):
             src = upgrade_net(source) if net_needs_upgrade(source) else source
         else:
@@ -585,6 +597,48 @@ class Net:
                 arr = blob_to_array(bp).reshape(tuple(t.shape))
                 with torch.no_grad():
                     t.copy_(torch.as_tensor(arr.copy()).reshape(t.shape))
+
+    def _copy_from_hdf5(self, path: str | os.PathLike) -> None:
+        """Caffe's CopyTrainedLayersFromHDF5: by layer name; a missing dataset is allowed only
+        for a blob shared from another layer; shapes must match exactly."""
+        from elasticthought.engine.torch import hdf5
+
+        index: dict[str, int] = {}
+        for i, n in enumerate(self.layer_names):
+            index.setdefault(n, i)
+        owners: set[int] = set()
+        owner_of: dict[int, int] = {}
+        for i, layer in enumerate(self.layers):
+            for t in layer.blobs:
+                owner_of.setdefault(id(t), i)
+        for name, arrays in hdf5.read_weights(path).items():
+            i = index.get(name)
+            if i is None:
+                continue
+            target = self.layers[i].blobs
+            if len(arrays) > len(target):
+                raise NetError(f"Incompatible number of blobs for layer {name!r}")
+            for k, t in enumerate(target):
+                arr = arrays[k] if k < len(arrays) else None
+                if arr is None:
+                    if owner_of.get(id(t)) != i or id(t) in owners:
+                        continue  # shared from another layer
+                    raise NetError(f"Incompatible number of blobs for layer {name!r}")
+                if tuple(arr.shape) != tuple(t.shape):
+                    raise NetError(
+                        f"cannot copy param {k} weights from layer {name!r}; shape mismatch. "
+                        f"Source param shape is {list(arr.shape)}; target param shape is "
+                        f"{list(t.shape)}"
+                    )
+                owners.add(id(t))
+                with torch.no_grad():
+                    t.copy_(torch.as_tensor(arr.copy()))
+
+    def save_hdf5(self, path: str | os.PathLike, write_diff: bool = False) -> None:
+        """Write the weights as Caffe's HDF5 weights file (`.caffemodel.h5`)."""
+        from elasticthought.engine.torch import hdf5
+
+        hdf5.write_weights(self, path, write_diff)
 
     def to_proto(self, write_diff: bool = False) -> caffe_pb2.NetParameter:
         """The net's NetParameter with every layer's parameter blobs (Caffe's ToProto)."""

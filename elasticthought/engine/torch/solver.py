@@ -134,8 +134,6 @@ class Solver:
         self._callbacks: list[tuple[Callable[[], None] | None, Callable[[], None] | None]] = []
         check_policy(param)
         rule = rule_class(param.type)
-        if param.snapshot_format != param.BINARYPROTO:
-            raise SolverError("snapshot_format HDF5 is not supported; use BINARYPROTO")
         if param.regularization_type not in ("L1", "L2"):
             raise SolverError(f"Unknown regularization type: {param.regularization_type}")
         if param.iter_size < 1:
@@ -543,6 +541,21 @@ class Solver:
         from elasticthought.engine.caffemodel import array_to_blob, write_solverstate
         from elasticthought.engine.proto import caffe_pb2
 
+        if self.param.snapshot_format == self.param.HDF5:
+            from elasticthought.engine.torch import hdf5
+
+            model = self.snapshot_filename(".caffemodel.h5")
+            log.info("Snapshotting to HDF5 file %s", model)
+            self.net.save_hdf5(model, write_diff=bool(self.param.snapshot_diff))
+            state_path = self.snapshot_filename(".solverstate.h5")
+            log.info("Snapshotting solver state to HDF5 file %s", state_path)
+            hdf5.write_state(state_path, self.iter, model, self.current_step,
+                             [h.detach().cpu().numpy() for h in self.rule.history])
+            self._emit({
+                "event": "snapshot", "iteration": self.iter, "caffemodel": model,
+                "solverstate": state_path,
+            })
+            return model, state_path
         model = self.snapshot_filename(".caffemodel")
         log.info("Snapshotting to binary proto file %s", model)
         self.net.save(model)
@@ -569,9 +582,24 @@ class Solver:
             blob_to_array,
             read_solverstate,
         )
+        from elasticthought.engine.torch import hdf5
 
-        if path.endswith(".h5"):
-            raise SolverError("HDF5 solver states are not supported; use a .solverstate")
+        if hdf5.is_hdf5(path):
+            iteration, learned, step, history = hdf5.read_state(path)
+            if len(history) != len(self.rule.history):
+                raise SolverError(f"{path}: Incorrect length of history blobs")
+            for i, (arr, h) in enumerate(zip(history, self.rule.history, strict=True)):
+                if arr.size != h.numel():
+                    raise SolverError(
+                        f"{path}: history blob {i} does not match the shape {tuple(h.shape)}"
+                    )
+            if learned:
+                self.net.copy_from(learned)
+            self.iter, self.current_step = iteration, step
+            with torch.no_grad():
+                for arr, h in zip(history, self.rule.history, strict=True):
+                    h.copy_(torch.from_numpy(arr.reshape(h.shape)))
+            return
         state = read_solverstate(path)
         if len(state.history) != len(self.rule.history):
             raise SolverError(

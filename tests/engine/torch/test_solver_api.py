@@ -176,7 +176,6 @@ def test_weights_and_v1_solver_type(folder):
 
 @pytest.mark.parametrize("extra, error, match", [
     ('type: "LBFGS"', UnknownSolverType, "LBFGS"),
-    ("snapshot_format: HDF5", SolverError, "HDF5"),
     ('regularization_type: "L3"', SolverError, "L3"),
     ("test_iter: 4", SolverError, "test_state"),
     ('snapshot_prefix: "no/such/dir/x"', SolverError, "snapshot prefix"),

@@ -1,4 +1,5 @@
-"""Pooling (MAX, AVE; global; Caffe's output-size rounding and AVE divisor; round_mode).
+"""Pooling (MAX, AVE, STOCHASTIC; global; Caffe's output-size rounding and AVE divisor;
+round_mode).
 
 Output size: `ceil((H + 2p - k) / s) + 1` (CEIL, the default) or floor (FLOOR), minus one when
 there is padding and the last window would start in it. AVE divides by the window clipped to
@@ -18,6 +19,7 @@ from elasticthought.engine.torch.layer import Layer, register
 
 MAX, AVE, STOCHASTIC = 0, 1, 2
 CEIL, FLOOR = 0, 1
+FLT_MIN = float(np.finfo(np.float32).tiny)
 
 
 def caffe_pooled_size(size: int, kernel: int, stride: int, pad: int, round_mode: int) -> int:
@@ -47,8 +49,6 @@ class Pooling(Layer):
         if bottoms[0].dim() != 4:
             raise self.error(f"Pooling needs 4-D input, got shape {list(bottoms[0].shape)}")
         self.pool = int(p.pool)
-        if self.pool == STOCHASTIC:
-            raise self.error("STOCHASTIC pooling is not supported")
         self.global_pooling = bool(p.global_pooling)
         has_k = p.HasField("kernel_h") or p.HasField("kernel_w")
         if self.global_pooling:
@@ -103,9 +103,40 @@ class Pooling(Layer):
                     return [y, idx.detach().to(x.dtype)]
                 return [F.max_pool2d(x, kernel, self.stride, self.pad, 1, ceil)]
             return self._slow_max(x, kernel, out)
+        if self.pool == STOCHASTIC:
+            return [self._stochastic(x, kernel, out)]
         if fast:
             return [F.avg_pool2d(x, kernel, self.stride, self.pad, ceil, True)]
         return [self._slow_ave(x, kernel, out)]
+
+    def _stochastic(self, x: torch.Tensor, kernel, out) -> torch.Tensor:
+        """Caffe's STOCHASTIC pooling (its GPU kernels; Caffe has no CPU version). Windows
+        start at `p * stride` and are clipped to the input (padding only affects the output
+        size). TRAIN: with s the window's sum and u ~ U[0, 1), the first element (row-major)
+        whose running sum reaches u * s is the output and gets the gradient (activations are
+        expected to be non-negative, as after a ReLU). TEST: sum(x^2) / (FLT_MIN + sum(x))."""
+        h, w = x.shape[2], x.shape[3]
+        (sh, sw), (kh, kw) = self.stride, kernel
+        rh = max(0, (out[0] - 1) * sh + kh - h)
+        rw = max(0, (out[1] - 1) * sw + kw - w)
+        xp = F.pad(x, (0, rw, 0, rh)) if rh or rw else x
+        n, c = x.shape[0], x.shape[1]
+        lh = (xp.shape[2] - kh) // sh + 1
+        lw = (xp.shape[3] - kw) // sw + 1
+        cols = F.unfold(xp, (kh, kw), stride=(sh, sw)).reshape(n, c, kh * kw, lh, lw)
+        cols = cols[..., : out[0], : out[1]].reshape(n, c, kh * kw, out[0] * out[1])
+        if self.phase == "TEST":
+            total = cols.sum(2) + FLT_MIN
+            y = (cols * cols).sum(2) / total
+        else:
+            with torch.no_grad():
+                running = torch.cumsum(cols, 2)
+                thres = torch.rand(running[:, :, -1].shape, device=x.device, dtype=x.dtype)
+                thres = thres * running[:, :, -1]
+                pick = (running < thres.unsqueeze(2)).sum(2, keepdim=True)
+                pick = torch.clamp(pick, max=kh * kw - 1)
+            y = torch.gather(cols, 2, pick).squeeze(2)
+        return y.reshape(n, c, out[0], out[1])
 
     def _right_pad(self, size: int, kernel: int, stride: int, pad: int, out: int) -> int:
         return max(0, (out - 1) * stride + kernel - (size + pad))
