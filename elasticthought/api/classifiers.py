@@ -41,6 +41,12 @@ from elasticthought.api.common import (
     want_str,
 )
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
+from elasticthought.api.result_format import (
+    FORMAT_QUERY,
+    RESULT_FORMAT_FIELD,
+    RESULT_FORMATS,
+    parse_result_format,
+)
 from elasticthought.engine.errors import FormatError
 from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to
 from elasticthought.store.base import new_id
@@ -53,6 +59,7 @@ bp.before_request(require_auth)
 FIELDS = (
     "specification", "specification-url", "training-job-id", "model-url", "labels", "scale",
     "image-width", "image-height", "color", "gpu", "transform", "name", "engine",
+    RESULT_FORMAT_FIELD,
 )  # fmt: skip
 TRANSFORM_FIELDS = ("scale", "mean_value", "crop_size")
 MAX_PROTOTXT = 1 << 20
@@ -399,6 +406,7 @@ def post_classifier():
         "image-height": _number(body, "image-height", None, integer=True),
         "color": _flag(body, "color"),
         "gpu": _flag(body, "gpu"),
+        RESULT_FORMAT_FIELD: parse_result_format(body.get(RESULT_FORMAT_FIELD)),
     }
     name = want_str(body, "name", 200)
     engine = _engine(body)
@@ -482,6 +490,7 @@ _COMMON = {
     "gpu": _FLAG,
     "name": {"type": "string"},
     "engine": {"type": "string", "enum": ["torch", "caffe"]},
+    RESULT_FORMAT_FIELD: {"type": "string", "enum": list(RESULT_FORMATS)},
 }
 _TRANSFORM = obj(
     {
@@ -547,6 +556,7 @@ OPENAPI_PATHS["/classifiers/{doc_id}/classify"] = {
         params=[
             {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
             {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0}},
+            FORMAT_QUERY,
         ],
         errors=(400, 401, 404, 413, 422),
     ),

@@ -26,6 +26,13 @@ from elasticthought.api.common import (
     vet_url,
 )
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
+from elasticthought.api.result_format import (
+    FORMAT_QUERY,
+    RESULT_FORMAT_FIELD,
+    chosen_format,
+    parse_result_format,
+    present,
+)
 from elasticthought.fetch import FetchError
 from elasticthought.queue.registry import FINAL_STATES
 from elasticthought.store.base import NotFound, new_id
@@ -97,6 +104,7 @@ def _wait_params() -> tuple[bool, float]:
 def classify_request(classifier: dict) -> Any:
     """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait."""
     wait, timeout = _wait_params()
+    chosen_format(classifier, request.args)  # a bad ?format= is refused before queueing
     urls, files = _request_parts()
     if not urls and not files:
         raise bad_request("give at least one image: 'urls' (repeatable) or 'files' (uploads)")
@@ -129,6 +137,7 @@ def classify_request(classifier: dict) -> Any:
                 "engine": classifier.get("engine") or "torch",
                 "processing-state": "pending",
                 "processing-log": "",
+                RESULT_FORMAT_FIELD: parse_result_format(classifier.get(RESULT_FORMAT_FIELD)),
                 "image-count": len(images),
                 "images": images,
             }
@@ -168,7 +177,7 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 
 def _show(doc: dict) -> dict[str, Any]:
-    out = _ordered(public(doc, INTERNAL))
+    out = present(_ordered(public(doc, INTERNAL)), chosen_format(doc, request.args))
     if doc.get("processing-state") == "pending":
         from elasticthought.queue import explain_pending
 
@@ -184,7 +193,7 @@ def _show(doc: dict) -> dict[str, Any]:
 @bp.get("/classify-jobs")
 def list_classify_jobs():
     page = list_owned("classify-job", INTERNAL)
-    page["items"] = [_ordered(item) for item in page["items"]]
+    page["items"] = [present(_ordered(i), chosen_format(i, request.args)) for i in page["items"]]
     return jsonify(page)
 
 
@@ -209,6 +218,9 @@ def cancel_classify_job(doc_id: str):
 
 
 OPENAPI_PATHS = resource("classify-jobs", "classify job", None, "")
+for _method in OPENAPI_PATHS["/classify-jobs/{doc_id}"].values():
+    if isinstance(_method, dict) and "responses" in _method:
+        _method.setdefault("parameters", []).append(FORMAT_QUERY)
 OPENAPI_PATHS["/classify-jobs/{doc_id}/cancel"] = {
     "parameters": [ID_PARAM],
     "post": op(

@@ -24,6 +24,7 @@ from elasticthought.api.common import (
     want_bool,
 )
 from elasticthought.api.openapi import obj, resource
+from elasticthought.api.seed_compat import DATASET_ALIASES, fold_aliases
 from elasticthought.jobs.split import share
 from elasticthought.store.base import new_id
 
@@ -64,7 +65,9 @@ def _datafile(doc_id: str, where: str) -> dict:
 
 @bp.post("/datasets")
 def post_dataset():
-    body = json_body(("training", "testing", "compute-mean"), ("training", "testing"))
+    allowed = ("training", "testing", "compute-mean")
+    body = fold_aliases(json_body((*allowed, *DATASET_ALIASES)), DATASET_ALIASES)
+    check_fields(body, allowed, ("training", "testing"))
     training = _split(body, "training")
     testing = _split(body, "testing")
     compute_mean = want_bool(body, "compute-mean")

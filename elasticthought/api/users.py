@@ -33,8 +33,9 @@ OWNED_TYPES = ("datafile", "dataset", "solver", "training-job", "classifier", "c
 
 
 def _check_password(password: str | None) -> str:
-    if password is None or not 8 <= len(password) <= 1024:
-        raise bad_request("'password' must be a string of 8 to 1024 characters")
+    shortest = config().min_password_length  # --min-password-length
+    if password is None or not shortest <= len(password) <= 1024:
+        raise bad_request(f"'password' must be a string of {shortest} to 1024 characters")
     return password
 
 
