@@ -53,6 +53,13 @@ class Config:
     create_db: bool = field(
         default=True, metadata={"help": "create the CouchDB database when it is missing"}
     )
+    sync_gw_public_url: str = field(
+        default="",
+        metadata={
+            "help": "Sync Gateway's public URL of the database (port 4984), told to users "
+            "with their sync credentials"
+        },
+    )
     workers: int = field(default=1, metadata={"help": "worker threads (0 = API only)"})
     http_threads: int = field(
         default=16, metadata={"help": "HTTP request threads of the WSGI server (at least 16)"}

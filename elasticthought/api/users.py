@@ -22,6 +22,11 @@ from elasticthought.api.common import (
 from elasticthought.api.openapi import ID_PARAM, PAGE_PARAMS, json_response, obj, op
 from elasticthought.api.passwords import hash_password, verify_password
 from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
+from elasticthought.store.syncgateway import (
+    deprovision_user,
+    provision_existing_users,
+    provision_user,
+)
 
 bp = Blueprint("users", __name__)
 
@@ -107,6 +112,7 @@ def post_user():
         doc = create_user(username, password, email)
     except Conflict:
         raise ApiError(409, f"username {username!r} is taken") from None
+    provision_user(store(), username)  # its Sync Gateway user, when the store is one
     return jsonify(public(doc, HIDDEN)), 201
 
 
@@ -171,6 +177,7 @@ def delete_user(doc_id: str):
         except (NotFound, Conflict):
             pass
     store().delete(doc["_id"], doc["_rev"])
+    deprovision_user(store(), doc["username"])
     return "", 204
 
 
@@ -235,3 +242,4 @@ def _bootstrap(state) -> None:
 
     services = state.app.extensions[EXTENSION]
     bootstrap_admin(services.store, services.config.admin_user, services.config.admin_password)
+    provision_existing_users(services.store)
