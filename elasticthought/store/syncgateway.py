@@ -114,19 +114,23 @@ _found: dict[str, SyncGatewayUsers | None] = {}
 _found_lock = threading.Lock()
 
 
-def is_sync_gateway(server_url: str, auth: tuple[str, str] | None) -> bool:
-    """Whether the server root answers as Sync Gateway (`vendor.name`)."""
+def is_sync_gateway(server_url: str, auth: tuple[str, str] | None) -> bool | None:
+    """Whether the server root answers as Sync Gateway (`vendor.name`); None when it does not
+    answer (unknown: ask again later)."""
     try:
         response = requests.get(server_url + "/", auth=auth, timeout=TIMEOUT)
+    except requests.RequestException:
+        return None
+    try:
         vendor = response.json().get("vendor") or {}
-    except (requests.RequestException, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         return False
     return isinstance(vendor, dict) and vendor.get("name") == VENDOR
 
 
 def users_of(store: Store) -> SyncGatewayUsers | None:
     """The Sync Gateway users of `store`'s database, or None when `store` is not Sync Gateway
-    (the answer is remembered per store URL)."""
+    or does not answer (a definite answer is remembered per store URL)."""
     from elasticthought.store.couch import CouchStore
 
     if not isinstance(store, CouchStore):
@@ -135,11 +139,11 @@ def users_of(store: Store) -> SyncGatewayUsers | None:
         if store.url in _found:
             return _found[store.url]
     auth = store._creds  # the admin port's credentials, when the URL carries any
-    found = None
-    if is_sync_gateway(store.server_url, auth):
-        found = SyncGatewayUsers(store.db_url, auth, store.db_name)
-    with _found_lock:
-        _found[store.url] = found
+    answer = is_sync_gateway(store.server_url, auth)
+    found = SyncGatewayUsers(store.db_url, auth, store.db_name) if answer else None
+    if answer is not None:
+        with _found_lock:
+            _found[store.url] = found
     return found
 
 

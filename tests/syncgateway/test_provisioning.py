@@ -44,9 +44,13 @@ def credentials(base: str, auth: tuple[str, str]) -> requests.Response:
     return requests.post(base + "/sync-gateway/credentials", auth=auth, timeout=30)
 
 
-def test_user_endpoint_recorded_contract(contract: SyncGatewayContract, db_name: str) -> None:
+def test_user_endpoint_recorded_contract(
+    contract: SyncGatewayContract, pouchdb_server: PouchDBServer, db_name: str
+) -> None:
     """The `_user` calls against the recorded contract: create, read, rotate, delete."""
-    assert is_sync_gateway(contract.url, None)
+    assert is_sync_gateway(contract.url, None) is True
+    assert is_sync_gateway(pouchdb_server.url, None) is False  # a plain CouchDB-protocol server
+    assert is_sync_gateway("http://127.0.0.1:9", None) is None  # no answer: ask again later
     users = SyncGatewayUsers(contract.db_url(db_name), None, db_name)
     assert not users.exists("alice")
     assert users.ensure("alice") is True  # PUT -> 201 created
