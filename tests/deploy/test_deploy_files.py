@@ -200,6 +200,14 @@ def test_butane_config_runs_our_images_and_commands(path: Path) -> None:
     image = files["/etc/elasticthought/image.env"]["contents"]["inline"].strip()
     assert image.startswith("ET_IMAGE=")
 
+    # systemd substitutes $VAR and %x itself: only ${ET_IMAGE} and %i are meant; a shell
+    # variable must be written $$VAR.
+    for name, text in units.items():
+        for line in unit_lines(text, "ExecStart"):
+            variables = set(re.findall(r"(?<!\$)\$(\{\w+\}|\w+)", line.replace("$$", "")))
+            assert variables <= {"{ET_IMAGE}"}, (name, variables)
+            assert set(re.findall(r"%(.)", line)) <= {"i"}, name
+
     expected = {"elasticthought.service": "serve", workers[0]: "worker"}
     for name, command in expected.items():
         (start,) = unit_lines(units[name], "ExecStart")
