@@ -24,5 +24,10 @@ setup(
     package_data={"elasticthought.engine.proto": ["*.proto"]},
     include_package_data=True,
     install_requires=requirements(),
-    entry_points={"console_scripts": ["elasticthought=elasticthought.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "elasticthought=elasticthought.cli:main",
+            "elastic-thought=elasticthought.cli:main",  # the seed's command name
+        ]
+    },
 )

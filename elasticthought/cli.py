@@ -1,4 +1,5 @@
-"""The `elasticthought` command: one subcommand per module in `elasticthought.commands`.
+"""The `elasticthought` command (also installed as `elastic-thought`, the seed's name): one
+subcommand per module in `elasticthought.commands`.
 
 Each command module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`,
 and imports heavy dependencies (torch, Caffe) inside `run` so that `--help` stays fast.
@@ -42,9 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def seed_compatible(argv: list[str]) -> list[str]:
+    """The seed's launch line has no subcommand (`elastic-thought --sync-gw URL`): options
+    without a command run `serve`."""
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        return ["serve", *argv]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(seed_compatible(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -37,18 +37,28 @@ class Config:
         default="",
         metadata={
             "help": "document store URL: sqlite:///ABS/PATH, sqlite:REL/PATH or "
-            "http(s)://HOST:PORT/DB (Sync Gateway, CouchDB, PouchDB Server); "
-            "default sqlite:<data-dir>/elasticthought.db"
+            "http(s)://HOST:PORT/DB (Sync Gateway admin port, CouchDB, PouchDB Server); "
+            "default sqlite:<data-dir>/elasticthought.db",
+            "aliases": ("--sync-gw-url", "--sync-gw"),  # the seed's spellings
         },
     )
     blobs: str = field(
         default="",
         metadata={
-            "help": "blob store URL: file:///ABS/DIR or file:REL/DIR; default file:<data-dir>/blobs"
+            "help": "blob store URL: file:///ABS/DIR or file:REL/DIR; "
+            "default file:<data-dir>/blobs",
+            "aliases": ("--blob-store-url",),  # the seed's spelling
         },
     )
     create_db: bool = field(
         default=True, metadata={"help": "create the CouchDB database when it is missing"}
+    )
+    sync_gw_public_url: str = field(
+        default="",
+        metadata={
+            "help": "Sync Gateway's public URL of the database (port 4984), told to users "
+            "with their sync credentials"
+        },
     )
     workers: int = field(default=1, metadata={"help": "worker threads (0 = API only)"})
     http_threads: int = field(
@@ -112,6 +122,10 @@ class Config:
         default=60.0, metadata={"help": "seconds allowed for a URL download to stall"}
     )
     open_signup: bool = field(default=True, metadata={"help": "let anyone create a user"})
+    min_password_length: int = field(
+        default=8,
+        metadata={"help": "shortest password a user may choose (1 to 1024)", "range": (1, 1024)},
+    )
     admin_user: str = field(default="", metadata={"help": "bootstrap an admin user of this name"})
     admin_password: str = field(default="", metadata={"help": "password of the bootstrap admin"})
     log_level: str = field(default="INFO", metadata={"help": "logging level"})
@@ -133,6 +147,19 @@ class Config:
         return [int(g) for g in self.gpus.split(",") if g.strip()]
 
 
+def _in_range(kind: Any, low: int, high: int) -> Any:
+    """`kind` (an argparse type) that also refuses values outside low..high."""
+
+    def parse(text: Any) -> Any:
+        value = kind(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    parse.__name__ = getattr(kind, "__name__", "value")
+    return parse
+
+
 def _env_name(name: str) -> str:
     return "ET_" + name.upper()
 
@@ -145,6 +172,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         kind: Any = {"int": int, "float": float, "bool": _bool}.get(
             f.type if isinstance(f.type, str) else f.type.__name__, str
         )
+        if "range" in f.metadata:
+            kind = _in_range(kind, *f.metadata["range"])
         default = f.default
         if env in os.environ:
             try:
@@ -159,6 +188,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             extra["const"] = True
         parser.add_argument(
             flag,
+            *f.metadata.get("aliases", ()),
             dest=f.name,
             type=kind,
             default=default,

@@ -32,7 +32,7 @@ def test_every_job_constructor_makes_a_pending_job_that_submit_stores(tmp_path):
             model.training_job(
                 owner, "training-job:ann:1", "solver:x", "dataset:y", "torch", False, 0
             ),
-            model.classify_job(owner, "classify-job:ann:1", {"_id": "classifier:c"}, []),
+            model.classify_job(owner, "classify-job:ann:1", {"_id": "classifier:c"}, [], "rich"),
         ]
         for doc in jobs:
             stored = model.submit(store, doc)

@@ -41,6 +41,7 @@ def resource_modules() -> list[Any]:
         health,
         openapi,
         solvers,
+        sync_gateway,
         tokens,
         training_jobs,
         users,
@@ -49,7 +50,7 @@ def resource_modules() -> list[Any]:
 
     return [
         health, openapi, users, tokens, datafiles, datasets, solvers, training_jobs,
-        classifiers, classify_jobs, workers,
+        classifiers, classify_jobs, workers, sync_gateway,
     ]  # fmt: skip
 
 

@@ -25,6 +25,12 @@ from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.result_format import (
+    FORMAT_QUERY,
+    RESULT_FORMAT_FIELD,
+    RESULT_FORMATS,
+    parse_result_format,
+)
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import check_unicode, no_json_constant, want_str
 from elasticthought.blobs import layout
@@ -47,6 +53,7 @@ bp.before_request(require_auth)
 FIELDS = (
     "specification", "specification-url", "training-job-id", "model-url", "labels", "scale",
     "image-width", "image-height", "color", "gpu", "transform", "name", "engine",
+    RESULT_FORMAT_FIELD,
 )  # fmt: skip
 MAX_PROTOTXT = 1 << 20
 MAX_LABELS = 100_000
@@ -386,6 +393,7 @@ def post_classifier():
         "image-height": _number(body, "image-height", None, integer=True),
         "color": _flag(body, "color"),
         "gpu": _flag(body, "gpu"),
+        RESULT_FORMAT_FIELD: parse_result_format(body.get(RESULT_FORMAT_FIELD)),
     }
     name = want_str(body, "name", 200)
     engine = _engine(body)
@@ -469,6 +477,7 @@ _COMMON = {
     "gpu": _FLAG,
     "name": {"type": "string"},
     "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
+    RESULT_FORMAT_FIELD: {"type": "string", "enum": list(RESULT_FORMATS)},
 }
 _TRANSFORM = obj(
     {
@@ -534,6 +543,7 @@ OPENAPI_PATHS["/classifiers/{doc_id}/classify"] = {
         params=[
             {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
             {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0}},
+            FORMAT_QUERY,
         ],
         errors=(400, 401, 404, 413, 422),
     ),

@@ -14,6 +14,13 @@ from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.result_format import (
+    FORMAT_QUERY,
+    RESULT_FORMAT_FIELD,
+    chosen_format,
+    parse_result_format,
+    present,
+)
 from elasticthought.api.services import blobs, store
 from elasticthought.api.validation import vet_url
 from elasticthought.blobs import layout
@@ -90,6 +97,7 @@ def _wait_params() -> tuple[bool, float]:
 def classify_request(classifier: dict) -> Any:
     """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait."""
     wait, timeout = _wait_params()
+    chosen_format(classifier, request.args)  # a bad ?format= is refused before queueing
     urls, files = _request_parts()
     if not urls and not files:
         raise bad_request("give at least one image: 'urls' (repeatable) or 'files' (uploads)")
@@ -110,7 +118,8 @@ def classify_request(classifier: dict) -> Any:
             key = layout.image(job_id, i)
             size = blobs().put(key, upload.stream)
             images.append({"name": name, "blob": key, "size": size})
-        doc = model.submit(store(), model.classify_job(user_id(), job_id, classifier, images))
+        fmt = parse_result_format(classifier.get(RESULT_FORMAT_FIELD))
+        doc = model.submit(store(), model.classify_job(user_id(), job_id, classifier, images, fmt))
     except BaseException:
         blobs().delete_prefix(layout.prefix(job_id))
         raise
@@ -146,7 +155,7 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 
 def _show(doc: dict) -> dict[str, Any]:
-    out = _ordered(public(doc, INTERNAL))
+    out = present(_ordered(public(doc, INTERNAL)), chosen_format(doc, request.args))
     if doc.get(PROCESSING_STATE) == PENDING:
         from elasticthought.queue import explain_pending
 
@@ -162,7 +171,7 @@ def _show(doc: dict) -> dict[str, Any]:
 @bp.get("")
 def list_classify_jobs():
     page = list_owned("classify-job", INTERNAL)
-    page["items"] = [_ordered(item) for item in page["items"]]
+    page["items"] = [present(_ordered(i), chosen_format(i, request.args)) for i in page["items"]]
     return jsonify(page)
 
 
@@ -187,6 +196,9 @@ def cancel_classify_job(doc_id: str):
 
 
 OPENAPI_PATHS = resource("classify-jobs", "classify job", None, "")
+for _method in OPENAPI_PATHS["/classify-jobs/{doc_id}"].values():
+    if isinstance(_method, dict) and "responses" in _method:
+        _method.setdefault("parameters", []).append(FORMAT_QUERY)
 OPENAPI_PATHS["/classify-jobs/{doc_id}/cancel"] = {
     "parameters": [ID_PARAM],
     "post": op(

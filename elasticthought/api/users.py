@@ -15,6 +15,11 @@ from elasticthought.api.services import config, store
 from elasticthought.api.validation import json_body, pagination, want_str
 from elasticthought.documents import model
 from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
+from elasticthought.store.syncgateway import (
+    deprovision_user,
+    provision_existing_users,
+    provision_user,
+)
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
@@ -26,8 +31,9 @@ OWNED_TYPES = ("datafile", "dataset", "solver", "training-job", "classifier", "c
 
 
 def _check_password(password: str | None) -> str:
-    if password is None or not 8 <= len(password) <= 1024:
-        raise bad_request("'password' must be a string of 8 to 1024 characters")
+    shortest = config().min_password_length  # --min-password-length
+    if password is None or not shortest <= len(password) <= 1024:
+        raise bad_request(f"'password' must be a string of {shortest} to 1024 characters")
     return password
 
 
@@ -78,6 +84,7 @@ def post_user():
         doc = create_user(username, password, email)
     except Conflict:
         raise ApiError(409, f"username {username!r} is taken") from None
+    provision_user(store(), username)  # its Sync Gateway user, when the store is one
     return jsonify(public(doc, HIDDEN)), 201
 
 
@@ -142,6 +149,7 @@ def delete_user(doc_id: str):
         except (NotFound, Conflict):
             pass
     store().delete(doc["_id"], doc["_rev"])
+    deprovision_user(store(), doc["username"])
     return "", 204
 
 
@@ -206,3 +214,4 @@ def _bootstrap(state) -> None:
 
     services = state.app.extensions[EXTENSION]
     bootstrap_admin(services.store, services.config.admin_user, services.config.admin_password)
+    provision_existing_users(services.store)

@@ -19,6 +19,11 @@ def open_blobs(url: str, create: bool = True) -> BlobStore:
         from elasticthought.blobs.file import FileBlobStore
 
         return FileBlobStore(url, create=create)
+    if scheme == "cbfs":
+        raise BlobError(
+            f"blob store URL {url!r}: cbfs:// (the seed's CBFS blob store) is not supported; "
+            "use a folder every node mounts, as file:///ABSOLUTE/DIR (e.g. an NFS share)"
+        )
     raise BlobError(
         f"blob store URL {url!r} is not supported: use file:///ABSOLUTE/DIR or file:RELATIVE/DIR"
     )

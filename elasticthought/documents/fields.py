@@ -44,5 +44,8 @@ IMAGE_DATA = "IMAGE_DATA"
 DATA = "DATA"
 LAYERS_TYPES = (IMAGE_DATA, DATA)
 
+#: The classifier and classify-job field naming the default format of classify results.
+RESULT_FORMAT = "result-format"
+
 #: Internal fields the API never shows.
 INTERNAL = (REV, CLAIM_ID)

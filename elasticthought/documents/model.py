@@ -126,9 +126,11 @@ def classifier(owner: str, doc_id: str, **fields: Any) -> Doc:
     return {**_head(f.CLASSIFIER, owner, doc_id), f.CREATED_AT: now(), **fields}
 
 
-def classify_job(owner: str, doc_id: str, classifier_doc: Doc, images: list[dict]) -> Doc:
+def classify_job(
+    owner: str, doc_id: str, classifier_doc: Doc, images: list[dict], result_format: str
+) -> Doc:
     """A classify job: `images` ({"name", "url"} or {"name", "blob", "size"}) through one
-    classifier, on its engine."""
+    classifier, on its engine; `result_format` is how its results are answered by default."""
     return {
         **_head(f.CLASSIFY_JOB, owner, doc_id),
         f.CREATED_AT: now(),
@@ -136,6 +138,7 @@ def classify_job(owner: str, doc_id: str, classifier_doc: Doc, images: list[dict
         f.GPU: bool(classifier_doc.get(f.GPU)),
         f.ENGINE: classifier_doc.get(f.ENGINE) or DEFAULT_ENGINE,
         **_job_state(),
+        f.RESULT_FORMAT: result_format,
         "image-count": len(images),
         "images": images,
     }
