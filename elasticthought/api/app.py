@@ -37,6 +37,7 @@ BLUEPRINTS: list[str] = [
     "elasticthought.api.classifiers:bp",
     "elasticthought.api.classify_jobs:bp",
     "elasticthought.api.workers:bp",
+    "elasticthought.web:bp",
 ]
 
 EXTENSION = "elasticthought"

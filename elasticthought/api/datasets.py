@@ -22,6 +22,7 @@ from elasticthought.api.common import (
     store,
     user_id,
     want_bool,
+    want_str,
 )
 from elasticthought.api.openapi import obj, resource
 from elasticthought.jobs.split import share
@@ -32,6 +33,8 @@ bp.before_request(require_auth)
 
 SPLIT_FIELDS = ("datafile-id", "split-percentage")
 UNUSABLE = ("failed", "canceled")
+#: An optional free-text name shown by clients (the web app); stored as given.
+MAX_NAME = 200
 
 
 def _split(body: dict, name: str) -> dict:
@@ -64,7 +67,8 @@ def _datafile(doc_id: str, where: str) -> dict:
 
 @bp.post("/datasets")
 def post_dataset():
-    body = json_body(("training", "testing", "compute-mean"), ("training", "testing"))
+    body = json_body(("training", "testing", "compute-mean", "name"), ("training", "testing"))
+    name = want_str(body, "name", MAX_NAME) or ""
     training = _split(body, "training")
     testing = _split(body, "testing")
     compute_mean = want_bool(body, "compute-mean")
@@ -108,6 +112,7 @@ def post_dataset():
             "training": training,
             "testing": testing,
             "compute-mean": compute_mean,
+            "name": name,
             "layers_type": train_df.get("layers_type"),
             "processing-state": "pending",
             "processing-log": "",
@@ -144,7 +149,12 @@ OPENAPI_PATHS = resource(
     "datasets",
     "dataset",
     obj(
-        {"training": _SPLIT, "testing": _SPLIT, "compute-mean": {"type": "boolean"}},
+        {
+            "training": _SPLIT,
+            "testing": _SPLIT,
+            "compute-mean": {"type": "boolean"},
+            "name": {"type": "string", "maxLength": MAX_NAME},
+        },
         ["training", "testing"],
     ),
     "split one datafile (same datafile-id, split-percentage e.g. 0.7) or pair two",

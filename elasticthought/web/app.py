@@ -1,0 +1,103 @@
+"""Serve the web app: `APP_PATH` (index page), its static files, and the charting library.
+
+The app is static files in `static/` (no build step); it talks to the REST API with the
+user's token from `sessionStorage`, so this blueprint adds no API route. Chart.js comes from
+npm (package.json, installed by scripts/setup into `node_modules/`); when it is absent the app
+still works and says where its plots went (`/app/vendor/chart.js` answers 404 then).
+
+Every response here carries a strict Content-Security-Policy: scripts, styles and connections
+only from this origin, no inline script or style, no frames, no plugins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Blueprint, Response, redirect, send_file, send_from_directory
+
+from elasticthought.api.common import ApiError
+
+bp = Blueprint("web", __name__)
+
+#: Where the app is served (its index page); `/` redirects here.
+APP_PATH = "/app/"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Chart.js's self-contained browser build inside an npm `node_modules` folder.
+CHART_JS = Path("chart.js") / "dist" / "chart.umd.js"
+#: `ET_NODE_MODULES` names the `node_modules` folder when it is not the repository's.
+NODE_MODULES_ENV = "ET_NODE_MODULES"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-cache",
+}
+
+
+def chart_js_path() -> Path | None:
+    """The installed Chart.js browser build, or None when npm never installed it."""
+    candidates = []
+    if os.environ.get(NODE_MODULES_ENV):
+        candidates.append(Path(os.environ[NODE_MODULES_ENV]))
+    candidates.append(Path(__file__).resolve().parents[2] / "node_modules")
+    for folder in candidates:
+        path = folder / CHART_JS
+        if path.is_file():
+            return path
+    return None
+
+
+@bp.after_request
+def _secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+@bp.get("/")
+def root() -> Response:
+    return redirect(APP_PATH, code=302)
+
+
+@bp.get(APP_PATH.rstrip("/"))
+def app_no_slash() -> Response:
+    return redirect(APP_PATH, code=301)
+
+
+@bp.get(APP_PATH)
+def index() -> Response:
+    return send_from_directory(STATIC_DIR, "index.html", max_age=0)
+
+
+@bp.get(APP_PATH + "vendor/chart.js")
+def chart_js() -> Response:
+    path = chart_js_path()
+    if path is None:
+        raise ApiError(
+            404,
+            "Chart.js is not installed: run scripts/setup (it installs the npm package "
+            "chart.js into node_modules) to get the web app's plots",
+        )
+    return send_file(path, mimetype="text/javascript", max_age=0)
+
+
+@bp.get(APP_PATH + "<path:name>")
+def static_file(name: str) -> Response:
+    if name.startswith("vendor/"):
+        raise ApiError(404, f"no file {name!r}")
+    return send_from_directory(STATIC_DIR, name, max_age=0)
