@@ -25,7 +25,7 @@ APP_PATH = "/app/"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Chart.js's self-contained browser build inside an npm `node_modules` folder.
 CHART_JS = Path("chart.js") / "dist" / "chart.umd.js"
-#: `ET_NODE_MODULES` names the `node_modules` folder when it is not the repository's.
+#: `ET_NODE_MODULES` names the `node_modules` folder to use instead of the repository's.
 NODE_MODULES_ENV = "ET_NODE_MODULES"
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -51,15 +51,11 @@ SECURITY_HEADERS = {
 
 def chart_js_path() -> Path | None:
     """The installed Chart.js browser build, or None when npm never installed it."""
-    candidates = []
-    if os.environ.get(NODE_MODULES_ENV):
-        candidates.append(Path(os.environ[NODE_MODULES_ENV]))
-    candidates.append(Path(__file__).resolve().parents[2] / "node_modules")
-    for folder in candidates:
-        path = folder / CHART_JS
-        if path.is_file():
-            return path
-    return None
+    folder = (
+        os.environ.get(NODE_MODULES_ENV) or Path(__file__).resolve().parents[2] / "node_modules"
+    )
+    path = Path(folder) / CHART_JS
+    return path if path.is_file() else None
 
 
 @bp.after_request

@@ -114,7 +114,8 @@ async function route() {
       await render(main, match.slice(1).map(decodeURIComponent), page);
     } catch (error) {
       if (page.active) {
-        fill(main, h("h1", null, "Something went wrong"), h("p", { class: "error", role: "alert" }, error.message));
+        const title = error.status === 404 ? "Not found" : "Something went wrong";
+        fill(main, h("h1", null, title), h("p", { class: "error", role: "alert" }, error.message));
       }
     }
     main.focus({ preventScroll: true });

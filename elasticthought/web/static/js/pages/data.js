@@ -181,6 +181,7 @@ export async function datasets(main, _params, page) {
 }
 
 export async function dataset(main, [id], page) {
+  await api("GET", `/datasets/${encodeURIComponent(id)}`, { signal: page.signal }); // 404 -> "Not found"
   const heading = h("h1");
   const facts = h("div");
   const labels = h("div");

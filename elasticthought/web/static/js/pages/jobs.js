@@ -94,6 +94,7 @@ function evaluationFacts(evaluation) {
 
 export async function job(main, [id], page) {
   const path = `/training-jobs/${encodeURIComponent(id)}`;
+  await api("GET", path, { signal: page.signal }); // 404 -> "Not found"
   const heading = h("h1", null, "Training job");
   const facts = h("div");
   const actions = h("div", { class: "row" });
