@@ -12,11 +12,13 @@ only from this origin, no inline script or style, no frames, no plugins.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from flask import Blueprint, Response, redirect, send_file, send_from_directory
 
 from elasticthought.api.common import ApiError
+from elasticthought.api.openapi import op
 
 bp = Blueprint("web", __name__)
 
@@ -25,6 +27,8 @@ APP_PATH = "/app/"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: Chart.js's self-contained browser build inside an npm `node_modules` folder.
 CHART_JS = Path("chart.js") / "dist" / "chart.umd.js"
+#: Names of the app's files (anything else is 404 before the file system is asked).
+FILE_NAME = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 #: `ET_NODE_MODULES` names the `node_modules` folder to use instead of the repository's.
 NODE_MODULES_ENV = "ET_NODE_MODULES"
 
@@ -94,6 +98,36 @@ def chart_js() -> Response:
 
 @bp.get(APP_PATH + "<path:name>")
 def static_file(name: str) -> Response:
-    if name.startswith("vendor/"):
-        raise ApiError(404, f"no file {name!r}")
+    if name.startswith("vendor/") or not FILE_NAME.match(name):
+        raise ApiError(404, f"no web app file {name[:200]!r}")
     return send_from_directory(STATIC_DIR, name, max_age=0)
+
+
+def _page(summary: str, mimetype: str) -> dict:
+    return op(
+        summary,
+        {"200": {"description": summary, "content": {mimetype: {"schema": {"type": "string"}}}}},
+        public=True,
+        errors=(404,),
+    )
+
+
+_REDIRECT = {"description": "redirect to the web app"}
+OPENAPI_PATHS = {
+    "/": {"get": op("redirect to the web app", {"302": _REDIRECT}, public=True, errors=())},
+    APP_PATH.rstrip("/"): {
+        "get": op("redirect to the web app", {"301": _REDIRECT}, public=True, errors=())
+    },
+    APP_PATH: {"get": _page("the web app (HTML; it calls this API with a token)", "text/html")},
+    APP_PATH + "vendor/chart.js": {
+        "get": _page(
+            "the charting library (Chart.js from npm; 404 if not installed)", "text/javascript"
+        )
+    },
+    APP_PATH + "{name}": {
+        "parameters": [
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "get": _page("a static file of the web app (JavaScript, CSS)", "text/javascript"),
+    },
+}

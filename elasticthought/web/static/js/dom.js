@@ -88,12 +88,12 @@ export function bytes(n) {
 }
 
 /** A table: headers (strings; "#" prefix = numeric column) and rows of cells. */
-export function table(caption, headers, rows, emptyText = "None yet.") {
+export function table(caption, headers, rows, emptyText = "None yet.", className = null) {
   if (!rows.length) return h("p", { class: "muted" }, emptyText);
   const numeric = headers.map((text) => text.startsWith("#"));
   return h(
     "table",
-    null,
+    { class: className },
     caption ? h("caption", { class: "muted" }, caption) : null,
     h("thead", null, h("tr", null, headers.map((text, i) =>
       h("th", { scope: "col", class: numeric[i] ? "num" : null }, text.replace(/^#/, ""))))),

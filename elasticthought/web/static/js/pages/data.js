@@ -204,7 +204,7 @@ export async function dataset(main, [id], page) {
     ]);
     if (rows.length) rows.push([h("strong", null, "All"), train.count ?? 0, test.count ?? 0]);
     fill(labels, table(null, ["Label", "#Training", "#Testing"], rows,
-      d["processing-state"] === FINISHED ? "No labels." : "The labels appear once the dataset is built."));
+      d["processing-state"] === FINISHED ? "No labels." : "The labels appear once the dataset is built.", "compact"));
     return !FINAL_STATES.includes(d["processing-state"]);
   });
 }
