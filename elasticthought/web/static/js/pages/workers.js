@@ -13,7 +13,7 @@ const QUEUED_TYPES = [
 
 function capabilities(caps) {
   return Object.entries(caps || {}).map(([key, value]) =>
-    `${key}: ${Array.isArray(value) ? value.join(", ") : typeof value === "object" ? JSON.stringify(value) : value}`).join("; ");
+    `${key}: ${Array.isArray(value) ? value.join(", ") || "none" : typeof value === "object" ? JSON.stringify(value) : value}`).join("; ");
 }
 
 function jobRef(id) {
