@@ -201,6 +201,15 @@ def test_alphabet_flow_in_the_browser(server: LiveServer, web_factory: Any) -> N
     expect(page.locator("#evaluation")).to_contain_text(f"{accuracy * 100:.1f} %")
     expect(page.locator("#main")).to_contain_text("alpha_iter_50.caffemodel")
 
+    # The model downloads (through the token, as a file).
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download model").click()
+    assert download.value.suggested_filename == "model.caffemodel"
+    model = requests.get(
+        f"{server.url}/training-jobs/{job_id}/model", auth=api.auth, timeout=60
+    ).content
+    assert Path(download.value.path()).read_bytes() == model
+
     # The log tail shows the net's name as text.
     page.wait_for_function(
         "text => document.getElementById('log').textContent.includes(text)",
@@ -406,7 +415,9 @@ def test_app_is_served_with_a_strict_content_security_policy(server: LiveServer)
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", text), path
 
 
-def test_without_the_charting_library_the_app_says_so(tmp_path: Path, web_factory: Any) -> None:
+def test_without_the_charting_library_the_app_says_so_and_cancel_and_delete_work(
+    tmp_path: Path, web_factory: Any
+) -> None:
     """ET_NODE_MODULES names an empty folder: no Chart.js to serve (as after a setup without
     npm); the job page shows a clear message in place of each plot and the rest works."""
     from playwright.sync_api import expect
@@ -444,11 +455,26 @@ def test_without_the_charting_library_the_app_says_so(tmp_path: Path, web_factor
         page.get_by_label("Username").fill("gina")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/app/#/jobs")
         page.goto(f"{srv.url}/app/#/jobs/{job['id']}")
         expect(page.locator(".chart-missing")).to_have_count(3)
         expect(page.locator(".chart-missing").first).to_contain_text(
             "(npm package chart.js) is not installed"
         )
-        expect(page.locator("#main dl.facts .state").first).to_have_text("pending")
+        state = page.locator("#main dl.facts .state").first
+        expect(state).to_have_text("pending")
         assert page.evaluate("typeof window.Chart") == "undefined"
+        # Cancel, then delete (confirmed) from the job page.
+        page.get_by_role("button", name="Cancel").click()
+        expect(state).to_have_text("canceled")
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete").click()
+        expect(page.locator("#notice")).to_have_text("Training job deleted.")
+        expect(page.locator("#main")).to_contain_text("No training jobs yet.")
+        assert (
+            requests.get(
+                f"{srv.url}/training-jobs/{job['id']}", auth=gina.auth, timeout=30
+            ).status_code
+            == 404
+        )
         page.close()
