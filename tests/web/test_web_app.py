@@ -391,6 +391,7 @@ def test_sign_out_revokes_the_token_and_no_cookie_holds_it(
 
 
 def test_app_is_served_with_a_strict_content_security_policy(server: LiveServer) -> None:
+    assert f"elasticthought: web app at {server.url}/app/\n" in server.log()
     root = requests.get(server.url + "/", allow_redirects=False, timeout=30)
     assert root.status_code == 302 and root.headers["Location"].endswith("/app/")
     for path in ("/app/", "/app/js/main.js", "/app/app.css", "/app/vendor/chart.js"):
