@@ -156,6 +156,7 @@ def serve(config: Config) -> int:
     import waitress
 
     from elasticthought.api.app import create_app
+    from elasticthought.web import APP_PATH
 
     setup_logging(config)
     opened = open_services(config)
@@ -181,6 +182,11 @@ def serve(config: Config) -> int:
             # Test helpers read this line to learn the port (also when --port 0).
             shown = f"[{host}]" if ":" in str(host) else host
             print(f"elasticthought: serving on http://{shown}:{port}", file=sys.stderr, flush=True)
+            print(
+                f"elasticthought: web app at http://{shown}:{port}{APP_PATH}",
+                file=sys.stderr,
+                flush=True,
+            )
         log.info(
             "store %s, blobs %s, %d worker(s)",
             redact_url(config.store_url),

@@ -27,7 +27,7 @@ from elasticthought.store.base import Conflict, NotFound, Store, StoreError
 log = logging.getLogger(__name__)
 
 # Further blueprints, "module:attribute" (registered after the resources below).
-BLUEPRINTS: list[str] = []
+BLUEPRINTS: list[str] = ["elasticthought.web:bp"]
 
 
 def resource_modules() -> list[Any]:

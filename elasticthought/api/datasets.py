@@ -12,7 +12,7 @@ from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.seed_compat import DATASET_ALIASES, fold_aliases
 from elasticthought.api.services import store
-from elasticthought.api.validation import check_fields, json_body, want_bool
+from elasticthought.api.validation import check_fields, json_body, want_bool, want_str
 from elasticthought.documents import model
 from elasticthought.documents.fields import (
     DATA,
@@ -28,6 +28,8 @@ bp = Blueprint("datasets", __name__, url_prefix="/datasets")
 bp.before_request(require_auth)
 
 SPLIT_FIELDS = ("datafile-id", "split-percentage")
+#: An optional free-text name shown by clients (the web app); stored as given.
+MAX_NAME = 200
 
 
 def _split(body: dict, name: str) -> dict:
@@ -58,9 +60,10 @@ def _datafile(doc_id: str, where: str) -> dict:
 
 @bp.post("")
 def post_dataset():
-    allowed = ("training", "testing", "compute-mean")
+    allowed = ("training", "testing", "compute-mean", "name")
     body = fold_aliases(json_body((*allowed, *DATASET_ALIASES)), DATASET_ALIASES)
     check_fields(body, allowed, ("training", "testing"))
+    name = want_str(body, "name", MAX_NAME) or ""
     training = _split(body, "training")
     testing = _split(body, "testing")
     compute_mean = want_bool(body, "compute-mean")
@@ -97,7 +100,7 @@ def post_dataset():
             raise ApiError(422, f"training datafile is {tb} but testing datafile is {sb}")
     doc = model.submit(
         store(),
-        model.dataset(user_id(), training, testing, compute_mean, train_df.get(LAYERS_TYPE)),
+        model.dataset(user_id(), training, testing, compute_mean, train_df.get(LAYERS_TYPE), name),
     )
     return jsonify(public(doc, INTERNAL)), 201
 
@@ -130,7 +133,12 @@ OPENAPI_PATHS = resource(
     "datasets",
     "dataset",
     obj(
-        {"training": _SPLIT, "testing": _SPLIT, "compute-mean": {"type": "boolean"}},
+        {
+            "training": _SPLIT,
+            "testing": _SPLIT,
+            "compute-mean": {"type": "boolean"},
+            "name": {"type": "string", "maxLength": MAX_NAME},
+        },
         ["training", "testing"],
     ),
     "split one datafile (same datafile-id, split-percentage e.g. 0.7) or pair two",

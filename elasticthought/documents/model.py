@@ -74,15 +74,22 @@ def datafile(
 
 
 def dataset(
-    owner: str, training: dict, testing: dict, compute_mean: bool, layers_type: str | None
+    owner: str,
+    training: dict,
+    testing: dict,
+    compute_mean: bool,
+    layers_type: str | None,
+    name: str = "",
 ) -> Doc:
-    """A dataset job: split datafiles into training and testing archives."""
+    """A dataset job: split datafiles into training and testing archives; `name` is the
+    user's free text."""
     return {
         **_head(f.DATASET, owner, None),
         f.CREATED_AT: now(),
         "training": training,
         "testing": testing,
         "compute-mean": compute_mean,
+        "name": name,
         f.LAYERS_TYPE: layers_type,
         **_job_state(),
     }
