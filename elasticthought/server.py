@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from elasticthought import metrics
 from elasticthought.api.health import redact_url
 from elasticthought.blobs import BlobError, BlobStore, open_blobs
 from elasticthought.config import Config
@@ -158,11 +159,14 @@ def serve(config: Config) -> int:
     from elasticthought.api.app import create_app
 
     setup_logging(config)
+    metrics.setup(config)
     opened = open_services(config)
     pool = None
+    metrics_server = None
     try:
         pool = start_workers(config, opened.store, opened.blobs)
         app = create_app(config, opened.store, opened.blobs, pool=pool)
+        metrics_server = _start_metrics(config, app.extensions["elasticthought.metrics.holder"])
         try:
             server = waitress.create_server(
                 app,
@@ -203,10 +207,23 @@ def serve(config: Config) -> int:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         stop_workers(pool, config)
         opened.close()
     log.info("stopped")
     return 0
+
+
+def _start_metrics(config: Config, holder: Any) -> Any:
+    """The `--metrics-port` server (None without one); a busy port is a start-up error."""
+    try:
+        return metrics.start_server(config, holder)
+    except (OSError, ValueError) as exc:
+        raise StartupError(
+            f"cannot listen on {config.metrics_host}:{config.metrics_port} (metrics): "
+            f"{_one_line(exc)}"
+        ) from None
 
 
 def _listening(server: Any) -> list[tuple[str, int]]:
@@ -220,12 +237,16 @@ def run_workers(config: Config) -> int:
     setup_logging(config)
     if config.workers <= 0:
         raise StartupError("worker: --workers must be at least 1")
+    if config.metrics_port > 0:  # without a port nobody reads this worker's metrics
+        metrics.setup(config)
     opened = open_services(config)
     stop = threading.Event()
+    metrics_server = None
     try:
         pool = start_workers(config, opened.store, opened.blobs)
         if pool is None:
             raise StartupError("worker: the job queue (elasticthought.queue) is not available")
+        metrics_server = _start_metrics(config, metrics.no_signal())
         _install_signal_handlers(lambda signum, _frame: stop.set())
         print(
             f"elasticthought: {config.workers} worker(s) on {redact_url(config.store_url)}",
@@ -237,6 +258,8 @@ def run_workers(config: Config) -> int:
         log.info("shutting down")
         stop_workers(pool, config)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         opened.close()
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from elasticthought.blobs.base import BlobError, BlobNotFound, BlobStore
+from elasticthought.metrics.hooks import timed_blobs
 
 __all__ = ["BlobError", "BlobNotFound", "BlobStore", "open_blobs"]
 
@@ -17,7 +18,7 @@ def open_blobs(url: str, create: bool = True) -> BlobStore:
     if scheme == "file":
         from elasticthought.blobs.file import FileBlobStore
 
-        return FileBlobStore(url, create=create)
+        return timed_blobs(FileBlobStore(url, create=create), "file")
     raise BlobError(
         f"blob store URL {url!r} is not supported: use file:///ABSOLUTE/DIR or file:RELATIVE/DIR"
     )

@@ -29,6 +29,7 @@ from typing import Any
 
 from elasticthought.jobs import layout, workspace
 from elasticthought.jobs.engine_version import engine_version
+from elasticthought.metrics import hooks as metric_hooks
 from elasticthought.queue.registry import FINAL_STATES, FINISHED, JobError
 from elasticthought.store.base import NotFound
 
@@ -230,7 +231,11 @@ class Recorder:
         kind = event.get("event")
         if kind == "train":
             self.metrics.add_train(event)
-            self.last_iteration = int(event["iteration"])
+            iteration = int(event["iteration"])
+            metric_hooks.training_iterations(
+                requirements(self.ctx.job)["engine"], iteration - self.last_iteration
+            )
+            self.last_iteration = iteration
             self.ctx.progress(
                 **{
                     "step": "training",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from elasticthought.metrics.hooks import timed_store
+
 from .base import ID_SEP, Changes, Conflict, Doc, NotFound, Store, StoreError, id_prefix, new_id
 
 __all__ = [
@@ -54,7 +56,7 @@ def open_store(url: str, create: bool = True) -> Store:
     if scheme == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(url), create=create, url=url)
+        return timed_store(SqliteStore(sqlite_path(url), create=create, url=url), "sqlite")
     if scheme in ("http", "https"):
         parts = urlsplit(url)
         db = parts.path.strip("/")
@@ -68,7 +70,7 @@ def open_store(url: str, create: bool = True) -> Store:
             raise StoreError(f"malformed store URL {url!r}: bad port") from None
         from .couch import CouchStore
 
-        return CouchStore(url, create=create)
+        return timed_store(CouchStore(url, create=create), "couchdb")
     raise StoreError(
         f"unsupported store URL {url!r}: use sqlite:///ABSOLUTE/PATH, sqlite:RELATIVE/PATH "
         "or http(s)://HOST:PORT/DB"
