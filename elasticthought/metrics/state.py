@@ -212,6 +212,15 @@ SCALING_GAUGES = (
 )
 
 
+GAUGE_NAMES = (
+    "elasticthought_jobs",
+    "elasticthought_queue_depth",
+    "elasticthought_workers",
+    "elasticthought_worker_slots_free",
+    *(name for _, name, _ in SCALING_GAUGES),
+)
+
+
 def _scaling_gauges(rows: list[dict]) -> Iterator[Any]:
     from prometheus_client.core import GaugeMetricFamily
 
