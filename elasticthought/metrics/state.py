@@ -21,7 +21,7 @@ from elasticthought.metrics.scaling import (
     slots_per_worker,
 )
 from elasticthought.queue.presence import list_workers
-from elasticthought.queue.registry import PENDING, RUNNERS, import_runner_modules
+from elasticthought.queue.registry import PENDING, PROCESSING, RUNNERS, import_runner_modules
 from elasticthought.store.base import ID_SEP, NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,14 @@ class JobFollower:
             self.caught_up.set()
 
 
+def _speed(doc: dict) -> float:
+    """The training speed a job document last reported (`iter-per-s`), else 0."""
+    value = doc.get("iter-per-s")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0.0
+    return max(0.0, float(value))
+
+
 class ScalingSignal:
     """Counts per capability from the job index and the presence documents, and the rule."""
 
@@ -111,19 +119,20 @@ class ScalingSignal:
         if self.follower is not None:
             self.follower.stop()
 
-    def jobs(self) -> list[tuple[str, str, tuple[str, str]]]:
-        """(type, state, capability) of every pending and processing job."""
+    def jobs(self) -> list[tuple[str, str, tuple[str, str], float]]:
+        """(type, state, capability, iterations per second) of every pending and processing
+        job (the speed a running training job last reported, else 0)."""
         self.caught_up.wait(READY_WAIT)
         with self.index.cond:
             docs = [(d, PENDING) for d in self.index.pending.values()]
-            docs += [(d, "processing") for d in self.index.processing.values()]
-        return [(str(d.get("type")), state, capability_of(d)) for d, state in docs]
+            docs += [(d, PROCESSING) for d in self.index.processing.values()]
+        return [(str(d.get("type")), state, capability_of(d), _speed(d)) for d, state in docs]
 
     def compute(self) -> dict:
         """The `/scaling` answer (also records the cool-down history)."""
         jobs = self.jobs()
         workers = list_workers(self.store, alive_only=True)
-        rows = demands(((cap, state) for _, state, cap in jobs), workers)
+        rows = demands(((cap, state) for _, state, cap, _ in jobs), workers)
         out: dict[str, Any] = {
             "rule": RULE_TEXT,
             "min-workers": self.rule.min_workers,
@@ -157,15 +166,27 @@ class StateCollector:
             "Jobs pending or processing now, by type, state, engine and GPU need",
             labels=("type", "state", "engine", "gpu"),
         )
-        counts = Counter((t, s, e, g) for t, s, (e, g) in data["_jobs"])
+        counts = Counter((t, s, e, g) for t, s, (e, g), _ in data["_jobs"])
         for labels, value in sorted(counts.items()):
             jobs.add_metric(list(labels), value)
         yield jobs
         depth = GaugeMetricFamily(
             "elasticthought_queue_depth", "Jobs pending now (all types and capabilities)"
         )
-        depth.add_metric([], sum(1 for _, s, _ in data["_jobs"] if s == PENDING))
+        depth.add_metric([], sum(1 for _, s, _, _ in data["_jobs"] if s == PENDING))
         yield depth
+        speed = GaugeMetricFamily(
+            "elasticthought_training_iterations_per_second",
+            "Sum of the iterations per second the running training jobs last reported",
+            labels=("engine",),
+        )
+        by_engine: dict[str, float] = {}
+        for _, state, (engine, _), rate in data["_jobs"]:
+            if state == PROCESSING and rate > 0:
+                by_engine[engine] = by_engine.get(engine, 0.0) + rate
+        for engine, rate in sorted(by_engine.items()):
+            speed.add_metric([engine], rate)
+        yield speed
         yield from _worker_gauges(data["_workers"])
         yield from _scaling_gauges([*data["capabilities"], *data["totals"]])
 
@@ -215,6 +236,7 @@ SCALING_GAUGES = (
 GAUGE_NAMES = (
     "elasticthought_jobs",
     "elasticthought_queue_depth",
+    "elasticthought_training_iterations_per_second",
     "elasticthought_workers",
     "elasticthought_worker_slots_free",
     *(name for _, name, _ in SCALING_GAUGES),
