@@ -162,7 +162,9 @@ def build_spec() -> dict[str, Any]:
     for name in BLUEPRINTS:
         module = importlib.import_module(name.partition(":")[0])
         paths.update(getattr(module, "OPENAPI_PATHS", {}))
-    for path, item in EXTRA_PATHS.items():
+    from elasticthought.metrics.http import OPENAPI_PATHS as METRICS_PATHS
+
+    for path, item in {**EXTRA_PATHS, **METRICS_PATHS}.items():
         paths.setdefault(path, item)
     return {
         "openapi": "3.0.3",

@@ -142,3 +142,36 @@ class MetricsServer:
             self.server.close()
         except Exception:  # noqa: BLE001 - best effort at shutdown
             log.debug("closing the metrics server", exc_info=True)
+
+
+def _openapi_paths() -> dict[str, Any]:
+    from elasticthought.api.openapi import json_response, op
+
+    moved = "on the API port unless --metrics-port is set (then only there; 404 here)"
+    return {
+        "/metrics": {
+            "get": op(
+                f"Prometheus metrics (text exposition format), {moved}",
+                {
+                    "200": {
+                        "description": "metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                public=True,
+                errors=(404,),
+            )
+        },
+        "/scaling": {
+            "get": op(
+                "the scaling signal: per capability pending and running jobs, workers, free "
+                f"slots and the recommended number of workers, {moved}",
+                {"200": json_response("scaling signal", {"type": "object"})},
+                public=True,
+                errors=(404,),
+            )
+        },
+    }
+
+
+OPENAPI_PATHS = _openapi_paths()
