@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 ARCHIVE = "archive"
+TEMP_PREFIX = "elasticthought-metrics-"  # + "<pid>-<random>" of the owning service
 COMPACT_EVERY = 60.0  # seconds between foldings of ended children's files
 
 
@@ -86,7 +87,8 @@ def setup(directory: str = "") -> MetricsProcess:
     global _current
     owned = not directory
     if owned:
-        directory = tempfile.mkdtemp(prefix="elasticthought-metrics-")
+        _remove_leftovers()
+        directory = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
     else:
         os.makedirs(directory, exist_ok=True)
         for path in glob.glob(os.path.join(directory, "*.db")):
@@ -102,6 +104,14 @@ def setup(directory: str = "") -> MetricsProcess:
     ).start()
     log.debug("metrics in %s", directory)
     return _current
+
+
+def _remove_leftovers() -> None:
+    """Remove the temporary directories of services that died without cleaning up (SIGKILL)."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{TEMP_PREFIX}*-*")):
+        pid = os.path.basename(path)[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _compact_every(proc: MetricsProcess, interval: float = COMPACT_EVERY) -> None:

@@ -82,3 +82,22 @@ def test_serve_metrics_carry_no_user_names_or_ids(live_server) -> None:
     assert 'method="GET",route="/datafiles/<doc_id>",status="404"' in text
     assert 'route="<unmatched>",status="404"' in text
     assert "elasticthought_queue_depth 0.0" in text
+
+
+def test_leftover_directories_of_dead_services_are_removed() -> None:
+    import tempfile
+
+    from elasticthought.metrics.process import TEMP_PREFIX, _remove_leftovers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(30)
+    gone = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{dead.pid}-"))
+    mine = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+    try:
+        _remove_leftovers()
+        assert not gone.exists()
+        assert mine.exists()
+    finally:
+        for path in (gone, mine):
+            if path.exists():
+                path.rmdir()
