@@ -159,7 +159,7 @@ def serve(config: Config) -> int:
     from elasticthought.api.app import create_app
 
     setup_logging(config)
-    metrics.setup(config)
+    _setup_metrics(config)
     opened = open_services(config)
     pool = None
     metrics_server = None
@@ -215,6 +215,13 @@ def serve(config: Config) -> int:
     return 0
 
 
+def _setup_metrics(config: Config) -> None:
+    try:
+        metrics.setup(config)
+    except (ValueError, OSError) as exc:
+        raise StartupError(f"metrics: {exc}") from None
+
+
 def _start_metrics(config: Config, holder: Any) -> Any:
     """The `--metrics-port` server (None without one); a busy port is a start-up error."""
     try:
@@ -238,7 +245,7 @@ def run_workers(config: Config) -> int:
     if config.workers <= 0:
         raise StartupError("worker: --workers must be at least 1")
     if config.metrics_port > 0:  # without a port nobody reads this worker's metrics
-        metrics.setup(config)
+        _setup_metrics(config)
     opened = open_services(config)
     stop = threading.Event()
     metrics_server = None

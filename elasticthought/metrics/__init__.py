@@ -33,8 +33,16 @@ if TYPE_CHECKING:
 
 
 def setup(config: Config) -> MetricsProcess:
-    """Multi-process metric storage for this service and its job children."""
+    """Multi-process metric storage for this service and its job children. Raises
+    `ValueError` with the reason when the scaling settings make no sense."""
     from elasticthought.metrics.process import setup as setup_directory
+    from elasticthought.metrics.scaling import ScalingRule
+
+    ScalingRule(
+        min_workers=config.scale_min_workers,
+        max_workers=config.scale_max_workers,
+        cooldown=config.scale_cooldown_seconds,
+    )
 
     return setup_directory(config.metrics_dir)
 

@@ -101,3 +101,13 @@ def test_leftover_directories_of_dead_services_are_removed() -> None:
         for path in (gone, mine):
             if path.exists():
                 path.rmdir()
+
+
+def test_bad_scaling_bounds_stop_start_up(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "elasticthought", "serve", "--data-dir", str(tmp_path),
+         "--port", "0", "--scale-min-workers", "5", "--scale-max-workers", "2"],
+        cwd=str(REPO), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "min-workers <= max-workers, got 5, 2" in done.stderr
