@@ -10,7 +10,7 @@ from elasticthought.config import config_from_env
 from elasticthought.metrics.state import ScalingSignal, StateCollector
 from elasticthought.queue import presence
 from elasticthought.queue.registry import FINISHED, PENDING, PROCESSING
-from elasticthought.store import open_store
+from elasticthought.store import Store
 
 
 def gauges(signal: ScalingSignal) -> dict[str, dict[tuple, float]]:
@@ -20,9 +20,8 @@ def gauges(signal: ScalingSignal) -> dict[str, dict[tuple, float]]:
     return out
 
 
-def test_gauges_follow_the_store(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = open_store(url)
+def test_gauges_follow_the_store(store: Store, tmp_path: Path) -> None:
+    url = store.url  # both backends: the embedded SQLite file and PouchDB Server
 
     def job(doc_type: str, state: str, **fields) -> str:
         doc = {"type": doc_type, "user-id": "user:alice", "processing-state": state, **fields}
