@@ -145,3 +145,37 @@ def test_local_mode_scales_down_while_jobs_run_and_every_job_ends_once(
             scaler.send_signal(signal.SIGTERM)
         rc = scaler.wait(120)
     assert rc == 0, log_path.read_text()
+
+
+def test_local_target_drains_a_busy_worker_before_it_stops(tmp_path: Path) -> None:
+    """Scaling to 0 while the only worker runs a job: SIGTERM, the job still finishes there
+    (within --grace-seconds), once, and only then the worker exits."""
+    import shlex
+
+    from elasticthought.commands.autoscale import LocalTarget
+
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(store_url)
+    output = tmp_path / "ran.txt"
+    job = submit(store, output=str(output), sleep=4)
+    args = shlex.split(
+        f"--store {store_url} --data-dir {tmp_path / 'w'} --engines torch --gpus '' "
+        "--runner-modules elasticthought.queue.testing --grace-seconds 60 --lease-seconds 5"
+    )
+    target = LocalTarget(1, args, drain_timeout=90)
+    try:
+        target.scale(1)
+        (proc,) = target.active
+        wait_for(lambda: store.get(job)["processing-state"] == "processing", 60, "the claim")
+        target.scale(0)
+        assert target.active == [] and list(target.draining) == [proc]
+        assert proc.poll() is None  # still draining: the job runs on
+        assert store.get(job)["processing-state"] == "processing"
+        proc.wait(90)
+        doc = store.get(job)
+        assert doc["processing-state"] == "finished_successfully"
+        assert doc["attempts"] == 1 and f"-{proc.pid}-" in doc["worker-id"]
+        assert output.read_text().split() == [job]
+        assert proc.returncode == 0
+    finally:
+        target.close()
