@@ -248,13 +248,15 @@ def run_workers(config: Config) -> int:
         _setup_metrics(config)
     opened = open_services(config)
     stop = threading.Event()
+    # Before the pool starts: a SIGTERM while it starts (an autoscaler changing its mind) must
+    # drain the job just claimed, not kill the process mid-claim.
+    _install_signal_handlers(lambda signum, _frame: stop.set())
     metrics_server = None
     try:
+        metrics_server = _start_metrics(config, metrics.no_signal())
         pool = start_workers(config, opened.store, opened.blobs)
         if pool is None:
             raise StartupError("worker: the job queue (elasticthought.queue) is not available")
-        metrics_server = _start_metrics(config, metrics.no_signal())
-        _install_signal_handlers(lambda signum, _frame: stop.set())
         print(
             f"elasticthought: {config.workers} worker(s) on {redact_url(config.store_url)}",
             file=sys.stderr,
