@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "serve": "elasticthought.commands.serve",
     "worker": "elasticthought.commands.worker",
+    "autoscale": "elasticthought.commands.autoscale",
     "train": "elasticthought.commands.train",
     "test": "elasticthought.commands.test",
     "time": "elasticthought.commands.time",

@@ -128,6 +128,39 @@ class Config:
     )
     admin_user: str = field(default="", metadata={"help": "bootstrap an admin user of this name"})
     admin_password: str = field(default="", metadata={"help": "password of the bootstrap admin"})
+    metrics_port: int = field(
+        default=0,
+        metadata={
+            "help": "serve /metrics and /scaling on this port instead of the API port "
+            "(0 = on the API port; a worker serves no metrics without it)"
+        },
+    )
+    metrics_host: str = field(
+        default="127.0.0.1", metadata={"help": "address the metrics port listens on"}
+    )
+    metrics_dir: str = field(
+        default="",
+        metadata={
+            "help": "this service's prometheus multi-process directory (emptied at start; one "
+            "per service); default a fresh temporary one"
+        },
+    )
+    scale_min_workers: int = field(
+        default=0, metadata={"help": "scaling signal: fewest workers recommended"}
+    )
+    scale_max_workers: int = field(
+        default=10, metadata={"help": "scaling signal: most workers recommended"}
+    )
+    scale_slots_per_worker: int = field(
+        default=0,
+        metadata={
+            "help": "scaling signal: job slots per worker (0 = the live workers' threads, else 1)"
+        },
+    )
+    scale_cooldown_seconds: float = field(
+        default=300.0,
+        metadata={"help": "scaling signal: how long demand must stay lower before it scales down"},
+    )
     log_level: str = field(default="INFO", metadata={"help": "logging level"})
 
     @property

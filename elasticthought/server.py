@@ -16,9 +16,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from elasticthought import metrics
 from elasticthought.api.health import redact_url
 from elasticthought.blobs import BlobError, BlobStore, open_blobs
 from elasticthought.config import Config
+from elasticthought.metrics.hooks import backend_of, timed_blobs, timed_store
 from elasticthought.store import Store, StoreError, open_store
 
 log = logging.getLogger("elasticthought")
@@ -63,7 +65,9 @@ def open_services(config: Config) -> Opened:
             raise StartupError(f"cannot create folder {folder!r}: {exc}") from None
     store: Store | None = None
     try:
-        store = open_store(config.store_url, create=config.create_db)
+        store = timed_store(
+            open_store(config.store_url, create=config.create_db), backend_of(config.store_url)
+        )
         store.ping()
         blobs = _open_blobs(config)
     except Exception as exc:  # any failure here is about a URL: one line, no traceback
@@ -77,7 +81,7 @@ def open_services(config: Config) -> Opened:
 
 def _open_blobs(config: Config) -> BlobStore:
     try:
-        blobs = open_blobs(config.blobs_url)
+        blobs = timed_blobs(open_blobs(config.blobs_url), backend_of(config.blobs_url))
         blobs.ping()
     except Exception as exc:
         raise StartupError(_url_error("blob store", config.blobs_url, exc)) from None
@@ -159,11 +163,14 @@ def serve(config: Config) -> int:
     from elasticthought.web import APP_PATH
 
     setup_logging(config)
+    _setup_metrics(config)
     opened = open_services(config)
     pool = None
+    metrics_server = None
     try:
         pool = start_workers(config, opened.store, opened.blobs)
         app = create_app(config, opened.store, opened.blobs, pool=pool)
+        metrics_server = _start_metrics(config, app.extensions["elasticthought.metrics.holder"])
         try:
             server = waitress.create_server(
                 app,
@@ -209,10 +216,30 @@ def serve(config: Config) -> int:
             server.close()
             server.task_dispatcher.shutdown(timeout=5)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         stop_workers(pool, config)
         opened.close()
     log.info("stopped")
     return 0
+
+
+def _setup_metrics(config: Config) -> None:
+    try:
+        metrics.setup(config)
+    except (ValueError, OSError) as exc:
+        raise StartupError(f"metrics: {exc}") from None
+
+
+def _start_metrics(config: Config, holder: Any) -> Any:
+    """The `--metrics-port` server (None without one); a busy port is a start-up error."""
+    try:
+        return metrics.start_server(config, holder)
+    except (OSError, ValueError) as exc:
+        raise StartupError(
+            f"cannot listen on {config.metrics_host}:{config.metrics_port} (metrics): "
+            f"{_one_line(exc)}"
+        ) from None
 
 
 def _listening(server: Any) -> list[tuple[str, int]]:
@@ -226,13 +253,19 @@ def run_workers(config: Config) -> int:
     setup_logging(config)
     if config.workers <= 0:
         raise StartupError("worker: --workers must be at least 1")
+    if config.metrics_port > 0:  # without a port nobody reads this worker's metrics
+        _setup_metrics(config)
     opened = open_services(config)
     stop = threading.Event()
+    # Before the pool starts: a SIGTERM while it starts (an autoscaler changing its mind) must
+    # drain the job just claimed, not kill the process mid-claim.
+    _install_signal_handlers(lambda signum, _frame: stop.set())
+    metrics_server = None
     try:
+        metrics_server = _start_metrics(config, metrics.no_signal())
         pool = start_workers(config, opened.store, opened.blobs)
         if pool is None:
             raise StartupError("worker: the job queue (elasticthought.queue) is not available")
-        _install_signal_handlers(lambda signum, _frame: stop.set())
         print(
             f"elasticthought: {config.workers} worker(s) on {redact_url(config.store_url)}",
             file=sys.stderr,
@@ -243,6 +276,8 @@ def run_workers(config: Config) -> int:
         log.info("shutting down")
         stop_workers(pool, config)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         opened.close()
     return 0
 

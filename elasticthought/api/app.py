@@ -151,4 +151,7 @@ def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     register_blueprints(app)
+    from elasticthought.metrics import attach
+
+    app.extensions["elasticthought.metrics.holder"] = attach(app, config, store, pool)
     return app

@@ -161,7 +161,9 @@ def build_spec() -> dict[str, Any]:
     modules = [*resource_modules(), *(module for module, _ in extra_modules())]
     for module in modules:
         paths.update(getattr(module, "OPENAPI_PATHS", {}))
-    for path, item in EXTRA_PATHS.items():
+    from elasticthought.metrics.http import OPENAPI_PATHS as METRICS_PATHS
+
+    for path, item in {**EXTRA_PATHS, **METRICS_PATHS}.items():
         paths.setdefault(path, item)
     return {
         "openapi": "3.0.3",

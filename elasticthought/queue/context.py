@@ -76,9 +76,11 @@ class JobContext:
     def store(self) -> Any:
         """The document store (opened in the child); read other documents with it."""
         if self._store is None:
+            from elasticthought.metrics.hooks import backend_of, timed_store
             from elasticthought.store import open_store
 
-            self._store = open_store(self.store_url, create=False)
+            store = open_store(self.store_url, create=False)
+            self._store = timed_store(store, backend_of(self.store_url))
         return self._store
 
     @property
@@ -86,8 +88,9 @@ class JobContext:
         """The blob store (opened in the child); writes allowed."""
         if self._blobs is None:
             from elasticthought.blobs import open_blobs
+            from elasticthought.metrics.hooks import backend_of, timed_blobs
 
-            self._blobs = open_blobs(self.blobs_url)
+            self._blobs = timed_blobs(open_blobs(self.blobs_url), backend_of(self.blobs_url))
         return self._blobs
 
     # Progress and cancel ------------------------------------------------------------------

@@ -26,6 +26,7 @@ from elasticthought.documents.fields import (
     WORKER_ID,
 )
 from elasticthought.documents.status import RUN_FIELDS
+from elasticthought.metrics import hooks as metrics
 from elasticthought.queue.registry import (
     CANCELED,
     FAILED,
@@ -49,6 +50,12 @@ def _modify(store: Store, job_id: str, change: Callable[[dict], bool]) -> dict |
         return None
 
 
+def _written(doc: dict | None, requeue_reason: str | None = None) -> dict | None:
+    """Record a transition's result in the metrics; return it."""
+    metrics.job_written(doc, requeue_reason)
+    return doc
+
+
 def request_cancel(store: Store, job_id: str) -> dict | None:
     """Ask for a job's cancel: a pending job is `canceled` at once; a running one gets
     `cancel-requested` (its worker ends it within seconds); a final state is left alone.
@@ -66,7 +73,9 @@ def request_cancel(store: Store, job_id: str) -> dict | None:
             _drop(doc, RUN_FIELDS)
         return True
 
-    return store.modify(job_id, change)
+    doc = store.modify(job_id, change)
+    metrics.job_written(doc)
+    return doc
 
 
 def claim(
@@ -97,9 +106,11 @@ def claim(
     doc.pop("pending-reason", None)
     doc.pop(FINISHED_AT, None)
     try:
-        return store.update(doc)
+        written = store.update(doc)
     except (Conflict, NotFound):
         return None
+    metrics.job_claimed(written)
+    return written
 
 
 def cancel_pending(store: Store, job_id: str) -> dict | None:
@@ -113,7 +124,7 @@ def cancel_pending(store: Store, job_id: str) -> dict | None:
         doc.pop("pending-reason", None)
         return True
 
-    return _modify(store, job_id, change)
+    return _written(_modify(store, job_id, change))
 
 
 def holds(doc: dict, claim_id: str) -> bool:
@@ -150,7 +161,7 @@ def finish(
         _drop(doc, (LEASE_EXPIRES,))
         return True
 
-    return _modify(store, job_id, change)
+    return _written(_modify(store, job_id, change))
 
 
 def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) -> dict | None:
@@ -170,7 +181,7 @@ def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) 
         _drop(doc, RUN_FIELDS)
         return True
 
-    return _modify(store, job_id, change)
+    return _written(_modify(store, job_id, change), requeue_reason="shutdown")
 
 
 def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None:
@@ -197,7 +208,7 @@ def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None
         _drop(doc, RUN_FIELDS)
         return True
 
-    return _modify(store, job_id, change)
+    return _written(_modify(store, job_id, change), requeue_reason="lease_expired")
 
 
 def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | None:

@@ -14,6 +14,9 @@ from typing import Any
 
 from elasticthought.blobs import layout
 from elasticthought.documents import status as st
+from elasticthought.documents.fields import ENGINE
+from elasticthought.engine.registry import DEFAULT_ENGINE
+from elasticthought.metrics import hooks as metric_hooks
 from elasticthought.queue.context import JobContext
 
 UPLOAD_EVERY = 2.0
@@ -150,7 +153,11 @@ class Recorder:
         kind = event.get("event")
         if kind == "train":
             self.metrics.add_train(event)
-            self.last_iteration = int(event["iteration"])
+            iteration = int(event["iteration"])
+            metric_hooks.training_iterations(
+                self.ctx.job.get(ENGINE) or DEFAULT_ENGINE, iteration - self.last_iteration
+            )
+            self.last_iteration = iteration
             self.ctx.progress(
                 **{
                     st.STEP: "training",
