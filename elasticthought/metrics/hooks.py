@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from elasticthought.documents import fields as f
+
 log = logging.getLogger(__name__)
 
 STORE_OPS = ("get", "create", "update", "delete", "list_prefix", "ping")
@@ -41,7 +43,7 @@ def job_labels(doc: dict) -> dict[str, str]:
     from elasticthought.metrics.scaling import capability_of
 
     engine, gpu = capability_of(doc)
-    return {"type": str(doc.get("type") or "unknown"), "engine": engine, "gpu": gpu}
+    return {"type": str(doc.get(f.TYPE) or "unknown"), "engine": engine, "gpu": gpu}
 
 
 @_safely
@@ -50,9 +52,9 @@ def job_claimed(doc: dict) -> None:
     defs = _defs()
     labels = job_labels(doc)
     defs.jobs_started.labels(**labels).inc()
-    created = doc.get("created-at")
-    if int(doc.get("attempts") or 0) == 1 and isinstance(created, int | float):
-        started = float(doc.get("started-at") or time.time())
+    created = doc.get(f.CREATED_AT)
+    if int(doc.get(f.ATTEMPTS) or 0) == 1 and isinstance(created, int | float):
+        started = float(doc.get(f.STARTED_AT) or time.time())
         defs.job_queue_wait.labels(**labels).observe(max(0.0, started - float(created)))
 
 
@@ -66,10 +68,10 @@ def job_written(doc: dict | None, requeue_reason: str | None = None) -> None:
 
     defs = _defs()
     labels = job_labels(doc)
-    state = doc.get("processing-state")
+    state = doc.get(f.PROCESSING_STATE)
     if state in FINAL_STATES:
         defs.jobs_ended.labels(**labels, state=state).inc()
-        started, finished = doc.get("started-at"), doc.get("finished-at")
+        started, finished = doc.get(f.STARTED_AT), doc.get(f.FINISHED_AT)
         if isinstance(started, int | float) and isinstance(finished, int | float):
             duration = max(0.0, float(finished) - float(started))
             defs.job_duration.labels(**labels, state=state).observe(duration)

@@ -24,6 +24,8 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from elasticthought.documents.fields import TYPE
+
 ANY_ENGINE = "any"
 ALL_ENGINES = "all"
 Key = tuple[str, str]  # (engine, gpu "true"/"false")
@@ -41,7 +43,7 @@ def capability_of(doc: dict) -> Key:
         runner_for,
     )
 
-    runner = runner_for(doc.get("type"))
+    runner = runner_for(doc.get(TYPE))
     try:
         needs = runner.needs(doc) if runner else normalize_requirements(default_requirements(doc))
     except Exception:  # noqa: BLE001 - a malformed document still gets labels
