@@ -22,7 +22,7 @@ from elasticthought.metrics.scaling import (
     slots_per_worker,
 )
 from elasticthought.queue.presence import list_workers
-from elasticthought.queue.registry import RUNNERS, import_runner_modules
+from elasticthought.queue.registry import RUNNERS, import_available_runner_modules
 from elasticthought.store.base import ID_SEP, NotFound, Store
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,7 @@ class JobFollower:
         self.index = JobIndex()
         self.caught_up = threading.Event()
         self._halt = threading.Event()
-        for name in (n.strip() for n in runner_modules.split(",")):
-            if not name:
-                continue
-            try:
-                import_runner_modules(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
+        import_available_runner_modules(runner_modules)
         self._thread = threading.Thread(target=self._follow, name="et-metrics-feed", daemon=True)
 
     def start(self) -> JobFollower:

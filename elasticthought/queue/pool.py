@@ -37,7 +37,7 @@ from elasticthought.queue.registry import (
     PENDING,
     PROCESSING,
     RUNNERS,
-    import_runner_modules,
+    import_available_runner_modules,
     runner_for,
 )
 from elasticthought.store.base import ID_SEP, NotFound, Store, StoreError
@@ -116,16 +116,8 @@ class WorkerPool:
 
     def start(self) -> WorkerPool:
         """Import runner modules, probe capabilities, announce presence, start the threads."""
-        for name in self.config.runner_modules.split(","):
-            name = name.strip()
-            if not name:
-                continue
-            try:
-                import_runner_modules(name)
-            except ModuleNotFoundError as exc:
-                if exc.name != name:
-                    raise
-                log.warning("runner module %s not found", name)
+        for name in import_available_runner_modules(self.config.runner_modules):
+            log.warning("runner module %s not found", name)
         configured = bool(self.config.engines.strip()) and bool(self.config.gpus.strip())
         if configured:
             self.capabilities = probe_capabilities(self.config)

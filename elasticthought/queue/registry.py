@@ -101,6 +101,22 @@ def import_runner_modules(names: str | list[str]) -> list[str]:
     return done
 
 
+def import_available_runner_modules(names: str) -> list[str]:
+    """Import the comma-separated runner modules that exist; return the names of those that
+    do not (a module that exists but fails to import still raises)."""
+    missing = []
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            missing.append(name)
+    return missing
+
+
 def default_requirements(doc: dict) -> dict:
     """The job's own `engine` and `gpu` fields."""
     return {"engine": doc.get("engine"), "gpu": doc.get("gpu", False)}

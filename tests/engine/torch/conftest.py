@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.engine.torch.caffe_layers.harness import run_net_case
 from tests.support.paths import GOLDEN
 
 torch.set_num_threads(1)
@@ -26,31 +27,7 @@ def run_layer_case(case: str) -> tuple[dict, dict[str, np.ndarray], dict[str, np
     meta = json.loads((root / "meta.json").read_text())
     with np.load(root / "case.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
-    net = Net(str(root / "net.prototxt"), meta["phase"])
-    for name in meta["inputs"]:
-        net.blobs[name].data[...] = arrays[f"input.{name}"]
-    for layer, blobs in net.params.items():
-        for i, blob in enumerate(blobs):
-            blob.data[...] = arrays[f"param.{layer}.{i}"]
-    net.forward()
-    got: dict[str, np.ndarray] = {}
-    for name, blob in net.blobs.items():
-        got[f"output.{name}"] = blob.data.copy()
-    for layer, blobs in net.params.items():
-        for i, blob in enumerate(blobs):
-            got[f"param_after_forward.{layer}.{i}"] = blob.data.copy()
-    if not meta["forward_only"]:
-        for name in meta["top_diff_blobs"]:
-            net.blobs[name].diff[...] = arrays[f"top_diff.{name}"]
-        net.clear_param_diffs()
-        net.backward()
-        for name, blob in net.blobs.items():
-            key = "bottom_diff" if name in meta["inputs"] else "diff"
-            got[f"{key}.{name}"] = blob.diff.copy()
-        for layer, blobs in net.params.items():
-            for i, blob in enumerate(blobs):
-                got[f"param_diff.{layer}.{i}"] = blob.diff.copy()
-    return meta, arrays, got
+    return run_net_case(Net(str(root / "net.prototxt"), meta["phase"]), meta, arrays)
 
 
 CHECKED = ("output.", "param_after_forward.", "bottom_diff.", "diff.", "param_diff.")

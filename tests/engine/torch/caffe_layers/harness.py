@@ -36,12 +36,14 @@ def run_case(root: Path, work: Path, device: str = "cpu") -> tuple[dict, dict, d
     old = os.getcwd()
     os.chdir(work)
     try:
-        return _run(Net("net.prototxt", meta["phase"], device=device), meta, arrays)
+        return run_net_case(Net("net.prototxt", meta["phase"], device=device), meta, arrays)
     finally:
         os.chdir(old)
 
 
-def _run(net, meta: dict, arrays: dict) -> tuple[dict, dict, dict]:
+def run_net_case(net, meta: dict, arrays: dict) -> tuple[dict, dict, dict]:
+    """Load a case's inputs and parameters into `net`, run forward (and backward), and return
+    (meta, golden arrays, our arrays under the golden keys)."""
     for name in meta["inputs"]:
         value = arrays[f"input.{name}"]
         if net.blobs[name].data.shape != value.shape:
