@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +14,14 @@ import numpy as np
 from elasticthought import archive
 from elasticthought.blobs import layout
 from elasticthought.documents.errors import JobError
-from elasticthought.documents.fields import LAYERS_TYPE, PROCESSING_LOG, PROCESSING_STATE
+from elasticthought.documents.fields import LAYERS_TYPE
 from elasticthought.documents.split import assign_by_label, share, split_items
-from elasticthought.documents.states import FINAL_STATES, FINISHED
 from elasticthought.jobs import imagefolders, records
 from elasticthought.jobs.datafile import extract_blob
+from elasticthought.jobs.waiting import wait_finished
 from elasticthought.queue.context import JobContext
-from elasticthought.store.base import NotFound
 
-DATAFILE_WAIT_SECONDS = 1800.0
-
-
-def wait_datafile(ctx: JobContext, datafile_id: str) -> dict:
-    """The datafile once it finished (datasets may be created while it is processed)."""
-    deadline = time.monotonic() + DATAFILE_WAIT_SECONDS
-    delay = 0.2
-    while True:
-        try:
-            doc = ctx.store.get(datafile_id)
-        except NotFound:
-            raise JobError(f"datafile {datafile_id} no longer exists") from None
-        state = doc.get(PROCESSING_STATE)
-        if state == FINISHED:
-            return doc
-        if state in FINAL_STATES:
-            reason = doc.get(PROCESSING_LOG) or state
-            raise JobError(f"datafile {datafile_id} is {state}: {reason}"[:2000])
-        if time.monotonic() > deadline or ctx.cancelled():
-            raise JobError(f"datafile {datafile_id} did not finish in time (state {state})")
-        ctx.progress(step=f"waiting for datafile {datafile_id}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+DATAFILE_WAIT_SECONDS = 1800.0  # how long a dataset job waits for its datafiles
 
 
 def _archive_key(datafile: dict) -> str:
@@ -205,7 +181,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     train_id = doc["training"]["datafile-id"]
     test_id = doc["testing"]["datafile-id"]
     ids = [train_id] if train_id == test_id else [train_id, test_id]
-    sources = [wait_datafile(ctx, i) for i in ids]
+    sources = [wait_finished(ctx, i, "datafile", DATAFILE_WAIT_SECONDS) for i in ids]
     kinds = {s.get(LAYERS_TYPE) for s in sources}
     if len(kinds) != 1:
         raise JobError("the training and testing datafiles have different layers_type")
@@ -224,4 +200,3 @@ def run(ctx: JobContext) -> dict[str, Any]:
         result["backend"] = artifacts.pop("backend")
     result["artifacts"] = artifacts
     return result
-

@@ -16,7 +16,9 @@ import requests
 from elasticthought.store import open_store
 from tests.queue.queue_helpers import REPO, submit, wait_for
 
-SERVE_ARGS = ["--runner-modules", "elasticthought.jobs,elasticthought.queue.testing"]
+SERVE_ARGS = ["--runner-modules", "elasticthought.jobs,tests.queue.runner"]
+# The server runs in a temporary folder: the repository root puts `tests.queue.runner` in reach.
+SERVE_ENV = {"PYTHONPATH": str(REPO)}
 
 # A stand-in for the docker CLI (no Docker engine on the test machines): it records its
 # arguments, one per line, and succeeds.
@@ -46,7 +48,7 @@ def test_compose_mode_prints_and_issues_the_scale_command(live_server, tmp_path:
         submit(store, sleep=1)
     for _ in range(2):
         submit(store, sleep=1, gpu=True)
-    srv = live_server(store=f"sqlite:///{db}", workers=0, args=SERVE_ARGS)
+    srv = live_server(store=f"sqlite:///{db}", workers=0, args=SERVE_ARGS, env=SERVE_ENV)
     wait_for(lambda: pending_total(srv.url, False) == 5, 30, "5 pending CPU jobs in /scaling")
     assert pending_total(srv.url, True) == 2
     common = ["--scaling-url", srv.url + "/scaling", "--slots-per-worker", "2", "--max", "10"]
@@ -94,11 +96,11 @@ def test_local_mode_scales_down_while_jobs_run_and_every_job_ends_once(
     db = tmp_path / "store.db"
     store_url = f"sqlite:///{db}"
     store = open_store(store_url)
-    srv = live_server(store=store_url, workers=0, args=SERVE_ARGS)
+    srv = live_server(store=store_url, workers=0, args=SERVE_ARGS, env=SERVE_ENV)
     output = tmp_path / "ran.txt"
     worker_args = (
         f"--store {store_url} --data-dir {tmp_path / 'workers'} --engines torch --gpus '' "
-        "--runner-modules elasticthought.queue.testing --grace-seconds 60 --lease-seconds 5"
+        "--runner-modules tests.queue.runner --grace-seconds 60 --lease-seconds 5"
     )
     # Staggered lengths: the demand falls while the long jobs still run.
     ids = [submit(store, output=str(output), sleep=s) for s in (1, 1.5, 2, 6, 9, 12)]
@@ -160,7 +162,7 @@ def test_local_target_drains_a_busy_worker_before_it_stops(tmp_path: Path) -> No
     job = submit(store, output=str(output), sleep=4)
     args = shlex.split(
         f"--store {store_url} --data-dir {tmp_path / 'w'} --engines torch --gpus '' "
-        "--runner-modules elasticthought.queue.testing --grace-seconds 60 --lease-seconds 5"
+        "--runner-modules tests.queue.runner --grace-seconds 60 --lease-seconds 5"
     )
     target = LocalTarget(1, args, drain_timeout=90)
     try:

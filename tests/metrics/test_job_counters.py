@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import elasticthought.queue.testing  # noqa: F401 - registers the queue-test runner
-from elasticthought.queue.testing import TEST_TYPE
 from prometheus_client import REGISTRY
 
+import tests.queue.runner  # noqa: F401 - registers the queue-test runner
 from elasticthought.queue import control
 from elasticthought.queue.registry import CANCELED, FINISHED, PENDING
 from elasticthought.store import open_store
+from tests.queue.runner import TEST_TYPE
 
 LABELS = {"type": TEST_TYPE, "engine": "any", "gpu": "false"}
 

@@ -5,45 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 from elasticthought.blobs import layout
 from elasticthought.documents.errors import JobError
-from elasticthought.documents.fields import PROCESSING_LOG, PROCESSING_STATE
-from elasticthought.documents.states import FINAL_STATES, FINISHED
 from elasticthought.jobs import workspace
+from elasticthought.jobs.waiting import wait_finished
 from elasticthought.queue.context import JobContext
-from elasticthought.store.base import NotFound
 
 log = logging.getLogger("elasticthought.engine")
 
-WAIT_SECONDS = 3600.0
-
-
-def wait_finished(ctx: JobContext, doc_id: str, what: str) -> dict:
-    """The document once it finished processing (fails when it failed or vanished)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    delay = 0.2
-    while True:
-        try:
-            doc = ctx.store.get(doc_id)
-        except NotFound:
-            raise JobError(f"{what} {doc_id} no longer exists") from None
-        state = doc.get(PROCESSING_STATE, FINISHED)
-        if state == FINISHED:
-            return doc
-        if state in FINAL_STATES:
-            reason = doc.get(PROCESSING_LOG) or state
-            raise JobError(f"{what} {doc_id} is {state}: {reason}"[:2000])
-        if ctx.cancelled():
-            raise JobError("canceled while waiting")
-        if time.monotonic() > deadline:
-            raise JobError(f"{what} {doc_id} did not finish in time (state {state})")
-        ctx.progress(step=f"waiting for {what} {doc_id}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+WAIT_SECONDS = 3600.0  # how long a training job waits for its dataset or source job
 
 
 def download(ctx: JobContext, blob_key: str, path: Path) -> Path:
@@ -129,7 +102,7 @@ def weights(ctx: JobContext) -> Path | None:
         return None
     path = ctx.work_dir / layout.WEIGHTS
     if isinstance(spec, dict) and spec.get("training-job-id"):
-        source = wait_finished(ctx, spec["training-job-id"], "training job")
+        source = wait_finished(ctx, spec["training-job-id"], "training job", WAIT_SECONDS)
         model = source.get("trained-model")
         if not model:
             raise JobError(f"training job {spec['training-job-id']} has no trained model")

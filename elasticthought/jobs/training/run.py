@@ -25,6 +25,7 @@ from elasticthought.engine.registry import DEFAULT_ENGINE, UnknownEngine, get_en
 from elasticthought.jobs import workspace
 from elasticthought.jobs.training import prepare, resume
 from elasticthought.jobs.training.progress import Recorder, Uploader
+from elasticthought.jobs.waiting import wait_finished
 from elasticthought.queue.context import JobContext
 from elasticthought.store.base import NotFound
 
@@ -92,7 +93,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         solver_doc = ctx.store.get(job["solver-id"])
     except NotFound:
         raise JobError(f"solver {job['solver-id']} no longer exists") from None
-    dataset = prepare.wait_finished(ctx, solver_doc["dataset-id"], "dataset")
+    dataset = wait_finished(ctx, solver_doc["dataset-id"], "dataset", prepare.WAIT_SECONDS)
     space = workspace.prepare(ctx, dataset)
     files = prepare.rewrite(ctx, solver_doc, space)
     weights = prepare.weights(ctx)
