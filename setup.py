@@ -21,7 +21,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["elasticthought", "elasticthought.*"]),
-    package_data={"elasticthought.engine.proto": ["*.proto"]},
+    package_data={
+        "elasticthought.engine.proto": ["*.proto"],
+        "elasticthought.web": ["static/*.*", "static/js/*.js", "static/js/pages/*.js"],
+    },
     include_package_data=True,
     install_requires=requirements(),
     entry_points={

@@ -121,6 +121,47 @@ def test_dockerfile_agrees_with_the_package(name: str) -> None:
     assert env["ET_DATA_DIR"] == str(Path(BLOBS_MOUNT).parent)
 
 
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_dockerfile_brings_the_web_apps_chart_library(name: str) -> None:
+    """The image serves the web app with its plots: node_modules (the chart library that
+    package.json names) come from a Node build stage, beside an editable install, which is where
+    the app looks for them; the final image has no Node toolchain."""
+    steps = instructions(REPO / name)
+    froms = [i for i, (kind, _) in enumerate(steps) if kind == "FROM"]
+    assert len(froms) == 2, "a Node stage, then the image"
+    stage = steps[froms[0]][1].split()
+    assert stage[0].startswith("node:") and stage[-2:] == ["AS", "webdeps"]
+    stage_run = " ".join(a for k, a in steps[froms[0] : froms[1]] if k == "RUN")
+    assert "npm ci --omit=dev" in stage_run
+    image = steps[froms[1] :]
+    assert ("COPY", "--from=webdeps /src/node_modules ./node_modules") in image
+    assert "pip install --no-deps -e ." in " ".join(a for k, a in image if k == "RUN")
+    runtime = json.loads((REPO / "package.json").read_text())["dependencies"]
+    assert "chart.js" in runtime
+
+
+def test_a_built_wheel_carries_the_web_app(tmp_path: Path) -> None:
+    """A non-editable install serves the web app too: its static files are package data."""
+    import sys
+    import zipfile
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("elasticthought-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = REPO / "elasticthought" / "web" / "static"
+    expected = {
+        "elasticthought/web/" + str(path.relative_to(static.parent))
+        for path in static.rglob("*")
+        if path.is_file()
+    }
+    assert expected and expected <= names, sorted(expected - names)
+
+
 # docker/compose.yml ---------------------------------------------------------------------------
 
 
