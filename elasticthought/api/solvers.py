@@ -46,11 +46,6 @@ DATA_KINDS = {"Data": DATA, "ImageData": IMAGE_DATA}
 DEPENDENT_TYPES = ("training-job",)
 
 
-def supported_layers() -> set[str]:
-    """Layer types the checking engine implements (its registry)."""
-    return set(get_engine(CHECKING_ENGINE, config()).layer_types())
-
-
 def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
     inline = want_str(body, inline_key, MAX_PROTOTXT)
     url = want_str(body, url_key, 4096)
@@ -86,15 +81,12 @@ def validate_net(text: str, key: str = "specification-net") -> str:
         net = parse_net(text)
     except FormatError as exc:
         raise _format_error(key, exc) from None
-    supported = supported_layers()
+    engine = get_engine(CHECKING_ENGINE, config())
     kinds = set()
     for layer in net.layer:
-        if layer.type not in supported:
-            raise ApiError(
-                422,
-                f"'{key}': unsupported layer type {layer.type!r} (layer {layer.name!r}); "
-                f"supported: {', '.join(sorted(supported))}",
-            )
+        refusal = engine.refusal(layer.type)
+        if refusal:
+            raise ApiError(422, f"'{key}': layer {layer.name!r}: {refusal}")
         if layer.type in DATA_KINDS:
             kinds.add(DATA_KINDS[layer.type])
     if not kinds:

@@ -97,3 +97,8 @@ class Engine(Protocol):
     def layer_types(self) -> frozenset[str]:
         """The layer types it implements."""
         ...
+
+    def refusal(self, type_name: str) -> str | None:
+        """Why a net with a layer of `type_name` is refused (naming the nearest supported type
+        and all of them), or None when the type is supported."""
+        ...

@@ -106,3 +106,11 @@ class CaffeEngine:
 
     def layer_types(self) -> frozenset[str]:
         return _layer_types(self.python, self.prefix)
+
+    def refusal(self, type_name: str) -> str | None:
+        """Caffe's own registry decides; the torch engine's names the nearest type."""
+        if type_name in self.layer_types():
+            return None
+        from elasticthought.engine.torch.facade import TorchEngine
+
+        return TorchEngine().refusal(type_name) or f"unsupported layer type {type_name!r}"

@@ -96,6 +96,16 @@ class TorchEngine:
 
         return load_deploy(text, model)
 
+    def refusal(self, type_name: str) -> str | None:
+        from elasticthought.engine.torch.layer import UnsupportedLayer, layer_class
+
+        self.layer_types()  # every layer module registered
+        try:
+            layer_class(type_name)
+        except UnsupportedLayer as exc:
+            return str(exc)
+        return None
+
     def layer_types(self) -> frozenset[str]:
         from elasticthought.engine.torch.layer import LAYERS
 

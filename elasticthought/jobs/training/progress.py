@@ -132,7 +132,10 @@ class Recorder:
         self.max_iter = max_iter
         self.start_iter = start_iter
         self.counter = ctx.work_dir / COUNTER_NAME
-        self.prior = max(int(ctx.job.get(st.ITERATIONS_TRAINED) or 0), _read_count(self.counter))
+        # A resumed run trained at least up to the snapshot it resumes from.
+        self.prior = max(
+            int(ctx.job.get(st.ITERATIONS_TRAINED) or 0), _read_count(self.counter), start_iter
+        )
         self.count = self.prior
         self.snapshots: list[dict] = [
             s for s in ctx.job.get(st.SNAPSHOTS) or [] if s.get("iteration", 0) <= start_iter
@@ -147,7 +150,10 @@ class Recorder:
     def tick(self) -> None:
         """One more training iteration ran (kept in the work dir, which survives a kill)."""
         self.count += 1
-        self.counter.write_text(str(self.count))
+        # atomically: a kill between truncating and writing must not lose the count
+        partial = self.counter.with_name(self.counter.name + ".part")
+        partial.write_text(str(self.count))
+        os.replace(partial, self.counter)
 
     def __call__(self, event: dict) -> None:
         kind = event.get("event")

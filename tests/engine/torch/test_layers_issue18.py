@@ -201,12 +201,18 @@ def test_a_loss_layer_without_a_top_still_counts():
     assert np.abs(net.blobs["x"].diff).sum() > 0
 
 
-def test_the_service_refuses_python_layers_and_accepts_the_new_types():
-    """The REST API validates nets against the registry: Python layers are a 422 there, the new
-    BVLC types pass."""
-    from elasticthought.api.common import ApiError
+def test_the_service_refuses_python_layers_and_accepts_the_new_types(tmp_path):
+    """The REST API validates nets against the checking engine's registry: Python layers are a
+    422 there, an unknown type a 422 naming the nearest supported one, the new BVLC types pass."""
+    from elasticthought.api.app import create_app
+    from elasticthought.api.errors import ApiError
     from elasticthought.api.solvers import validate_net
+    from elasticthought.blobs import open_blobs
+    from elasticthought.config import Config
+    from elasticthought.store import open_store
 
+    store = open_store(f"sqlite://{tmp_path / 'db.sqlite'}")
+    app = create_app(Config(data_dir=str(tmp_path)), store, open_blobs(f"file://{tmp_path}/b"))
     data = (
         'layer { name: "d" type: "Data" top: "data" top: "label" '
         'data_param { source: "x" batch_size: 2 } }\n'
@@ -215,8 +221,15 @@ def test_the_service_refuses_python_layers_and_accepts_the_new_types():
         'layer { name: "p" type: "Python" bottom: "data" top: "p" '
         'python_param { module: "m" layer: "L" } }\n'
     )
-    with pytest.raises(ApiError) as info:
-        validate_net(data + python)
-    assert info.value.code == 422 and "'Python'" in info.value.detail
-    swish = 'layer { name: "s" type: "Swish" bottom: "data" top: "s" }\n'
-    assert validate_net(data + swish) == "DATA"
+    with app.app_context():
+        with pytest.raises(ApiError) as info:
+            validate_net(data + python)
+        assert info.value.code == 422 and "'Python'" in info.value.detail
+        typo = 'layer { name: "t" type: "Tresh0ld" bottom: "data" top: "t" }\n'
+        with pytest.raises(ApiError) as info:
+            validate_net(data + typo)
+        assert info.value.code == 422
+        assert "'Tresh0ld'" in info.value.detail and "layer 't'" in info.value.detail
+        assert "nearest supported: 'Threshold'" in info.value.detail
+        swish = 'layer { name: "s" type: "Swish" bottom: "data" top: "s" }\n'
+        assert validate_net(data + swish) == "DATA"
