@@ -12,7 +12,6 @@ mismatch is a 422 naming the layer, a prototxt error a 422 with line and column.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any
@@ -32,7 +31,7 @@ from elasticthought.api.result_format import (
     parse_result_format,
 )
 from elasticthought.api.services import blobs, config, store
-from elasticthought.api.validation import check_unicode, no_json_constant, want_str
+from elasticthought.api.validation import load_json, want_str
 from elasticthought.blobs import layout
 from elasticthought.documents import model as model_doc
 from elasticthought.documents.fields import IMAGE_DATA, INTERNAL, LAYERS_TYPE, PROCESSING_STATE
@@ -110,11 +109,7 @@ def _labels(value: Any) -> list[str] | None:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                value = json.loads(text, parse_constant=no_json_constant)
-            except ValueError:
-                raise bad_request("'labels' is not valid JSON") from None
-            check_unicode(value, "'labels'")
+            value = load_json(text, "'labels'")
         else:
             value = [line.strip() for line in text.splitlines() if line.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
@@ -130,11 +125,7 @@ def _transform(value: Any) -> dict[str, Any] | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value, parse_constant=no_json_constant)
-        except ValueError:
-            raise bad_request("'transform' must be a JSON object") from None
-        check_unicode(value, "'transform'")
+        value = load_json(value, "'transform'")
     if not isinstance(value, dict):
         raise bad_request("'transform' must be an object like {\"scale\": 0.00390625}")
     unknown = sorted(set(value) - set(USER_TRANSFORM_KEYS))

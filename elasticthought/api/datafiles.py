@@ -3,8 +3,6 @@ blob store); a datafile job then validates it."""
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
@@ -15,9 +13,8 @@ from elasticthought.api.ownership import list_owned, owned, public, user_id
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import (
     check_fields,
-    check_unicode,
     json_body,
-    no_json_constant,
+    load_json,
     vet_url,
 )
 from elasticthought.blobs import layout
@@ -92,11 +89,7 @@ def _upload():
         raise bad_request("multipart upload needs exactly one 'file' part (the .tar.gz)")
     param = form.get("layers_data_param")
     if param is not None:
-        try:
-            param = json.loads(param, parse_constant=no_json_constant)
-        except ValueError:
-            raise bad_request("'layers_data_param' must be JSON text") from None
-        check_unicode(param, "'layers_data_param'")
+        param = load_json(param, "'layers_data_param'")
     if form.get("backend") is not None:
         if param is not None:
             raise bad_request("give 'backend' or 'layers_data_param', not both")
