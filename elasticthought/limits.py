@@ -60,6 +60,11 @@ MAX_MAX_RUNTIME = 7 * 24 * 3600.0  # the largest max-runtime a job may ask for
 MIN_JOB_MEMORY = 1024 * MIB  # the smallest job memory limit (an interpreter with torch needs it)
 MAX_ITERATIONS = 100_000_000  # largest solver max_iter accepted
 
+# --- Checks of user nets and models in a bounded child (elasticthought/bounded.py) -----------
+VALIDATION_TIMEOUT = 60.0  # seconds a deploy-net check may take
+VALIDATION_CONCURRENCY = 2  # checks running at once (one child each)
+VALIDATION_QUEUE_WAIT = 30.0  # seconds a request waits for a free check slot (then 503)
+
 
 def machine_memory_bytes() -> int:
     """Physical memory of this machine (0 when unknown)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -21,9 +22,11 @@ from flask import Blueprint, jsonify, request
 from elasticthought.api.auth import require_auth
 from elasticthought.api.classify_jobs import classify_request
 from elasticthought.api.deletion import remove_document
+from elasticthought.api.deploy_check import check_deploy_bounded
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.quotas import check_queue_quota
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -39,7 +42,7 @@ from elasticthought.documents.states import ACTIVE, FINISHED
 from elasticthought.engine.deploy import parse_deploy
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
-from elasticthought.engine.registry import CHECKING_ENGINE, DEFAULT_ENGINE, ENGINE_NAMES, get_engine
+from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.engine.transform import USER_TRANSFORM_KEYS
 from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to
 from elasticthought.store.base import new_id
@@ -301,8 +304,7 @@ def _check(spec: str, fields: dict[str, Any], model: dict[str, Any]) -> dict[str
     """Build the deploy net with the model; check input channels, size and outputs. Returns
     what the classifier document records about the net."""
     try:
-        checker = get_engine(CHECKING_ENGINE, config())
-        deploy = checker.check_deploy(spec, blobs().get(model["model"]))
+        deploy = SimpleNamespace(**check_deploy_bounded(spec, model["model"], config()))
     except FormatError as exc:
         raise _format_error(exc) from None
     except DeployError as exc:
@@ -451,6 +453,7 @@ def delete_classifier(doc_id: str):
 
 @bp.post("/<doc_id>/classify")
 def classify(doc_id: str):
+    check_queue_quota()
     return classify_request(owned(doc_id, "classifier"))
 
 

@@ -10,6 +10,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.quotas import check_queue_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import (
     check_fields,
@@ -67,6 +68,7 @@ def _new_doc(layers_type: str, param: dict, **extra) -> dict:
 
 @bp.post("")
 def post_datafile():
+    check_queue_quota()
     if request.mimetype == "multipart/form-data":
         return _upload()
     body = json_body(FIELDS, ("url",))
