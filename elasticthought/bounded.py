@@ -21,7 +21,14 @@ from typing import Any
 from elasticthought import limits
 
 _SLOTS = threading.BoundedSemaphore(limits.VALIDATION_CONCURRENCY)
-_MEMORY_WORDS = ("can't allocate memory", "cannot allocate memory", "bad_alloc", "out of memory")
+_MEMORY_WORDS = (
+    "memoryerror",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "bad_alloc",
+    "out of memory",
+    "more than the memory limit",
+)
 
 
 class BoundedError(RuntimeError):

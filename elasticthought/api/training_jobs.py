@@ -43,6 +43,13 @@ FOLLOW_POLL = 0.5
 DELETE_WAIT = 10.0
 
 
+def public_link(path: str) -> str:
+    """A link to `path` on this service: absolute from `--public-url`, else relative (the
+    client's Host header is never trusted)."""
+    base = config().public_url.rstrip("/")
+    return base + path if base else path
+
+
 # Creating ------------------------------------------------------------------------------------
 
 
@@ -239,7 +246,7 @@ def get_status(doc_id: str):
     out: dict[str, Any] = {"id": doc["_id"], "state": doc.get(PROCESSING_STATE)}
     for name in STATUS_KEYS:
         out[name] = doc.get(name)
-    out["logs"] = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/logs"
+    out["logs"] = public_link(f"/training-jobs/{doc_id}/logs")
     out["eta-seconds"] = eta_seconds(doc)
     return jsonify(out)
 
@@ -336,7 +343,7 @@ def get_model(doc_id: str):
 
 
 def _snapshots(doc_id: str) -> list[dict]:
-    base = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/snapshots/"
+    base = public_link(f"/training-jobs/{doc_id}/snapshots/")
     by_iter: dict[int, dict] = {}
     for blob_key in blobs().list(layout.snapshots(doc_id)):
         name = blob_key.rsplit("/", 1)[-1]
