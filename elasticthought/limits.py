@@ -60,6 +60,11 @@ MAX_MAX_RUNTIME = 7 * 24 * 3600.0  # the largest max-runtime a job may ask for
 MIN_JOB_MEMORY = 1024 * MIB  # the smallest job memory limit (an interpreter with torch needs it)
 MAX_ITERATIONS = 100_000_000  # largest solver max_iter accepted
 
+# --- Downloads made while answering a request (elasticthought/api/request_fetch.py) ----------
+REQUEST_FETCH_SLOTS = 4  # request threads that may be downloading at once
+REQUEST_FETCH_TIMEOUT = 20.0  # seconds a prototxt download may take in total
+REQUEST_MODEL_FETCH_TIMEOUT = 120.0  # seconds a model download (model-url) may take in total
+
 # --- Checks of user nets and models in a bounded child (elasticthought/bounded.py) -----------
 VALIDATION_TIMEOUT = 60.0  # seconds a deploy-net check may take
 VALIDATION_CONCURRENCY = 2  # checks running at once (one child each)

@@ -27,6 +27,7 @@ from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.quotas import check_queue_quota
+from elasticthought.api.request_fetch import fetch_in_request, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -44,7 +45,8 @@ from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.engine.transform import USER_TRANSFORM_KEYS
-from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to
+from elasticthought.fetch import FetchError
+from elasticthought.limits import REQUEST_MODEL_FETCH_TIMEOUT
 from elasticthought.store.base import new_id
 
 log = logging.getLogger(__name__)
@@ -158,14 +160,6 @@ def _transform(value: Any) -> dict[str, Any] | None:
     return out
 
 
-def _policy(max_bytes: int | None = None) -> FetchPolicy:
-    policy = FetchPolicy.from_config(config())
-    if max_bytes is not None:
-        policy.max_bytes = min(policy.max_bytes, max_bytes)
-    policy.total_timeout = min(policy.total_timeout, 120.0)
-    return policy
-
-
 def _specification(body: dict, files: Any) -> tuple[str, str | None]:
     """The deploy prototxt text: inline, a form file part, or fetched from its URL."""
     inline = body.get("specification")
@@ -186,7 +180,7 @@ def _specification(body: dict, files: Any) -> tuple[str, str | None]:
     if inline:
         return inline, None
     try:
-        data = fetch_bytes(url, _policy(MAX_PROTOTXT))
+        data = fetch_small(url, MAX_PROTOTXT)
     except (FetchError, ValueError) as exc:
         raise ApiError(422, f"'specification-url': {exc}") from None
     try:
@@ -265,7 +259,11 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
         size = blobs().put(key, _limited(upload.stream, limit))
     else:
         try:
-            size = fetch_to(url, _policy(), lambda chunks: blobs().put(key, chunks))
+            size = fetch_in_request(
+                url,
+                request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT),
+                lambda chunks: blobs().put(key, chunks),
+            )
         except (FetchError, ValueError) as exc:
             raise ApiError(422, f"'model-url': {exc}") from None
     if not size:

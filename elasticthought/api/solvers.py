@@ -13,6 +13,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.request_fetch import fetch_small
 from elasticthought.api.services import config, store
 from elasticthought.api.validation import json_body, want_str
 from elasticthought.documents import model
@@ -26,7 +27,7 @@ from elasticthought.documents.fields import (
 from elasticthought.documents.states import UNUSABLE
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.registry import CHECKING_ENGINE, get_engine
-from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes
+from elasticthought.fetch import FetchError
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,9 @@ def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
         raise bad_request(f"give exactly one of '{inline_key}' (text) or '{url_key}'")
     if inline is not None:
         return inline, None
-    policy = FetchPolicy.from_config(config())
-    policy.max_bytes = MAX_PROTOTXT
-    policy.total_timeout = min(policy.total_timeout, 60.0)
     try:
-        data = fetch_bytes(url, policy)
-    except FetchError as exc:
+        data = fetch_small(url, MAX_PROTOTXT)
+    except (FetchError, ValueError) as exc:
         raise ApiError(422, f"'{url_key}': {exc}") from None
     try:
         return data.decode("utf-8"), url
