@@ -28,6 +28,7 @@ from elasticthought.documents.states import UNUSABLE
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.registry import CHECKING_ENGINE, get_engine
 from elasticthought.fetch import FetchError
+from elasticthought.limits import MAX_ITERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,13 @@ def validate_solver(text: str, key: str = "specification") -> None:
     from elasticthought.engine.prototxt import parse_solver
 
     try:
-        parse_solver(text)
+        solver = parse_solver(text)
     except FormatError as exc:
         raise _format_error(key, exc) from None
+    if solver.HasField("max_iter") and not 0 < solver.max_iter <= MAX_ITERATIONS:
+        raise ApiError(
+            422, f"'{key}': max_iter is {solver.max_iter}; it must be from 1 to {MAX_ITERATIONS}"
+        )
 
 
 @bp.post("")
