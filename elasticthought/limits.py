@@ -60,6 +60,10 @@ MAX_MAX_RUNTIME = 7 * 24 * 3600.0  # the largest max-runtime a job may ask for
 MIN_JOB_MEMORY = 1024 * MIB  # the smallest job memory limit (an interpreter with torch needs it)
 MAX_ITERATIONS = 100_000_000  # largest solver max_iter accepted
 
+# --- Archives (elasticthought/archive.py) -----------------------------------------------------
+MAX_ARCHIVE_HEADER_BYTES = 1 * MIB  # a pax extended header or GNU long name/link record
+MAX_EXTRACT_SECONDS = 600.0  # wall time one archive may take to extract
+
 # --- Downloads made while answering a request (elasticthought/api/request_fetch.py) ----------
 REQUEST_FETCH_SLOTS = 4  # request threads that may be downloading at once
 REQUEST_FETCH_TIMEOUT = 20.0  # seconds a prototxt download may take in total
