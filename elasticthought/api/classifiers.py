@@ -35,6 +35,7 @@ from elasticthought.api.result_format import (
     parse_result_format,
 )
 from elasticthought.api.services import blobs, config, store
+from elasticthought.api.solvers import format_error
 from elasticthought.api.validation import load_json, want_str
 from elasticthought.blobs import layout
 from elasticthought.documents import model as model_doc
@@ -199,11 +200,10 @@ def _engine(body: dict) -> str | None:
     return _check_engine(value, True)
 
 
-def _format_error(exc: FormatError) -> ApiError:
-    if exc.line is not None:
-        where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
-        return ApiError(422, f"'specification' {where}: {exc.reason}")
-    return ApiError(422, f"'specification': {exc.reason}")
+def _format_error(exc: FormatError, fetched: bool = False) -> ApiError:
+    """A deploy prototxt error at its place; the reason only for text the user sent (fetched
+    text is never echoed)."""
+    return format_error("specification-url" if fetched else "specification", exc)
 
 
 # The model's origin ---------------------------------------------------------------------------
@@ -298,13 +298,15 @@ def _limited(stream: Any, limit: int):
 # Validation -----------------------------------------------------------------------------------
 
 
-def _check(spec: str, fields: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+def _check(
+    spec: str, fields: dict[str, Any], model: dict[str, Any], fetched: bool = False
+) -> dict[str, Any]:
     """Build the deploy net with the model; check input channels, size and outputs. Returns
     what the classifier document records about the net."""
     try:
         deploy = SimpleNamespace(**check_deploy_bounded(spec, model["model"], config()))
     except FormatError as exc:
-        raise _format_error(exc) from None
+        raise _format_error(exc, fetched) from None
     except DeployError as exc:
         raise ApiError(422, str(exc)) from None
     shape = deploy.input_shape
@@ -375,7 +377,7 @@ def post_classifier():
     try:
         parse_deploy(spec)  # syntax first: no model is fetched for a broken prototxt
     except FormatError as exc:
-        raise _format_error(exc) from None
+        raise _format_error(exc, spec_url is not None) from None
     except DeployError as exc:
         raise ApiError(422, str(exc)) from None
     fields = {
@@ -400,7 +402,7 @@ def post_classifier():
             model = _from_training_job(body["training-job-id"], doc_id)
         else:
             model = _from_upload(body, files, doc_id)
-        net = _check(spec, fields, model)
+        net = _check(spec, fields, model, fetched=spec_url is not None)
         doc = store().create(
             model_doc.classifier(
                 user_id(),

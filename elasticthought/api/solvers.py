@@ -70,11 +70,20 @@ def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
         raise ApiError(422, f"'{url_key}': the file is not UTF-8 text") from None
 
 
-def _format_error(key: str, exc: FormatError) -> ApiError:
+def _fetched(key: str) -> bool:
+    """Whether `key` names text fetched from a URL: its content is never echoed in errors
+    (the URL may be a private resource only the server can read)."""
+    return key.endswith("-url")
+
+
+def format_error(key: str, exc: FormatError) -> ApiError:
+    reason = (
+        "not a valid prototxt (the fetched text is not repeated)" if _fetched(key) else exc.reason
+    )
     if exc.line is not None:
         where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
-        return ApiError(422, f"'{key}' {where}: {exc.reason}")
-    return ApiError(422, f"'{key}': {exc.reason}")
+        return ApiError(422, f"'{key}' {where}: {reason}")
+    return ApiError(422, f"'{key}': {reason}")
 
 
 def validate_net(text: str, key: str = "specification-net") -> str:
@@ -84,15 +93,19 @@ def validate_net(text: str, key: str = "specification-net") -> str:
     try:
         net = parse_net(text)
     except FormatError as exc:
-        raise _format_error(key, exc) from None
+        raise format_error(key, exc) from None
     supported = supported_layers()
     kinds = set()
-    for layer in net.layer:
+    for number, layer in enumerate(net.layer, 1):
         if layer.type not in supported:
+            what = (
+                f"layer {number}"
+                if _fetched(key)
+                else f"type {layer.type!r} (layer {layer.name!r})"
+            )
             raise ApiError(
                 422,
-                f"'{key}': unsupported layer type {layer.type!r} (layer {layer.name!r}); "
-                f"supported: {', '.join(sorted(supported))}",
+                f"'{key}': unsupported layer {what}; supported: {', '.join(sorted(supported))}",
             )
         if layer.type in DATA_KINDS:
             kinds.add(DATA_KINDS[layer.type])
@@ -109,7 +122,7 @@ def validate_solver(text: str, key: str = "specification") -> None:
     try:
         solver = parse_solver(text)
     except FormatError as exc:
-        raise _format_error(key, exc) from None
+        raise format_error(key, exc) from None
     if solver.HasField("max_iter") and not 0 < solver.max_iter <= MAX_ITERATIONS:
         raise ApiError(
             422, f"'{key}': max_iter is {solver.max_iter}; it must be from 1 to {MAX_ITERATIONS}"
@@ -125,8 +138,8 @@ def post_solver():
         raise ApiError(422, f"dataset {dataset_id} is {dataset[PROCESSING_STATE]}")
     solver_text, solver_url = _text(body, "specification", "specification-url")
     net_text, net_url = _text(body, "specification-net", "specification-net-url")
-    validate_solver(solver_text)
-    kind = validate_net(net_text)
+    validate_solver(solver_text, "specification-url" if solver_url else "specification")
+    kind = validate_net(net_text, "specification-net-url" if net_url else "specification-net")
     if kind != dataset.get(LAYERS_TYPE):
         layer = "ImageData" if kind == IMAGE_DATA else "Data"
         raise ApiError(

@@ -143,3 +143,34 @@ def test_oversized_deploy_net_never_grows_the_server(server: LiveServer, num_out
     blobs = server.data_dir / "blobs"
     leftovers = [p for p in blobs.rglob("*") if p.is_file() and "classifier" in str(p)]
     assert not leftovers, leftovers
+
+
+def test_fetched_content_is_never_echoed_in_errors(server: LiveServer, tmp_path: Path) -> None:
+    """Attack: with --allow-private-urls, point a solver at a private resource that is not a
+    prototxt and read it back from the parse error. The error gives the place, not the text."""
+    secret = "TOPSECRET_token_0123456789"
+    root = tmp_path / "private"
+    root.mkdir()
+    (root / "secret.txt").write_text(f"{secret}: 1\n")
+    (root / "net.prototxt").write_text(f'layer {{ name: "{secret}" type: "{secret}" }}\n')
+    files = h.FileServer(root)
+    try:
+        user = h.new_user(server.url, "leak")
+        df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/a.tar.gz"})
+        ds = user.ok(
+            "POST", "/datasets", 201,
+            json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+                  "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+        )  # fmt: skip
+        for body in (
+            {"specification-url": files.url + "/secret.txt", "specification-net": "name: 'x'"},
+            {"specification": "base_lr: 0.1", "specification-net-url": files.url + "/net.prototxt"},
+            {"specification": "base_lr: 0.1", "specification-net-url": files.url + "/secret.txt"},
+        ):
+            r = user.post("/solvers", json={"dataset-id": ds["id"], **body})
+            assert r.status_code == 422, r.text
+            assert secret not in r.text, r.text
+        r = user.post("/classifiers", json={"specification-url": files.url + "/secret.txt"})
+        assert 400 <= r.status_code < 500 and secret not in r.text, r.text
+    finally:
+        files.close()
