@@ -159,6 +159,10 @@ class Config:
         default=limits.MAX_MAX_RUNTIME,
         metadata={"help": "the largest max-runtime (seconds) a job may set"},
     )
+    max_stored_bytes_per_user: int = field(
+        default=limits.MAX_STORED_BYTES_PER_USER,
+        metadata={"help": "bytes one user may keep in the blob store (uploads past it: 413)"},
+    )
     max_queued_jobs_per_user: int = field(
         default=limits.MAX_QUEUED_JOBS_PER_USER,
         metadata={"help": "jobs one user may have waiting in the queue (429 beyond)"},

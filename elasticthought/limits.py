@@ -51,7 +51,6 @@ def body_too_large(limit: int, flag: str) -> str:
 PRIORITY_MIN = -100  # `priority` of a training job: orders only its owner's own jobs
 PRIORITY_MAX = 100
 MAX_QUEUED_JOBS_PER_USER = 100  # jobs of one user waiting in the queue (429 beyond)
-MAX_RUNNING_JOBS_PER_USER = 2  # jobs of one user running at once (others wait, said why)
 MAX_STORED_BYTES_PER_USER = 2048 * MIB  # uploads a user keeps in the blob store (413 beyond)
 
 # --- Job resources ----------------------------------------------------------------------------

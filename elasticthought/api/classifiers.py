@@ -26,7 +26,7 @@ from elasticthought.api.deploy_check import check_deploy_bounded
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
-from elasticthought.api.quotas import check_queue_quota
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.request_fetch import fetch_in_request, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
@@ -358,6 +358,7 @@ def _check(
 
 def _form() -> tuple[dict[str, Any], Any]:
     if request.mimetype == "multipart/form-data":
+        check_storage_quota(request.content_length)
         body: dict[str, Any] = {k: request.form.get(k) for k in request.form}
         files = request.files
         unknown = sorted((set(body) - set(FIELDS)) | (set(files) - {"model", "specification"}))

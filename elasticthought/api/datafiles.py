@@ -10,7 +10,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
-from elasticthought.api.quotas import check_queue_quota
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import (
     check_fields,
@@ -70,6 +70,7 @@ def _new_doc(layers_type: str, param: dict, **extra) -> dict:
 def post_datafile():
     check_queue_quota()
     if request.mimetype == "multipart/form-data":
+        check_storage_quota(request.content_length)
         return _upload()
     body = json_body(FIELDS, ("url",))
     layers_type, param = _kind(body.get(LAYERS_TYPE), body.get("layers_data_param"))

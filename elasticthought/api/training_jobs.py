@@ -16,7 +16,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
-from elasticthought.api.quotas import check_queue_quota
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import json_body, want_str
 from elasticthought.blobs import layout
@@ -132,6 +132,7 @@ def _body() -> tuple[dict, Any]:
     """The fields (JSON, or a multipart form with a `weights` file part) and the upload."""
     if request.mimetype != "multipart/form-data":
         return json_body(FIELDS, ("solver-id",)), None
+    check_storage_quota(request.content_length)
     unknown = sorted((set(request.form) - set(FIELDS)) | (set(request.files) - {"weights"}))
     if unknown:
         raise bad_request(

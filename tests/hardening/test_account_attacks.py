@@ -14,6 +14,7 @@ from tests.support.server import LiveServer
 
 PUBLIC_URL = "https://et.example.org"
 QUEUE_LIMIT = 3
+STORE_LIMIT = 100_000
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         "--allow-private-urls",
         "--public-url", PUBLIC_URL,
         "--max-queued-jobs-per-user", str(QUEUE_LIMIT),
+        "--max-stored-bytes-per-user", str(STORE_LIMIT),
     ]  # fmt: skip
     with LiveServer(tmp_path_factory.mktemp("accounts"), workers=0, args=args) as srv:
         yield srv
@@ -105,3 +107,13 @@ def test_job_flood_hits_the_per_user_queue_limit(server: LiveServer) -> None:
     assert r.status_code == 429 and "--max-queued-jobs-per-user" in r.json()["detail"], r.text
     other = h.new_user(server.url, "calm")
     other.ok("POST", "/datafiles", 201, json={"url": "http://127.0.0.1:9/a.tar.gz"})
+
+
+def test_uploads_past_the_storage_quota_are_refused(server: LiveServer) -> None:
+    """One user uploads until the blob store fills: past their quota, 413 naming the flag."""
+    user = h.new_user(server.url, "hoard")
+    blob = b"\0" * 60_000
+    r = user.post("/datafiles", files={"file": ("a.tar.gz", blob)})
+    assert r.status_code == 201, r.text
+    r = user.post("/datafiles", files={"file": ("b.tar.gz", blob)})
+    assert r.status_code == 413 and "--max-stored-bytes-per-user" in r.json()["detail"], r.text
