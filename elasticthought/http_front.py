@@ -20,6 +20,7 @@ Behind a reverse proxy the same rules hold per proxy connection.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from typing import Any
@@ -30,6 +31,25 @@ from waitress.task import ErrorTask
 from waitress.utilities import RequestEntityTooLarge
 
 from elasticthought import limits
+
+
+class _Discard:
+    """A request-body buffer that keeps nothing (a body over its limit being drained)."""
+
+    def __init__(self) -> None:
+        self.length = 0
+
+    def append(self, data: bytes) -> None:
+        self.length += len(data)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def getfile(self) -> io.BytesIO:
+        return io.BytesIO(b"")
+
+    def close(self) -> None:
+        pass
 
 
 class _TimedParser(HTTPRequestParser):
@@ -45,6 +65,7 @@ class _TimedParser(HTTPRequestParser):
         self.started = time.monotonic()
         self.headers_at: float | None = None
         self.body_limit: tuple[int, str] | None = None
+        self.draining = False
 
     def received(self, data: bytes) -> int:
         consumed = super().received(data)
@@ -54,11 +75,26 @@ class _TimedParser(HTTPRequestParser):
                 self.command or "", self.path or "", self.max_json_body, self.max_upload
             )
         if self.body_limit is not None and self.error is None:
-            limit, flag = self.body_limit
-            if max(self.content_length or 0, self.body_bytes_received) > limit:
-                self.error = RequestEntityTooLarge(limits.body_too_large(limit, flag))
-                self.completed = True
+            self._check_body_limit(*self.body_limit)
         return consumed
+
+    def _check_body_limit(self, limit: int, flag: str) -> None:
+        """Past the limit, the rest of the body is read and dropped (up to
+        `limits.HTTP_DRAIN_BYTES` more, so the client is still reading when the 413 comes
+        instead of meeting a reset), then answered 413; beyond that the connection closes. A
+        client that sent `Expect: 100-continue` gets the 413 at once, before any body."""
+        size = max(self.content_length or 0, self.body_bytes_received)
+        if size <= limit:
+            return
+        if self.expect_continue and not self.body_bytes_received:
+            self.body_rcv = None  # the client waits for "100 Continue": refuse at once
+            self.expect_continue = False  # and it gets no "100 Continue" either
+        elif not self.draining and self.body_rcv is not None:
+            self.draining = True
+            self.body_rcv.buf = _Discard()
+        if self.completed or size > limit + limits.HTTP_DRAIN_BYTES or self.body_rcv is None:
+            self.error = RequestEntityTooLarge(limits.body_too_large(limit, flag))
+            self.completed = True
 
 
 class _JsonErrorTask(ErrorTask):

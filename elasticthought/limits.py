@@ -18,6 +18,9 @@ HTTP_CLEANUP_INTERVAL = 1  # seconds between the front's sweeps over its connect
 # Free connection slots kept at all times: past this the oldest unfinished or idle connections
 # are dropped, so slow clients never fill the budget.
 HTTP_SPARE_CONNECTIONS = 100
+# Bytes of a body over its route's limit read and dropped before the 413 (so ordinary clients,
+# which read the answer only once they have sent the body, see it); past this the front closes.
+HTTP_DRAIN_BYTES = 16 * MIB
 
 # --- Request bodies and JSON ------------------------------------------------------------------
 MAX_JSON_BODY_BYTES = 1 * MIB  # a JSON (or any non-upload) request body

@@ -167,12 +167,26 @@ def test_unauthenticated_500mb_body_is_refused_without_memory_growth(server: Liv
     assert peak - before < 100 * 1024 * 1024, f"server grew {(peak - before) >> 20} MB"
 
 
+def test_declared_oversized_body_is_answered_after_draining(server: LiveServer) -> None:
+    """A client that sends a 5 MB JSON body in full (as ordinary clients do before reading
+    the answer) gets the 413 JSON, not a connection reset."""
+    response = requests.post(
+        server.url + "/users",
+        data=b"{" + b" " * 5_000_000 + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert "--max-json-body-bytes" in response.json()["detail"]
+
+
 def test_declared_oversized_body_is_refused_before_reading(server: LiveServer) -> None:
-    """A Content-Length over the JSON limit is answered 413 JSON without sending the body."""
+    """With `Expect: 100-continue`, a Content-Length over the JSON limit is answered 413 JSON
+    before the client sends any body."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
             b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 5000000\r\n\r\n{"
+            b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n"
         )
         answer = b""
         while b"\r\n\r\n" not in answer:
