@@ -54,11 +54,8 @@ def memory_limit_text(config: Any) -> str:
     return f"the job memory limit of {memory // limits.MIB} MiB (--job-memory-limit)"
 
 
-_MEMORY_SIGNALS = {-signal.SIGKILL, -signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS}
-
-
 def scrub_paths(text: str, config: Any) -> str:
-    """`text` without the server's own folders (work, data, blobs): users see `<work>` etc."""
+    """`text` without the server's own folders (work, data): users see `<work>` etc."""
     places = [
         (str(config.work_path), "<work>"),
         (os.path.abspath(config.data_dir), "<data>"),
@@ -70,16 +67,22 @@ def scrub_paths(text: str, config: Any) -> str:
     return text
 
 
+# How a process dies when an allocation fails in native code under RLIMIT_AS (a C++
+# bad_alloc aborts; some libraries crash). SIGKILL is the kernel's OOM killer, not our limit.
+_ALLOCATION_SIGNALS = {-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS}
+
+
 def explain_failure(reason: str, exitcode: int | None, config: Any, gpu_job: bool) -> str:
     """A failed job's reason without server paths, naming the memory limit when an allocation
-    failed (the child reported it, or died the way a failed allocation kills a process)."""
+    failed (the child reported it; or, as a likely cause, when it died the way a failed native
+    allocation kills a process)."""
     reason = scrub_paths(reason, config)
     if gpu_job:
         return reason
-    if is_memory_failure(RuntimeError(reason)) or (
-        exitcode is not None and exitcode in _MEMORY_SIGNALS and "without a result" not in reason
-    ):
+    if exitcode is None and is_memory_failure(RuntimeError(reason)):
         return f"out of memory: the job exceeded {memory_limit_text(config)} ({reason})"
+    if exitcode is not None and exitcode in _ALLOCATION_SIGNALS:
+        return f"{reason}; likely out of memory: {memory_limit_text(config)}"
     return reason
 
 

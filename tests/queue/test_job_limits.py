@@ -37,8 +37,10 @@ def test_failure_reasons_name_the_limit_without_server_paths(tmp_path) -> None:
     work = str(config.work_path)
     reason = explain_failure(f"MemoryError in {work}/job/x", None, config, gpu_job=False)
     assert "1500 MiB (--job-memory-limit)" in reason and work not in reason
-    died = explain_failure("job process died: SIGKILL", -signal.SIGKILL, config, gpu_job=False)
+    died = explain_failure("job process died: SIGABRT", -signal.SIGABRT, config, gpu_job=False)
     assert "--job-memory-limit" in died
+    killed = "job process died: SIGKILL (killed: out of memory?)"
+    assert explain_failure(killed, -signal.SIGKILL, config, gpu_job=False) == killed
     plain = explain_failure("bad solver", None, config, gpu_job=False)
     assert plain == "bad solver"
 
