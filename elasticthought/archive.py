@@ -1,7 +1,8 @@
 """Safe extraction of .tar.gz (and plain .tar) archives, streaming.
 
 Refused, with the member named: absolute paths, `..` components, links (symbolic or hard),
-devices, FIFOs; more than `max_files` members; more than `max_bytes` of content. The
+devices, FIFOs; more than `max_files` members; more than `max_bytes` of content; pax or GNU
+long-name headers over `limits.MAX_ARCHIVE_HEADER_BYTES`; more than `MAX_EXTRACT_SECONDS`. The
 decompressed stream itself is counted as it is read, so a gzip bomb stops at the limit instead
 of filling the disk or memory.
 """
@@ -12,8 +13,11 @@ import io
 import os
 import posixpath
 import tarfile
+import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from elasticthought.limits import MAX_ARCHIVE_HEADER_BYTES, MAX_EXTRACT_SECONDS
 
 #: Bytes of tar headers and padding allowed per member on top of the content limit.
 _HEADER_ALLOWANCE = 1536
@@ -109,12 +113,37 @@ class _Prepend(io.RawIOBase):
         return len(data)
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's member header, refusing pax and GNU long-name records larger than
+    `limits.MAX_ARCHIVE_HEADER_BYTES` before tarfile reads them into memory."""
+
+    def _check_header_size(self, what: str) -> None:
+        if self.size > MAX_ARCHIVE_HEADER_BYTES:
+            raise ArchiveError(
+                f"archive has a {what} of {self.size} bytes; the limit is "
+                f"{MAX_ARCHIVE_HEADER_BYTES} bytes"
+            )
+
+    def _proc_pax(self, tarfile_: Any) -> Any:
+        self._check_header_size("pax extended header")
+        return super()._proc_pax(tarfile_)
+
+    def _proc_gnulong(self, tarfile_: Any) -> Any:
+        self._check_header_size("GNU long name/link record")
+        return super()._proc_gnulong(tarfile_)
+
+
 def _extract_stream(stream: BinaryIO, dest: Path, max_bytes: int, max_files: int) -> list[str]:
     files: list[str] = []
     total = 0
     count = 0
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
+    deadline = time.monotonic() + MAX_EXTRACT_SECONDS
+    with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar:
         for member in tar:
+            if time.monotonic() > deadline:
+                raise ArchiveError(
+                    f"archive took longer than {MAX_EXTRACT_SECONDS:g} s to extract (limit)"
+                )
             count += 1
             if count > max_files:
                 raise ArchiveError(f"archive holds more than {max_files} members (limit)")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from elasticthought import limits
+
 
 def _bool(text: str | bool) -> bool:
     if isinstance(text, bool):
@@ -109,7 +111,61 @@ class Config:
     )
     allow_file_urls: bool = field(default=False, metadata={"help": "allow fetching file:// URLs"})
     max_upload_bytes: int = field(
-        default=512 * 1024 * 1024, metadata={"help": "largest accepted upload or download"}
+        default=limits.MAX_UPLOAD_BYTES,
+        metadata={"help": "largest accepted upload or download (upload routes only)"},
+    )
+    max_json_body_bytes: int = field(
+        default=limits.MAX_JSON_BODY_BYTES,
+        metadata={"help": "largest request body of a route that takes no upload (JSON)"},
+    )
+    max_json_depth: int = field(
+        default=limits.MAX_JSON_DEPTH,
+        metadata={"help": "deepest nesting of arrays/objects in a JSON body", "range": (2, 1000)},
+    )
+    http_connection_limit: int = field(
+        default=limits.HTTP_CONNECTION_LIMIT,
+        metadata={"help": "open HTTP connections; the oldest slow or idle ones are dropped first"},
+    )
+    http_header_timeout: float = field(
+        default=limits.HTTP_HEADER_TIMEOUT,
+        metadata={"help": "seconds a client may take to send a request's headers"},
+    )
+    http_min_body_rate: int = field(
+        default=limits.HTTP_MIN_BODY_RATE,
+        metadata={"help": "bytes/s a request body must average (slower clients are dropped)"},
+    )
+    http_idle_timeout: int = field(
+        default=limits.HTTP_IDLE_TIMEOUT,
+        metadata={"help": "seconds an idle keep-alive connection stays open"},
+    )
+    public_url: str = field(
+        default="",
+        metadata={
+            "help": "the service's public base URL for absolute links (default: links are "
+            "relative; the Host header is never used)"
+        },
+    )
+    job_memory_limit: int = field(
+        default=0,
+        metadata={
+            "help": "MiB of address space one job may use (0 = machine memory / (workers + 1))"
+        },
+    )
+    default_max_runtime: float = field(
+        default=limits.DEFAULT_MAX_RUNTIME,
+        metadata={"help": "seconds a job may run when it sets no max-runtime"},
+    )
+    max_max_runtime: float = field(
+        default=limits.MAX_MAX_RUNTIME,
+        metadata={"help": "the largest max-runtime (seconds) a job may set"},
+    )
+    max_stored_bytes_per_user: int = field(
+        default=limits.MAX_STORED_BYTES_PER_USER,
+        metadata={"help": "bytes one user may keep in the blob store (uploads past it: 413)"},
+    )
+    max_queued_jobs_per_user: int = field(
+        default=limits.MAX_QUEUED_JOBS_PER_USER,
+        metadata={"help": "jobs one user may have waiting in the queue (429 beyond)"},
     )
     max_extract_bytes: int = field(
         default=2 * 1024 * 1024 * 1024,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import socket
 import ssl
 import time
@@ -38,6 +39,8 @@ class FetchPolicy:
     max_bytes: int = 512 * 1024 * 1024
     stall_timeout: float = 60.0
     total_timeout: float = 3600.0
+    # Folders a file:// URL may never read: the service's own data (every user's blobs).
+    forbidden_dirs: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config) -> FetchPolicy:
@@ -47,7 +50,18 @@ class FetchPolicy:
             max_bytes=int(config.max_upload_bytes),
             stall_timeout=float(config.fetch_timeout),
             total_timeout=max(float(config.fetch_timeout) * 30, 60.0),
+            forbidden_dirs=_service_dirs(config),
         )
+
+
+def _service_dirs(config) -> tuple[str, ...]:
+    """The service's own folders: data dir, work dir and a file: blob store."""
+    dirs = [config.data_dir, str(config.work_path)]
+    blobs = str(config.blobs_url)
+    if blobs.startswith("file:"):
+        rest = blobs[len("file:") :]
+        dirs.append(urllib.parse.unquote(rest[2:] if rest.startswith("//") else rest))
+    return tuple(os.path.realpath(d) for d in dirs if d)
 
 
 def _refused_reason(addr: str) -> str | None:
@@ -199,6 +213,10 @@ def _open_file(
     if parts.netloc not in ("", "localhost"):
         raise FetchError("file:// URLs must name a local path")
     path = Path(urllib.parse.unquote(parts.path))
+    real = os.path.realpath(path)
+    for folder in policy.forbidden_dirs:
+        if real == folder or real.startswith(folder.rstrip("/") + "/"):
+            raise FetchError("file:// URLs may not read the service's own data folders")
     if not path.is_file():
         raise FetchError(f"file {str(path)!r} does not exist or is not a file")
     size = path.stat().st_size

@@ -160,6 +160,7 @@ def serve(config: Config) -> int:
     import waitress
 
     from elasticthought.api.app import create_app
+    from elasticthought.http_front import harden, server_options
     from elasticthought.web import APP_PATH
 
     setup_logging(config)
@@ -178,8 +179,14 @@ def serve(config: Config) -> int:
                 port=config.port,
                 threads=max(MIN_HTTP_THREADS, config.http_threads),
                 ident="elasticthought",
-                max_request_body_size=config.max_upload_bytes + (1 << 20),
-                clear_untrusted_proxy_headers=True,
+                **server_options(config),
+            )
+            harden(
+                server,
+                config.http_header_timeout,
+                config.http_min_body_rate,
+                config.max_json_body_bytes,
+                config.max_upload_bytes,
             )
         except (OSError, ValueError) as exc:
             raise StartupError(

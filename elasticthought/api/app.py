@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from elasticthought.api.bodylimits import BodyLimits
 from elasticthought.blobs.base import BlobError, BlobNotFound, BlobStore
 from elasticthought.config import Config
 from elasticthought.store.base import Conflict, NotFound, Store, StoreError
@@ -151,6 +152,7 @@ def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     register_blueprints(app)
+    app.wsgi_app = BodyLimits(app.wsgi_app, config)  # type: ignore[method-assign]
     from elasticthought.metrics import attach
 
     app.extensions["elasticthought.metrics.holder"] = attach(app, config, store, pool)

@@ -12,9 +12,9 @@ mismatch is a 422 naming the layer, a prototxt error a 422 with line and column.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -22,9 +22,12 @@ from flask import Blueprint, jsonify, request
 from elasticthought.api.auth import require_auth
 from elasticthought.api.classify_jobs import classify_request
 from elasticthought.api.deletion import remove_document
+from elasticthought.api.deploy_check import check_deploy_bounded
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
+from elasticthought.api.request_fetch import fetch_in_request, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -32,7 +35,8 @@ from elasticthought.api.result_format import (
     parse_result_format,
 )
 from elasticthought.api.services import blobs, config, store
-from elasticthought.api.validation import check_unicode, no_json_constant, want_str
+from elasticthought.api.solvers import format_error
+from elasticthought.api.validation import load_json, want_str
 from elasticthought.blobs import layout
 from elasticthought.documents import model as model_doc
 from elasticthought.documents.fields import IMAGE_DATA, INTERNAL, LAYERS_TYPE, PROCESSING_STATE
@@ -40,9 +44,10 @@ from elasticthought.documents.states import ACTIVE, FINISHED
 from elasticthought.engine.deploy import parse_deploy
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
-from elasticthought.engine.registry import CHECKING_ENGINE, DEFAULT_ENGINE, ENGINE_NAMES, get_engine
+from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.engine.transform import USER_TRANSFORM_KEYS
-from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes, fetch_to
+from elasticthought.fetch import FetchError
+from elasticthought.limits import REQUEST_MODEL_FETCH_TIMEOUT
 from elasticthought.store.base import new_id
 
 log = logging.getLogger(__name__)
@@ -110,11 +115,7 @@ def _labels(value: Any) -> list[str] | None:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                value = json.loads(text, parse_constant=no_json_constant)
-            except ValueError:
-                raise bad_request("'labels' is not valid JSON") from None
-            check_unicode(value, "'labels'")
+            value = load_json(text, "'labels'")
         else:
             value = [line.strip() for line in text.splitlines() if line.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
@@ -130,11 +131,7 @@ def _transform(value: Any) -> dict[str, Any] | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value, parse_constant=no_json_constant)
-        except ValueError:
-            raise bad_request("'transform' must be a JSON object") from None
-        check_unicode(value, "'transform'")
+        value = load_json(value, "'transform'")
     if not isinstance(value, dict):
         raise bad_request("'transform' must be an object like {\"scale\": 0.00390625}")
     unknown = sorted(set(value) - set(USER_TRANSFORM_KEYS))
@@ -164,14 +161,6 @@ def _transform(value: Any) -> dict[str, Any] | None:
     return out
 
 
-def _policy(max_bytes: int | None = None) -> FetchPolicy:
-    policy = FetchPolicy.from_config(config())
-    if max_bytes is not None:
-        policy.max_bytes = min(policy.max_bytes, max_bytes)
-    policy.total_timeout = min(policy.total_timeout, 120.0)
-    return policy
-
-
 def _specification(body: dict, files: Any) -> tuple[str, str | None]:
     """The deploy prototxt text: inline, a form file part, or fetched from its URL."""
     inline = body.get("specification")
@@ -192,7 +181,7 @@ def _specification(body: dict, files: Any) -> tuple[str, str | None]:
     if inline:
         return inline, None
     try:
-        data = fetch_bytes(url, _policy(MAX_PROTOTXT))
+        data = fetch_small(url, MAX_PROTOTXT)
     except (FetchError, ValueError) as exc:
         raise ApiError(422, f"'specification-url': {exc}") from None
     try:
@@ -211,11 +200,10 @@ def _engine(body: dict) -> str | None:
     return _check_engine(value, True)
 
 
-def _format_error(exc: FormatError) -> ApiError:
-    if exc.line is not None:
-        where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
-        return ApiError(422, f"'specification' {where}: {exc.reason}")
-    return ApiError(422, f"'specification': {exc.reason}")
+def _format_error(exc: FormatError, fetched: bool = False) -> ApiError:
+    """A deploy prototxt error at its place; the reason only for text the user sent (fetched
+    text is never echoed)."""
+    return format_error("specification-url" if fetched else "specification", exc)
 
 
 # The model's origin ---------------------------------------------------------------------------
@@ -271,7 +259,11 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
         size = blobs().put(key, _limited(upload.stream, limit))
     else:
         try:
-            size = fetch_to(url, _policy(), lambda chunks: blobs().put(key, chunks))
+            size = fetch_in_request(
+                url,
+                request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT),
+                lambda chunks: blobs().put(key, chunks),
+            )
         except (FetchError, ValueError) as exc:
             raise ApiError(422, f"'model-url': {exc}") from None
     if not size:
@@ -306,14 +298,15 @@ def _limited(stream: Any, limit: int):
 # Validation -----------------------------------------------------------------------------------
 
 
-def _check(spec: str, fields: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+def _check(
+    spec: str, fields: dict[str, Any], model: dict[str, Any], fetched: bool = False
+) -> dict[str, Any]:
     """Build the deploy net with the model; check input channels, size and outputs. Returns
     what the classifier document records about the net."""
     try:
-        checker = get_engine(CHECKING_ENGINE, config())
-        deploy = checker.check_deploy(spec, blobs().get(model["model"]))
+        deploy = SimpleNamespace(**check_deploy_bounded(spec, model["model"], config()))
     except FormatError as exc:
-        raise _format_error(exc) from None
+        raise _format_error(exc, fetched) from None
     except DeployError as exc:
         raise ApiError(422, str(exc)) from None
     shape = deploy.input_shape
@@ -365,6 +358,7 @@ def _check(spec: str, fields: dict[str, Any], model: dict[str, Any]) -> dict[str
 
 def _form() -> tuple[dict[str, Any], Any]:
     if request.mimetype == "multipart/form-data":
+        check_storage_quota(request.content_length)
         body: dict[str, Any] = {k: request.form.get(k) for k in request.form}
         files = request.files
         unknown = sorted((set(body) - set(FIELDS)) | (set(files) - {"model", "specification"}))
@@ -384,7 +378,7 @@ def post_classifier():
     try:
         parse_deploy(spec)  # syntax first: no model is fetched for a broken prototxt
     except FormatError as exc:
-        raise _format_error(exc) from None
+        raise _format_error(exc, spec_url is not None) from None
     except DeployError as exc:
         raise ApiError(422, str(exc)) from None
     fields = {
@@ -409,7 +403,7 @@ def post_classifier():
             model = _from_training_job(body["training-job-id"], doc_id)
         else:
             model = _from_upload(body, files, doc_id)
-        net = _check(spec, fields, model)
+        net = _check(spec, fields, model, fetched=spec_url is not None)
         doc = store().create(
             model_doc.classifier(
                 user_id(),
@@ -460,6 +454,7 @@ def delete_classifier(doc_id: str):
 
 @bp.post("/<doc_id>/classify")
 def classify(doc_id: str):
+    check_queue_quota()
     return classify_request(owned(doc_id, "classifier"))
 
 

@@ -3,8 +3,6 @@ blob store); a datafile job then validates it."""
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import require_auth
@@ -12,12 +10,12 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import (
     check_fields,
-    check_unicode,
     json_body,
-    no_json_constant,
+    load_json,
     vet_url,
 )
 from elasticthought.blobs import layout
@@ -70,7 +68,9 @@ def _new_doc(layers_type: str, param: dict, **extra) -> dict:
 
 @bp.post("")
 def post_datafile():
+    check_queue_quota()
     if request.mimetype == "multipart/form-data":
+        check_storage_quota(request.content_length)
         return _upload()
     body = json_body(FIELDS, ("url",))
     layers_type, param = _kind(body.get(LAYERS_TYPE), body.get("layers_data_param"))
@@ -92,11 +92,7 @@ def _upload():
         raise bad_request("multipart upload needs exactly one 'file' part (the .tar.gz)")
     param = form.get("layers_data_param")
     if param is not None:
-        try:
-            param = json.loads(param, parse_constant=no_json_constant)
-        except ValueError:
-            raise bad_request("'layers_data_param' must be JSON text") from None
-        check_unicode(param, "'layers_data_param'")
+        param = load_json(param, "'layers_data_param'")
     if form.get("backend") is not None:
         if param is not None:
             raise bad_request("give 'backend' or 'layers_data_param', not both")

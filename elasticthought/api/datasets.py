@@ -10,6 +10,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.quotas import check_queue_quota
 from elasticthought.api.seed_compat import DATASET_ALIASES, fold_aliases
 from elasticthought.api.services import store
 from elasticthought.api.validation import check_fields, json_body, want_bool, want_str
@@ -60,6 +61,7 @@ def _datafile(doc_id: str, where: str) -> dict:
 
 @bp.post("")
 def post_dataset():
+    check_queue_quota()
     allowed = ("training", "testing", "compute-mean", "name")
     body = fold_aliases(json_body((*allowed, *DATASET_ALIASES)), DATASET_ALIASES)
     check_fields(body, allowed, ("training", "testing"))

@@ -13,6 +13,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.request_fetch import fetch_small
 from elasticthought.api.services import config, store
 from elasticthought.api.validation import json_body, want_str
 from elasticthought.documents import model
@@ -26,7 +27,8 @@ from elasticthought.documents.fields import (
 from elasticthought.documents.states import UNUSABLE
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.registry import CHECKING_ENGINE, get_engine
-from elasticthought.fetch import FetchError, FetchPolicy, fetch_bytes
+from elasticthought.fetch import FetchError
+from elasticthought.limits import MAX_ITERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,9 @@ def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
         raise bad_request(f"give exactly one of '{inline_key}' (text) or '{url_key}'")
     if inline is not None:
         return inline, None
-    policy = FetchPolicy.from_config(config())
-    policy.max_bytes = MAX_PROTOTXT
-    policy.total_timeout = min(policy.total_timeout, 60.0)
     try:
-        data = fetch_bytes(url, policy)
-    except FetchError as exc:
+        data = fetch_small(url, MAX_PROTOTXT)
+    except (FetchError, ValueError) as exc:
         raise ApiError(422, f"'{url_key}': {exc}") from None
     try:
         return data.decode("utf-8"), url
@@ -66,11 +65,20 @@ def _text(body: dict, inline_key: str, url_key: str) -> tuple[str, str | None]:
         raise ApiError(422, f"'{url_key}': the file is not UTF-8 text") from None
 
 
-def _format_error(key: str, exc: FormatError) -> ApiError:
+def _fetched(key: str) -> bool:
+    """Whether `key` names text fetched from a URL: its content is never echoed in errors
+    (the URL may be a private resource only the server can read)."""
+    return key.endswith("-url")
+
+
+def format_error(key: str, exc: FormatError) -> ApiError:
+    reason = (
+        "not a valid prototxt (the fetched text is not repeated)" if _fetched(key) else exc.reason
+    )
     if exc.line is not None:
         where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
-        return ApiError(422, f"'{key}' {where}: {exc.reason}")
-    return ApiError(422, f"'{key}': {exc.reason}")
+        return ApiError(422, f"'{key}' {where}: {reason}")
+    return ApiError(422, f"'{key}': {reason}")
 
 
 def validate_net(text: str, key: str = "specification-net") -> str:
@@ -80,12 +88,14 @@ def validate_net(text: str, key: str = "specification-net") -> str:
     try:
         net = parse_net(text)
     except FormatError as exc:
-        raise _format_error(key, exc) from None
+        raise format_error(key, exc) from None
     engine = get_engine(CHECKING_ENGINE, config())
     kinds = set()
-    for layer in net.layer:
+    for number, layer in enumerate(net.layer, 1):
         refusal = engine.refusal(layer.type)
         if refusal:
+            if _fetched(key):  # fetched content is never echoed
+                raise ApiError(422, f"'{key}': layer {number} has an unsupported type")
             raise ApiError(422, f"'{key}': layer {layer.name!r}: {refusal}")
         if layer.type in DATA_KINDS:
             kinds.add(DATA_KINDS[layer.type])
@@ -100,9 +110,13 @@ def validate_solver(text: str, key: str = "specification") -> None:
     from elasticthought.engine.prototxt import parse_solver
 
     try:
-        parse_solver(text)
+        solver = parse_solver(text)
     except FormatError as exc:
-        raise _format_error(key, exc) from None
+        raise format_error(key, exc) from None
+    if solver.HasField("max_iter") and not 0 < solver.max_iter <= MAX_ITERATIONS:
+        raise ApiError(
+            422, f"'{key}': max_iter is {solver.max_iter}; it must be from 1 to {MAX_ITERATIONS}"
+        )
 
 
 @bp.post("")
@@ -114,8 +128,8 @@ def post_solver():
         raise ApiError(422, f"dataset {dataset_id} is {dataset[PROCESSING_STATE]}")
     solver_text, solver_url = _text(body, "specification", "specification-url")
     net_text, net_url = _text(body, "specification-net", "specification-net-url")
-    validate_solver(solver_text)
-    kind = validate_net(net_text)
+    validate_solver(solver_text, "specification-url" if solver_url else "specification")
+    kind = validate_net(net_text, "specification-net-url" if net_url else "specification-net")
     if kind != dataset.get(LAYERS_TYPE):
         layer = "ImageData" if kind == IMAGE_DATA else "Data"
         raise ApiError(

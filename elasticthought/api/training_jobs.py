@@ -16,6 +16,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import json_body, want_str
 from elasticthought.blobs import layout
@@ -25,6 +26,7 @@ from elasticthought.documents.fields import INTERNAL, PROCESSING_STATE, TRAINING
 from elasticthought.documents.states import FINAL_STATES, FINISHED, PROCESSING
 from elasticthought.documents.status import STATUS_KEYS
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
+from elasticthought.limits import MAX_ITERATIONS, PRIORITY_MAX, PRIORITY_MIN
 from elasticthought.queue.control import request_cancel
 from elasticthought.queue.presence import list_workers
 from elasticthought.store.base import NotFound, new_id
@@ -41,16 +43,25 @@ FOLLOW_POLL = 0.5
 DELETE_WAIT = 10.0
 
 
+def public_link(path: str) -> str:
+    """A link to `path` on this service: absolute from `--public-url`, else relative (the
+    client's Host header is never trusted)."""
+    base = config().public_url.rstrip("/")
+    return base + path if base else path
+
+
 # Creating ------------------------------------------------------------------------------------
 
 
-def _int(value: Any, name: str, low: int | None = None) -> int:
-    if isinstance(value, str) and re.fullmatch(r"[-+]?\d+", value.strip()):
+def _int(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, str) and re.fullmatch(r"[-+]?\d{1,30}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise bad_request(f"{name!r} must be an integer")
     if low is not None and value < low:
         raise bad_request(f"{name!r} must be at least {low}")
+    if high is not None and value > high:
+        raise bad_request(f"{name!r} must be at most {high}")
     return value
 
 
@@ -70,8 +81,9 @@ def _runtime(value: Any) -> float:
             raise bad_request("'max-runtime' must be a number of seconds") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise bad_request("'max-runtime' must be a positive number of seconds")
-    if value != value or value > 10**9:
-        raise bad_request("'max-runtime' is out of range")
+    limit = config().max_max_runtime
+    if value != value or value > limit:
+        raise bad_request(f"'max-runtime' must be at most {limit:g} seconds (--max-max-runtime)")
     return float(value)
 
 
@@ -120,6 +132,7 @@ def _body() -> tuple[dict, Any]:
     """The fields (JSON, or a multipart form with a `weights` file part) and the upload."""
     if request.mimetype != "multipart/form-data":
         return json_body(FIELDS, ("solver-id",)), None
+    check_storage_quota(request.content_length)
     unknown = sorted((set(request.form) - set(FIELDS)) | (set(request.files) - {"weights"}))
     if unknown:
         raise bad_request(
@@ -159,6 +172,7 @@ def _store_upload(doc_id: str, upload: Any) -> dict:
 
 @bp.post("")
 def post_training_job():
+    check_queue_quota()
     body, upload = _body()
     solver_id = want_str(body, "solver-id", 512) or ""
     solver = referenced(solver_id, "solver", "solver-id")
@@ -170,13 +184,17 @@ def post_training_job():
         solver.get("dataset-id"),
         engine,
         _gpu(body.get("gpu", False)),
-        _int(body.get("priority", 0), "priority"),
+        _int(body.get("priority", 0), "priority", PRIORITY_MIN, PRIORITY_MAX),
     )
     if body.get("max-runtime") is not None:
         doc["max-runtime"] = _runtime(body["max-runtime"])
     if body.get("weights") not in (None, ""):
         doc["weights"] = _weights_ref(body["weights"])
     max_iter = _max_iter(solver)
+    if max_iter is not None and not 0 < max_iter <= MAX_ITERATIONS:
+        raise bad_request(
+            f"the solver's max_iter is {max_iter}; it must be from 1 to {MAX_ITERATIONS}"
+        )
     if max_iter is not None:
         doc["max-iterations"] = max_iter
     if upload is not None:
@@ -229,7 +247,7 @@ def get_status(doc_id: str):
     out: dict[str, Any] = {"id": doc["_id"], "state": doc.get(PROCESSING_STATE)}
     for name in STATUS_KEYS:
         out[name] = doc.get(name)
-    out["logs"] = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/logs"
+    out["logs"] = public_link(f"/training-jobs/{doc_id}/logs")
     out["eta-seconds"] = eta_seconds(doc)
     return jsonify(out)
 
@@ -326,7 +344,7 @@ def get_model(doc_id: str):
 
 
 def _snapshots(doc_id: str) -> list[dict]:
-    base = request.host_url.rstrip("/") + f"/training-jobs/{doc_id}/snapshots/"
+    base = public_link(f"/training-jobs/{doc_id}/snapshots/")
     by_iter: dict[int, dict] = {}
     for blob_key in blobs().list(layout.snapshots(doc_id)):
         name = blob_key.rsplit("/", 1)[-1]
@@ -399,7 +417,7 @@ _CREATE_FIELDS = {
     "solver-id": {"type": "string"},
     "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
     "gpu": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}]},
-    "priority": {"type": "integer"},
+    "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX},
     "max-runtime": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
     "weights": {"type": "string", "description": "a training-job id or a .caffemodel URL"},
 }

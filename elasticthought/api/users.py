@@ -23,8 +23,8 @@ from elasticthought.store.syncgateway import (
 
 bp = Blueprint("users", __name__, url_prefix="/users")
 
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-EMAIL = re.compile(r"^[^@\s]{1,200}@[^@\s]{1,200}$")
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # always fullmatch
+EMAIL = re.compile(r"[^@\s]{1,200}@[^@\s]{1,200}")  # always fullmatch
 HIDDEN = ("password-hash", "_rev")
 #: Resource types a user may own; a user who still owns one cannot be deleted.
 OWNED_TYPES = ("datafile", "dataset", "solver", "training-job", "classifier", "classify-job")
@@ -71,13 +71,13 @@ def post_user():
     if not config().open_signup and not (caller and caller.get("admin")):
         raise ApiError(403, "sign-up is closed: only an admin can create users")
     username = want_str(body, "username", 64)
-    if not USERNAME.match(username or ""):
+    if not USERNAME.fullmatch(username or ""):
         raise bad_request(
             "'username' must be 1-64 characters of letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
         )
     email = want_str(body, "email", 400) or ""
-    if email and not EMAIL.match(email):
+    if email and not EMAIL.fullmatch(email):
         raise bad_request("'email' is not an e-mail address")
     password = _check_password(want_str(body, "password", 1024))
     try:
@@ -134,7 +134,17 @@ def change_password(doc_id: str):
         d["password-hash"] = new_hash
 
     doc = store().modify(doc_id, change)
+    _revoke_tokens(doc_id)  # a changed password ends every session made with the old one
     return jsonify(public(doc, HIDDEN))
+
+
+def _revoke_tokens(owner: str) -> None:
+    """Delete every API token of `owner`."""
+    for token in store().list("token", owner=owner, limit=None):
+        try:
+            store().delete(token["_id"], token["_rev"])
+        except (NotFound, Conflict):
+            pass
 
 
 @bp.delete("/<doc_id>")
@@ -143,11 +153,7 @@ def delete_user(doc_id: str):
     for doc_type in OWNED_TYPES:
         if store().list(doc_type, owner=doc_id, limit=1):
             raise ApiError(409, f"user still owns {doc_type} documents: delete them first")
-    for token in store().list("token", owner=doc_id, limit=None):
-        try:
-            store().delete(token["_id"], token["_rev"])
-        except (NotFound, Conflict):
-            pass
+    _revoke_tokens(doc_id)
     store().delete(doc["_id"], doc["_rev"])
     deprovision_user(store(), doc["username"])
     return "", 204
@@ -155,7 +161,7 @@ def delete_user(doc_id: str):
 
 _USER_BODY = obj(
     {
-        "username": {"type": "string", "pattern": USERNAME.pattern, "maxLength": 64},
+        "username": {"type": "string", "pattern": f"^{USERNAME.pattern}$", "maxLength": 64},
         "email": {"type": "string", "maxLength": 400},
         "password": {"type": "string", "minLength": 8, "maxLength": 1024},
     },

@@ -4,6 +4,7 @@ it names (against the fetch policy, before any job runs)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,15 +23,47 @@ def json_body(
         raw = request.get_data(cache=True)
         if not raw.strip():
             raise bad_request("request body must be a JSON object; it is empty")
-        try:
-            body = json.loads(raw, parse_constant=no_json_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_request(f"request body is not valid JSON: {exc}") from None
-        check_unicode(body)
+        body = load_json(raw, "request body")
     if not isinstance(body, dict):
         raise bad_request(f"request body must be a JSON object, not {type(body).__name__}")
     check_fields(body, allowed, required)
     return body
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[][{}]")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in JSON text (strings skipped), without parsing it."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", raw)):
+        if bracket in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def load_json(raw: bytes | str, what: str) -> Any:
+    """Parse user JSON: nesting deeper than `--max-json-depth` is refused before parsing;
+    NaN/Infinity and lone surrogates are refused. Errors are 400s naming `what`."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    limit = config().max_json_depth
+    depth = json_depth(data)
+    if depth > limit:
+        raise bad_request(
+            f"{what} nests JSON {depth} levels deep; the limit is {limit} (--max-json-depth)"
+        )
+    try:
+        value = json.loads(raw, parse_constant=no_json_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request(f"{what} nests JSON too deeply") from None
+    check_unicode(value, what)
+    return value
 
 
 def no_json_constant(name: str) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from elasticthought.config import Config
 from elasticthought.queue.context import JobContext, set_parent_death_signal
+from elasticthought.queue.limits import apply_job_limits
 from elasticthought.queue.registry import JobError, load_target
 
 
@@ -74,6 +75,7 @@ def child_main(
         target=_watch_parent, args=(commands, parent_pid, ctx), name="et-parent-watch", daemon=True
     ).start()
     try:
+        apply_job_limits(job, config, gpus)
         fn = load_target(target)
         result: Any = fn(ctx)
         ctx.flush()

@@ -29,6 +29,7 @@ from elasticthought.documents.status import writable
 from elasticthought.queue import control
 from elasticthought.queue.child import child_main
 from elasticthought.queue.context import job_work_dir, kill_group
+from elasticthought.queue.limits import explain_failure, max_runtime
 from elasticthought.queue.registry import CANCELED, FAILED, FINISHED, Runner
 from elasticthought.store.base import Store, StoreError
 
@@ -292,15 +293,13 @@ class JobRun:
         if message and message[0] == "error":
             if message[2]:
                 log.info("job %s failed:\n%s", self.doc["_id"], message[2])
-            return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: message[1]})
-        return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: _describe_exit(exitcode)})
+            reason = explain_failure(message[1], None, self.config, bool(self.gpus))
+            return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: reason})
+        reason = explain_failure(_describe_exit(exitcode), exitcode, self.config, bool(self.gpus))
+        return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: reason})
 
     def _max_runtime(self) -> float:
-        try:
-            value = float(self.doc.get("max-runtime") or 0)
-        except (TypeError, ValueError):
-            return 0.0
-        return max(0.0, value)
+        return max_runtime(self.doc, self.config)
 
     def _send(self, commands: Any, msg: tuple) -> None:
         try:

@@ -1,8 +1,10 @@
-"""The order in which pending jobs are taken: priority, then owners in turn, then age.
+"""The order in which pending jobs are taken: owners in turn; within one owner, priority, then
+age.
 
-Higher `priority` first. Among equal priorities, owners take turns: the owner with the fewest
-running jobs goes first, ties broken by who started a job least recently, then by the age of the
-owner's oldest waiting job. One owner's jobs keep their submission order.
+Owners take turns: the owner with the fewest running jobs goes first, ties broken by who started
+a job least recently, then by the age of the owner's oldest waiting job. `priority` (bounded,
+`limits.PRIORITY_MIN`..`PRIORITY_MAX`) orders only its owner's own jobs, higher first, so no
+priority moves a job ahead of another user's turn. Equal priorities keep submission order.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from elasticthought.documents.fields import CREATED_AT, USER_ID
+from elasticthought.limits import PRIORITY_MAX, PRIORITY_MIN
 
 
 def priority_of(doc: dict) -> int:
+    """The job's priority, clamped to the documented range."""
     try:
-        return int(doc.get("priority") or 0)
-    except (TypeError, ValueError):
+        value = int(doc.get("priority") or 0)
+    except (TypeError, ValueError, OverflowError):
         return 0
+    return max(PRIORITY_MIN, min(PRIORITY_MAX, value))
+
+
+def own_order_key(doc: dict) -> tuple[int, tuple[float, str]]:
+    """Order of one owner's jobs: higher priority first, then submission order."""
+    return (-priority_of(doc), age_key(doc))
 
 
 def age_key(doc: dict) -> tuple[float, str]:
@@ -43,23 +53,22 @@ def fair_order(
     running = dict(running or {})
     # (0, time) for starts seen; (1, turn) for starts this ordering assumes, later than any.
     last: dict[str, tuple[int, float]] = {o: (0, t) for o, t in (last_started or {}).items()}
-    levels: dict[int, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    by_owner: dict[str, list[dict]] = defaultdict(list)
     for doc in pending:
-        levels[priority_of(doc)][owner_of(doc)].append(doc)
+        by_owner[owner_of(doc)].append(doc)
+    queues = {owner: sorted(docs, key=own_order_key) for owner, docs in by_owner.items()}
     order: list[dict] = []
     turn = 0
-    for level in sorted(levels, reverse=True):
-        queues = {owner: sorted(docs, key=age_key) for owner, docs in levels[level].items()}
-        while queues:
-            never = (0, -math.inf)
-            owner = min(
-                queues,
-                key=lambda o, q=queues: (running.get(o, 0), last.get(o, never), age_key(q[o][0])),
-            )
-            order.append(queues[owner].pop(0))
-            if not queues[owner]:
-                del queues[owner]
-            running[owner] = running.get(owner, 0) + 1
-            turn += 1
-            last[owner] = (1, turn)
+    never = (0, -math.inf)
+    while queues:
+        owner = min(
+            queues,
+            key=lambda o: (running.get(o, 0), last.get(o, never), min(map(age_key, queues[o]))),
+        )
+        order.append(queues[owner].pop(0))
+        if not queues[owner]:
+            del queues[owner]
+        running[owner] = running.get(owner, 0) + 1
+        turn += 1
+        last[owner] = (1, turn)
     return order

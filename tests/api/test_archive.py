@@ -91,3 +91,27 @@ def test_decompressed_stream_is_counted(tmp_path):
         extract(_tar(members), tmp_path / "many", 1_000_000, 100)
     total = sum(p.stat().st_size for p in (tmp_path / "many").iterdir())
     assert total <= 1_000_000
+
+
+@pytest.mark.parametrize("kind", ["pax", "gnu"])
+def test_huge_pax_or_gnu_long_header_is_refused_before_reading_it(tmp_path, kind):
+    """Attack: a member whose pax header (or GNU long name) is huge; it is refused from its
+    declared size, before tarfile reads it into memory."""
+    import gzip
+
+    from elasticthought.limits import MAX_ARCHIVE_HEADER_BYTES
+
+    size = 4 * MAX_ARCHIVE_HEADER_BYTES
+    buf = io.BytesIO()
+    if kind == "pax":
+        fmt, info = tarfile.PAX_FORMAT, tarfile.TarInfo("a.txt")
+        info.pax_headers = {"comment": "x" * size}
+    else:
+        fmt, info = tarfile.GNU_FORMAT, tarfile.TarInfo("d/" * (size // 2) + "a.txt")
+    info.size = 1
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        tar.addfile(info, io.BytesIO(b"x"))
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(gzip.compress(buf.getvalue()))
+    with pytest.raises(ArchiveError, match=f"limit is {MAX_ARCHIVE_HEADER_BYTES} bytes"):
+        extract(archive, tmp_path / "out", max_bytes=10**10, max_files=10)

@@ -103,7 +103,7 @@ def test_alphabet_flow_on_real_caffe(
         metrics = user.ok("GET", f"/training-jobs/{job['id']}/metrics")
         assert metrics["train"]["iteration"] == [0, 10]  # display: 10
 
-        text = requests.get(status["logs"], auth=user.session.auth, timeout=30).text
+        text = user.get(status["logs"], timeout=30).text  # a relative link
         # real Caffe's own glog lines (its source files), not the torch engine's
         assert "solver.cpp" in text and "sgd_solver.cpp" in text
         assert "Iteration 10 (" in text and "Optimization Done." in text

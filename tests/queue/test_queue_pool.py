@@ -101,13 +101,13 @@ def test_owners_take_turns_and_keep_their_order(store, make_pool, tmp_path: Path
     assert [j for j in started if j in b_jobs] == b_jobs
 
 
-def test_priority_goes_first(store, make_pool, tmp_path: Path) -> None:
+def test_priority_goes_first_among_the_owners_jobs(store, make_pool, tmp_path: Path) -> None:
     pool = make_pool(workers=1)
     gate = tmp_path / "gate"
     blocker = submit(store, "user:a", gate=str(gate), sleep=30)
     wait_state(store, blocker, "processing")
     low = [submit(store, "user:a") for _ in range(3)]
-    high = submit(store, "user:b", priority=5)
+    high = submit(store, "user:a", priority=5)
     wait_for(lambda: len(pool.index.pending) == 4, 10, "the pool to see every job")
     gate.touch()
     docs = {j: wait_state(store, j, FINAL) for j in [*low, high]}

@@ -34,10 +34,15 @@ def test_running_and_recent_starts_shift_the_turn() -> None:
     assert fair_order(pending, last_started={"a": 70.0, "b": 60.0})[0]["_id"] == "b00"
 
 
-def test_priority_first_then_fairness_among_equals() -> None:
-    pending = _jobs("a", 3, 0) + _jobs("b", 1, 100, priority=2) + _jobs("c", 1, 200, priority=2)
+def test_priority_orders_only_the_owners_own_jobs() -> None:
+    """A huge priority never jumps ahead of another user's turn (attack: priority 1e9)."""
+    pending = (
+        _jobs("a", 3, 0)
+        + _jobs("b", 2, 100, priority=10**9)
+        + [{"_id": "a99", "user-id": "a", "created-at": 500, "priority": 5}]
+    )
     order = [d["_id"] for d in fair_order(pending)]
-    assert order[:2] == ["b00", "c00"] and order[2:] == ["a00", "a01", "a02"]
+    assert order == ["a99", "b00", "a00", "b01", "a01", "a02"]
 
 
 def test_register_runner_checks_the_target() -> None:

@@ -18,6 +18,7 @@ from elasticthought.documents.fields import ENGINE
 from elasticthought.engine.registry import DEFAULT_ENGINE
 from elasticthought.metrics import hooks as metric_hooks
 from elasticthought.queue.context import JobContext
+from elasticthought.queue.registry import JobError
 
 UPLOAD_EVERY = 2.0
 COUNTER_NAME = "iterations-trained"  # the work-dir file counting iterations across attempts
@@ -158,6 +159,7 @@ class Recorder:
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "train":
+            check_finite_loss(event.get("loss"), int(event["iteration"]))
             self.metrics.add_train(event)
             iteration = int(event["iteration"])
             metric_hooks.training_iterations(
@@ -211,6 +213,24 @@ class Recorder:
         self.snapshots.sort(key=lambda s: s["iteration"])
         del self.snapshots[:-SNAPSHOTS_IN_DOC]  # all of them: GET /training-jobs/{id}/snapshots
         self.ctx.progress(**{st.SNAPSHOTS: self.snapshots})
+
+
+class LossDiverged(JobError):
+    """Training stopped: the loss is no longer a finite number."""
+
+
+def check_finite_loss(loss: Any, iteration: int) -> None:
+    """Raise `LossDiverged` ("loss diverged (NaN at iteration N)") for a NaN or infinite loss:
+    more iterations cannot bring it back, so the job fails on this attempt."""
+    if loss is None:
+        return
+    try:
+        value = float(loss)
+    except (TypeError, ValueError):
+        return
+    if not math.isfinite(value):
+        word = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        raise LossDiverged(f"loss diverged ({word} at iteration {iteration})")
 
 
 def _read_count(path: Path) -> int:

@@ -3,6 +3,9 @@ class of the prefetching layers."""
 
 from __future__ import annotations
 
+import math
+import resource
+
 import numpy as np
 import torch
 
@@ -18,6 +21,25 @@ def layer_seed() -> int:
 
 class DataShapeError(ValueError):
     """The images of one batch differ in shape (Caffe needs equal shapes or a resize/crop)."""
+
+
+class BatchTooLarge(ValueError):
+    """A data layer's batches cannot fit the process's memory limit, whatever happens."""
+
+
+def check_batch_fits(where: str, shape: tuple[int, ...], copies: int = 2) -> None:
+    """Refuse at setup a batch that can never fit this process's address-space limit
+    (RLIMIT_AS, set by whoever runs the engine): `copies` float32 arrays of `shape` (a batch is
+    assembled, then transformed) are the least it needs, whatever the rest of the net."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return
+    need = math.prod(int(n) for n in shape) * 4 * copies
+    if need > soft:
+        raise BatchTooLarge(
+            f"{where}: batches of shape {list(shape)} need at least {need} bytes "
+            f"({copies} float32 copies), more than the memory limit of {soft} bytes"
+        )
 
 
 def stack_images(images: list[np.ndarray], where: str) -> np.ndarray:

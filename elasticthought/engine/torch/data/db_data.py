@@ -18,7 +18,9 @@ import torch
 
 from elasticthought.engine.torch.data import shared_db
 from elasticthought.engine.torch.data.batches import (
+    BatchTooLarge,
     PrefetchingLayer,
+    check_batch_fits,
     layer_seed,
     transform_batch,
 )
@@ -115,6 +117,11 @@ class DataLayer(PrefetchingLayer):
             self.close()
             raise
         self.top_shape = (self.batch_size, *self.transformer.output_shape(*first.shape))
+        try:
+            check_batch_fits(f"layer {self.name}", self.top_shape)
+        except BatchTooLarge:
+            self.close()
+            raise
 
     def _next_record(self) -> bytes:
         if self._records is None:

@@ -16,6 +16,7 @@ import torch
 
 from elasticthought.engine.torch.data.batches import (
     PrefetchingLayer,
+    check_batch_fits,
     layer_seed,
     transform_batch,
 )
@@ -88,6 +89,7 @@ class ImageDataLayer(PrefetchingLayer):
             self.pos = int(self.rng.integers(p.rand_skip)) % len(self.lines)
         first = self._read(self.lines[self.pos][0])
         self.top_shape = (self.batch_size, *self.transformer.output_shape(*first.shape))
+        check_batch_fits(f"layer {self.name}", self.top_shape)
         self._prefetch = Prefetcher(self._load_batch, depth=4, name=self.name)
 
     def _shuffle(self) -> None:

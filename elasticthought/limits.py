@@ -1,0 +1,101 @@
+"""Every limit the service enforces, defined once: HTTP front, request bodies, JSON, job
+resources and fair share. `Config` (config.py) takes its defaults for the limits that have a
+flag from here; code that checks a limit imports its name from here (README "Limits")."""
+
+from __future__ import annotations
+
+import os
+import re
+
+MIB = 1024 * 1024
+
+# --- HTTP front (waitress, see elasticthought/http_front.py) ---------------------------------
+HTTP_CONNECTION_LIMIT = 2000  # open connections (slow/idle ones are evicted before this fills)
+HTTP_HEADER_TIMEOUT = 10.0  # seconds a client may take to send a request's headers
+HTTP_MIN_BODY_RATE = 1024  # bytes/s a request body must average once its headers are in
+HTTP_IDLE_TIMEOUT = 30  # seconds an idle keep-alive connection stays open
+HTTP_CLEANUP_INTERVAL = 1  # seconds between the front's sweeps over its connections
+# Free connection slots kept at all times: past this the oldest unfinished or idle connections
+# are dropped, so slow clients never fill the budget.
+HTTP_SPARE_CONNECTIONS = 100
+# Bytes of a body over its route's limit read and dropped before the 413 (so ordinary clients,
+# which read the answer only once they have sent the body, see it); past this the front closes.
+HTTP_DRAIN_BYTES = 16 * MIB
+
+# --- Request bodies and JSON ------------------------------------------------------------------
+MAX_JSON_BODY_BYTES = 1 * MIB  # a JSON (or any non-upload) request body
+MAX_UPLOAD_BYTES = 512 * MIB  # a multipart upload (datafile archive, model, weights, images)
+MAX_JSON_DEPTH = 32  # nesting of arrays/objects in a JSON body or JSON form field
+# Routes taking multipart uploads (method, path pattern): only they get MAX_UPLOAD_BYTES.
+UPLOAD_ROUTES = (
+    ("POST", r"/datafiles"),
+    ("POST", r"/classifiers"),
+    ("POST", r"/training-jobs"),
+    ("POST", r"/classifiers/[^/]+/classify"),
+)
+
+_UPLOAD_PATTERNS = [(method, re.compile(pattern + r"/?")) for method, pattern in UPLOAD_ROUTES]
+
+
+def body_limit(method: str, path: str, max_json: int, max_upload: int) -> tuple[int, str]:
+    """The largest body a request to `method path` may send, and the flag that sets it."""
+    for allowed, pattern in _UPLOAD_PATTERNS:
+        if method == allowed and pattern.fullmatch(path):
+            return max_upload, "--max-upload-bytes"
+    return max_json, "--max-json-body-bytes"
+
+
+def body_too_large(limit: int, flag: str) -> str:
+    """The error text of a body over its route's limit."""
+    return f"the request body is larger than this route's limit of {limit} bytes ({flag})"
+
+
+# --- Queue fair share -------------------------------------------------------------------------
+PRIORITY_MIN = -100  # `priority` of a training job: orders only its owner's own jobs
+PRIORITY_MAX = 100
+MAX_QUEUED_JOBS_PER_USER = 100  # jobs of one user waiting in the queue (429 beyond)
+MAX_STORED_BYTES_PER_USER = 2048 * MIB  # uploads a user keeps in the blob store (413 beyond)
+
+# --- Job resources ----------------------------------------------------------------------------
+DEFAULT_MAX_RUNTIME = 24 * 3600.0  # seconds a job may run when it names no max-runtime
+MAX_MAX_RUNTIME = 7 * 24 * 3600.0  # the largest max-runtime a job may ask for
+MIN_JOB_MEMORY = 1024 * MIB  # the smallest job memory limit (an interpreter with torch needs it)
+MAX_ITERATIONS = 100_000_000  # largest solver max_iter accepted
+
+# --- Archives (elasticthought/archive.py) -----------------------------------------------------
+MAX_ARCHIVE_HEADER_BYTES = 1 * MIB  # a pax extended header or GNU long name/link record
+MAX_EXTRACT_SECONDS = 600.0  # wall time one archive may take to extract
+
+# --- Downloads made while answering a request (elasticthought/api/request_fetch.py) ----------
+REQUEST_FETCH_SLOTS = 4  # request threads that may be downloading at once
+REQUEST_FETCH_TIMEOUT = 20.0  # seconds a prototxt download may take in total
+REQUEST_MODEL_FETCH_TIMEOUT = 120.0  # seconds a model download (model-url) may take in total
+
+# --- Checks of user nets and models in a bounded child (elasticthought/bounded.py) -----------
+VALIDATION_TIMEOUT = 60.0  # seconds a deploy-net check may take
+VALIDATION_CONCURRENCY = 2  # checks running at once (one child each)
+VALIDATION_QUEUE_WAIT = 30.0  # seconds a request waits for a free check slot (then 503)
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def default_job_memory_limit(workers: int) -> int:
+    """Bytes of address space one job may use: the machine's memory shared among the worker
+    slots and the server itself (`workers` + 1 shares), at least `MIN_JOB_MEMORY`."""
+    total = machine_memory_bytes()
+    if total <= 0:
+        return 4096 * MIB
+    return max(MIN_JOB_MEMORY, total // (max(1, workers) + 1))
+
+
+def job_memory_limit(configured_mib: int, workers: int) -> int:
+    """The job memory limit in bytes: `--job-memory-limit` (MiB) or the machine's default."""
+    if configured_mib > 0:
+        return configured_mib * MIB
+    return default_job_memory_limit(workers)

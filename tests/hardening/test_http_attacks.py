@@ -1,0 +1,225 @@
+"""Attacks on the HTTP front of a live `serve` (embedded store), each reproduced and refused:
+slowloris connections, huge and deep bodies. Loopback only; counts and times bounded."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.server import LiveServer
+
+SLOWLORIS_CONNECTIONS = 500
+HEADER_TIMEOUT = 4.0
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    with LiveServer(
+        tmp_path, workers=0, args=["--http-header-timeout", str(HEADER_TIMEOUT)]
+    ) as srv:
+        yield srv
+
+
+def health_seconds(url: str) -> float:
+    started = time.monotonic()
+    response = requests.get(url + "/health", timeout=5)
+    assert response.status_code == 200
+    return time.monotonic() - started
+
+
+def test_slowloris_500_connections_cannot_block_health(server: LiveServer) -> None:
+    """500 clients that send one header line now and then: /health still answers within 1 s,
+    and the server drops them once the header deadline passes."""
+    conns: list[socket.socket] = []
+    try:
+        for _ in range(SLOWLORIS_CONNECTIONS):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            conns.append(sock)
+        for _ in range(3):
+            for sock in conns:
+                try:
+                    sock.sendall(b"X-a: b\r\n")
+                except OSError:
+                    pass
+            assert health_seconds(server.url) < 1.0
+            time.sleep(0.5)
+        # Past the header deadline every one of them is closed by the server.
+        deadline = time.monotonic() + HEADER_TIMEOUT + 10
+        open_left = list(conns)
+        while open_left and time.monotonic() < deadline:
+            still = []
+            for sock in open_left:
+                sock.settimeout(0.01)
+                try:
+                    if sock.recv(1) == b"":
+                        continue  # closed by the server
+                except (TimeoutError, BlockingIOError):
+                    pass
+                except OSError:
+                    continue
+                still.append(sock)
+            open_left = still
+            time.sleep(0.2)
+        assert not open_left, f"{len(open_left)} slowloris connections still open"
+    finally:
+        for sock in conns:
+            sock.close()
+
+
+def test_connection_flood_never_locks_out_health(tmp_path: Path) -> None:
+    """More idle connections than the connection budget: the oldest are dropped, /health
+    still answers."""
+    with LiveServer(tmp_path, workers=0, args=["--http-connection-limit", "300"]) as srv:
+        conns = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(400)]
+        try:
+            time.sleep(2.5)  # a sweep or two
+            assert health_seconds(srv.url) < 1.0
+        finally:
+            for sock in conns:
+                sock.close()
+
+
+def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP response (status, lower-case headers, body) from a raw socket."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(
+        (k.strip().lower(), v.strip()) for k, v in (line.split(":", 1) for line in lines[1:])
+    )
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_unauthenticated_500mb_body_is_refused_without_memory_growth(server: LiveServer) -> None:
+    """A 500 MB JSON body to POST /users (no login), streamed from a generator without a
+    length (chunked): 413 with our JSON error, and the server's memory grows < 100 MB."""
+    before = rss_bytes(server.proc.pid)
+    peak = before
+    stop = threading.Event()
+    sent = 0
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_bytes(server.proc.pid))
+            time.sleep(0.05)
+
+    def body() -> Iterator[bytes]:
+        chunk = b" " * (1 << 20)
+        yield b'{"username": "'
+        for _ in range(500):
+            yield chunk
+
+    def send(sock: socket.socket) -> None:
+        nonlocal sent
+        try:
+            for part in body():
+                sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                sent += len(part)
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed: it read no further
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        sender = threading.Thread(target=send, args=(sock,), daemon=True)
+        sender.start()
+        try:
+            status, headers, answer = read_response(sock, 60)
+        finally:
+            stop.set()
+            sampler.join()
+    assert status == 413
+    assert headers["content-type"].startswith("application/json")
+    assert "--max-json-body-bytes" in json.loads(answer)["detail"]
+    assert peak - before < 100 * 1024 * 1024, f"server grew {(peak - before) >> 20} MB"
+
+
+def test_declared_oversized_body_is_answered_after_draining(server: LiveServer) -> None:
+    """A client that sends a 5 MB JSON body in full (as ordinary clients do before reading
+    the answer) gets the 413 JSON, not a connection reset."""
+    response = requests.post(
+        server.url + "/users",
+        data=b"{" + b" " * 5_000_000 + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert "--max-json-body-bytes" in response.json()["detail"]
+
+
+def test_declared_oversized_body_is_refused_before_reading(server: LiveServer) -> None:
+    """With `Expect: 100-continue`, a Content-Length over the JSON limit is answered 413 JSON
+    before the client sends any body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 5000000\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(4096)
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"application/json" in answer
+
+
+def test_body_over_upload_limit_gets_json_413(server: LiveServer) -> None:
+    """Even the front's own absolute limit (above the upload limit) answers our JSON error."""
+    response = requests.post(
+        server.url + "/datafiles",
+        headers={"Content-Length": str(10**12), "Content-Type": "multipart/form-data; b=x"},
+        data=b"",
+        timeout=10,
+    )
+    assert response.status_code == 413
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"]
+
+
+@pytest.mark.parametrize("depth", [100_000, 33])
+def test_deeply_nested_json_is_a_400(server: LiveServer, depth: int) -> None:
+    """JSON nested deeper than the limit: 400 naming the limit, never a RecursionError."""
+    body = "[" * depth + "]" * depth
+    response = requests.post(
+        server.url + "/users",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert "--max-json-depth" in response.json()["detail"]
