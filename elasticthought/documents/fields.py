@@ -37,6 +37,7 @@ STARTED_AT = "started-at"
 FINISHED_AT = "finished-at"
 ENGINE = "engine"
 GPU = "gpu"
+CPUS = "cpus"  # CPU cores a job asks for (bounded by its worker's budget)
 
 # The kind of data of a datafile, dataset, solver, training job, classifier -------------------
 LAYERS_TYPE = "layers_type"
