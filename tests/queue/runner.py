@@ -11,6 +11,7 @@ to register it. The document's fields drive the child:
 - `gate`: a file to wait for (bounded by `sleep` or 60 s) before going on;
 - `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError);
 - `engine` / `gpu`: requirements (the default requirements read them).
+The result names the threads the job was given (`omp-threads`, `torch-threads`).
 """
 
 from __future__ import annotations
@@ -72,7 +73,17 @@ def run_test_job(ctx: JobContext) -> dict:
         "result": f"ran {ctx.job_id}",
         "ran-attempt": ctx.attempt,
         "work-dir": str(ctx.work_dir),
+        "omp-threads": os.environ.get("OMP_NUM_THREADS"),
+        "torch-threads": _torch_threads(),
     }
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op threads when torch is imported in this process (a warm one)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
 
 
 register_runner(TEST_TYPE, "tests.queue.runner:run_test_job")
