@@ -21,7 +21,13 @@ from elasticthought.api.validation import json_body, want_str
 from elasticthought.blobs import layout
 from elasticthought.blobs.base import BlobNotFound
 from elasticthought.documents import model
-from elasticthought.documents.fields import INTERNAL, PROCESSING_STATE, TRAINING_JOB
+from elasticthought.documents.fields import (
+    CPUS,
+    INTERNAL,
+    MAX_CPUS,
+    PROCESSING_STATE,
+    TRAINING_JOB,
+)
 from elasticthought.documents.states import FINAL_STATES, FINISHED, PROCESSING
 from elasticthought.documents.status import STATUS_KEYS
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
@@ -33,7 +39,7 @@ bp = Blueprint("training_jobs", __name__, url_prefix="/training-jobs")
 bp.before_request(require_auth)
 
 TYPE = TRAINING_JOB
-FIELDS = ("solver-id", "engine", "gpu", "priority", "max-runtime", "weights")
+FIELDS = ("solver-id", "engine", "gpu", "cpus", "priority", "max-runtime", "weights")
 #: Dependents that block deleting a training job (the classifier half's documents).
 DEPENDENT_TYPES = ("classifier",)
 FOLLOW_MAX_SECONDS = 600.0
@@ -79,8 +85,11 @@ def _check_engine(engine: Any, explicit: bool) -> str:
     if not isinstance(engine, str) or engine not in ENGINE_NAMES:
         raise ApiError(422, f"'engine' must be one of {', '.join(ENGINE_NAMES)}")
     if explicit:
-        offered = {e for w in list_workers(store()) for e in (w.get("capabilities") or {})
-                   .get("engines", [])}
+        offered = {
+            e
+            for w in list_workers(store())
+            for e in (w.get("capabilities") or {}).get("engines", [])
+        }
         if engine not in offered:
             have = ", ".join(sorted(offered)) or "none (no worker registered)"
             raise ApiError(
@@ -122,9 +131,7 @@ def _body() -> tuple[dict, Any]:
         return json_body(FIELDS, ("solver-id",)), None
     unknown = sorted((set(request.form) - set(FIELDS)) | (set(request.files) - {"weights"}))
     if unknown:
-        raise bad_request(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}"
-        )
+        raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
     body = {k: request.form[k] for k in request.form}
     upload = request.files.get("weights")
     if upload is not None and "weights" in body:
@@ -172,6 +179,10 @@ def post_training_job():
         _gpu(body.get("gpu", False)),
         _int(body.get("priority", 0), "priority"),
     )
+    if body.get(CPUS) is not None:
+        doc[CPUS] = _int(body[CPUS], CPUS, 1)
+        if doc[CPUS] > MAX_CPUS:
+            raise bad_request(f"{CPUS!r} must be at most {MAX_CPUS}")
     if body.get("max-runtime") is not None:
         doc["max-runtime"] = _runtime(body["max-runtime"])
     if body.get("weights") not in (None, ""):
@@ -241,8 +252,10 @@ def get_metrics(doc_id: str):
     try:
         data = json.loads(blobs().get(layout.key(doc_id, layout.METRICS)))
     except (BlobNotFound, ValueError):
-        data = {"train": {"iteration": [], "loss": [], "lr": [], "outputs": {}},
-                "test": {"iteration": [], "net": [], "outputs": {}}}
+        data = {
+            "train": {"iteration": [], "loss": [], "lr": [], "outputs": {}},
+            "test": {"iteration": [], "net": [], "outputs": {}},
+        }
     return jsonify({"id": doc_id, "state": doc.get(PROCESSING_STATE), **data})
 
 
@@ -375,7 +388,8 @@ def delete_training_job(doc_id: str):
     doc = owned(doc_id, TYPE)
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "training-job-id", doc_id)]
     users += [
-        i for i in dependents(TYPE, "training-job-id", doc_id)
+        i
+        for i in dependents(TYPE, "training-job-id", doc_id)
         if store().get(i).get(PROCESSING_STATE) not in FINAL_STATES
     ]
     if not users and doc.get(PROCESSING_STATE) == PROCESSING:
@@ -399,6 +413,13 @@ _CREATE_FIELDS = {
     "solver-id": {"type": "string"},
     "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
     "gpu": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}]},
+    CPUS: {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_CPUS,
+        "description": "CPU cores (threads) to run on; default the worker's share, bounded by "
+        "the worker's cores",
+    },
     "priority": {"type": "integer"},
     "max-runtime": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
     "weights": {"type": "string", "description": "a training-job id or a .caffemodel URL"},
@@ -427,13 +448,17 @@ OPENAPI_PATHS.update(
     {
         "/training-jobs/{doc_id}/status": {
             "parameters": _ITEM,
-            "get": op("state, loss, iterations, lr, tests, evaluation, eta",
-                      {"200": json_response("status", {"type": "object"})}),
+            "get": op(
+                "state, loss, iterations, lr, tests, evaluation, eta",
+                {"200": json_response("status", {"type": "object"})},
+            ),
         },
         "/training-jobs/{doc_id}/metrics": {
             "parameters": _ITEM,
-            "get": op("loss, lr and test-output series (columns)",
-                      {"200": json_response("series", {"type": "object"})}),
+            "get": op(
+                "loss, lr and test-output series (columns)",
+                {"200": json_response("series", {"type": "object"})},
+            ),
         },
         "/training-jobs/{doc_id}/logs": {
             "parameters": _ITEM,
@@ -442,8 +467,11 @@ OPENAPI_PATHS.update(
                 {"200": _TEXT},
                 params=[
                     {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                    {"name": "timeout", "in": "query",
-                     "schema": {"type": "number", "minimum": 0, "maximum": FOLLOW_MAX_SECONDS}},
+                    {
+                        "name": "timeout",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": FOLLOW_MAX_SECONDS},
+                    },
                 ],
             ),
         },
@@ -453,8 +481,10 @@ OPENAPI_PATHS.update(
         },
         "/training-jobs/{doc_id}/snapshots": {
             "parameters": _ITEM,
-            "get": op("snapshots (.caffemodel + .solverstate per iteration)",
-                      {"200": json_response("snapshots", {"type": "object"})}),
+            "get": op(
+                "snapshots (.caffemodel + .solverstate per iteration)",
+                {"200": json_response("snapshots", {"type": "object"})},
+            ),
         },
         "/training-jobs/{doc_id}/snapshots/{name}": {
             "parameters": [
@@ -465,9 +495,11 @@ OPENAPI_PATHS.update(
         },
         "/training-jobs/{doc_id}/cancel": {
             "parameters": _ITEM,
-            "post": op("cancel a pending or running job",
-                       {"202": json_response("the job, cancel requested")},
-                       errors=(400, 401, 404, 409)),
+            "post": op(
+                "cancel a pending or running job",
+                {"202": json_response("the job, cancel requested")},
+                errors=(400, 401, 404, 409),
+            ),
         },
     }
 )
