@@ -21,12 +21,22 @@ from elasticthought.api.result_format import (
     parse_result_format,
     present,
 )
-from elasticthought.api.services import blobs, store
+from elasticthought.api.services import blobs, inference, store
 from elasticthought.api.validation import vet_url
 from elasticthought.blobs import layout
 from elasticthought.documents import model
-from elasticthought.documents.fields import CLASSIFY_JOB, INTERNAL, PROCESSING_STATE
-from elasticthought.documents.states import FINAL_STATES, PENDING
+from elasticthought.documents.fields import (
+    CLASSIFY_JOB,
+    ENGINE,
+    GPU,
+    ID,
+    INTERNAL,
+    PROCESSING_LOG,
+    PROCESSING_STATE,
+    REV,
+)
+from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED, PENDING
+from elasticthought.engine.registry import WARM_ENGINES, engine_or_default
 from elasticthought.fetch import FetchError
 from elasticthought.store.base import NotFound, new_id
 
@@ -36,6 +46,11 @@ bp.before_request(require_auth)
 MAX_IMAGES = 1000
 MAX_URL = 4096
 WAIT_SECONDS = 60.0
+#: The most images a `?wait=true` request has answered by the warm inference process (more
+#: go through the queue as a classify job).
+WARM_MAX_IMAGES = 256
+#: The worker id recorded on a classify job the warm inference process answered.
+WARM_WORKER = "inference"
 
 
 def _vet_url(index: int, url: Any) -> str:
@@ -119,13 +134,42 @@ def classify_request(classifier: dict) -> Any:
             size = blobs().put(key, upload.stream)
             images.append({"name": name, "blob": key, "size": size})
         fmt = parse_result_format(classifier.get(RESULT_FORMAT_FIELD))
-        doc = model.submit(store(), model.classify_job(user_id(), job_id, classifier, images, fmt))
+        doc = model.classify_job(user_id(), job_id, classifier, images, fmt)
+        service = inference() if wait and _warm_eligible(classifier, images) else None
+        if service is not None:
+            doc = _answer_warm(service, doc, classifier, timeout)
+        else:
+            doc = model.submit(store(), doc)
     except BaseException:
         blobs().delete_prefix(layout.prefix(job_id))
         raise
     if wait:
         doc = _wait(doc, timeout)
     return jsonify(_show(doc)), 201
+
+
+def _warm_eligible(classifier: dict, images: list[dict]) -> bool:
+    """Whether the warm inference process may answer: a CPU classifier of a warm engine and
+    not too many images."""
+    engine = engine_or_default(classifier.get(ENGINE))
+    return engine in WARM_ENGINES and not classifier.get(GPU) and len(images) <= WARM_MAX_IMAGES
+
+
+def _answer_warm(service: Any, doc: dict, classifier: dict, timeout: float) -> dict:
+    """The classify job answered by the warm inference process and stored final (finished,
+    or failed with the reason); queued as usual when no answer comes within `timeout`."""
+    from elasticthought.queue.inference import InferenceFailed, InferenceTimeout
+
+    started = time.time()
+    key, version = classifier[ID], str(classifier.get(REV) or "")
+    try:
+        fields = service.run(key, version, classifier, doc["images"], timeout)
+        state = FINISHED
+    except InferenceTimeout:
+        return model.submit(store(), doc)
+    except InferenceFailed as exc:
+        fields, state = {PROCESSING_LOG: str(exc)[:2000]}, FAILED
+    return store().create(model.answered(doc, state, started, WARM_WORKER, fields))
 
 
 def _wait(doc: dict, timeout: float) -> dict:

@@ -151,6 +151,20 @@ def classify_job(
     }
 
 
+def answered(doc: Doc, state: str, started: float, worker: str, fields: dict[str, Any]) -> Doc:
+    """A new job document answered at once, without the queue (a warm classification):
+    `state` with the result `fields`, as a worker would have written it."""
+    return {
+        **doc,
+        **fields,
+        f.PROCESSING_STATE: state,
+        f.WORKER_ID: worker,
+        f.ATTEMPTS: 1,
+        f.STARTED_AT: started,
+        f.FINISHED_AT: now(),
+    }
+
+
 def submit(store: Store, doc: Doc) -> Doc:
     """Queue a job document made by a constructor here: store it `pending` (workers follow
     the changes feed). Returns the stored document."""

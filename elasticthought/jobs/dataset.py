@@ -224,4 +224,3 @@ def run(ctx: JobContext) -> dict[str, Any]:
         result["backend"] = artifacts.pop("backend")
     result["artifacts"] = artifacts
     return result
-
