@@ -127,17 +127,24 @@ def classify_request(classifier: dict) -> Any:
         taken.add(url)
         images.append({"name": url, "url": url})
     job_id = new_id(CLASSIFY_JOB, user_id())
+    warm = wait and _warm_eligible(classifier, len(images) + len(files))
+    service = inference() if warm else None
+    uploads: dict[str, tuple[str, bytes]] = {}  # warm: name -> (blob key, bytes), not stored
     try:
         for i, upload in enumerate(files):
             name = _unique((upload.filename or f"upload-{i + 1}")[:500], taken)
             key = layout.image(job_id, i)
-            size = blobs().put(key, upload.stream)
-            images.append({"name": name, "blob": key, "size": size})
+            if service is not None:
+                data = upload.stream.read()
+                uploads[name] = (key, data)
+                images.append({"name": name, "size": len(data)})
+            else:
+                size = blobs().put(key, upload.stream)
+                images.append({"name": name, "blob": key, "size": size})
         fmt = parse_result_format(classifier.get(RESULT_FORMAT_FIELD))
         doc = model.classify_job(user_id(), job_id, classifier, images, fmt)
-        service = inference() if wait and _warm_eligible(classifier, images) else None
         if service is not None:
-            doc = _answer_warm(service, doc, classifier, timeout)
+            doc = _answer_warm(service, doc, classifier, uploads, timeout)
         else:
             doc = model.submit(store(), doc)
     except BaseException:
@@ -148,24 +155,36 @@ def classify_request(classifier: dict) -> Any:
     return jsonify(_show(doc)), 201
 
 
-def _warm_eligible(classifier: dict, images: list[dict]) -> bool:
+def _warm_eligible(classifier: dict, count: int) -> bool:
     """Whether the warm inference process may answer: a CPU classifier of a warm engine and
     not too many images."""
     engine = engine_or_default(classifier.get(ENGINE))
-    return engine in WARM_ENGINES and not classifier.get(GPU) and len(images) <= WARM_MAX_IMAGES
+    return engine in WARM_ENGINES and not classifier.get(GPU) and count <= WARM_MAX_IMAGES
 
 
-def _answer_warm(service: Any, doc: dict, classifier: dict, timeout: float) -> dict:
+def _answer_warm(
+    service: Any, doc: dict, classifier: dict, uploads: dict[str, tuple[str, bytes]],
+    timeout: float,
+) -> dict:  # fmt: skip
     """The classify job answered by the warm inference process and stored final (finished,
-    or failed with the reason); queued as usual when no answer comes within `timeout`."""
+    or failed with the reason); the uploads go to it as bytes (not stored). Queued as usual
+    (uploads stored) when no answer comes within `timeout`."""
     from elasticthought.queue.inference import InferenceFailed, InferenceTimeout
 
     started = time.time()
     key, version = classifier[ID], str(classifier.get(REV) or "")
+    items = [
+        {**image, "data": uploads[image["name"]][1]} if image["name"] in uploads else image
+        for image in doc["images"]
+    ]
     try:
-        fields = service.run(key, version, classifier, doc["images"], timeout)
+        fields = service.run(key, version, classifier, items, timeout)
         state = FINISHED
     except InferenceTimeout:
+        for image in doc["images"]:
+            if image["name"] in uploads:
+                image["blob"] = uploads[image["name"]][0]
+                blobs().put(image["blob"], uploads[image["name"]][1])
         return model.submit(store(), doc)
     except InferenceFailed as exc:
         fields, state = {PROCESSING_LOG: str(exc)[:2000]}, FAILED

@@ -136,7 +136,8 @@ def classifier(owner: str, doc_id: str, **fields: Any) -> Doc:
 def classify_job(
     owner: str, doc_id: str, classifier_doc: Doc, images: list[dict], result_format: str
 ) -> Doc:
-    """A classify job: `images` ({"name", "url"} or {"name", "blob", "size"}) through one
+    """A classify job: `images` ({"name", "url"}, {"name", "blob", "size"}, or {"name", "size"}
+    for an upload the warm inference process answered without storing it) through one
     classifier, on its engine; `result_format` is how its results are answered by default."""
     return {
         **_head(f.CLASSIFY_JOB, owner, doc_id),

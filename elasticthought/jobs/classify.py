@@ -140,6 +140,8 @@ class Classifier:
 def _image_bytes(ctx: JobContext, item: dict, policy: Any) -> bytes:
     from elasticthought.fetch import fetch_bytes
 
+    if item.get("data") is not None:  # an upload handed over in memory (warm inference)
+        return item["data"]
     if item.get("blob"):
         return ctx.blobs.get(item["blob"])
     return fetch_bytes(item["url"], policy)
