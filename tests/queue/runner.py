@@ -11,7 +11,8 @@ to register it. The document's fields drive the child:
 - `gate`: a file to wait for (bounded by `sleep` or 60 s) before going on;
 - `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError);
 - `engine` / `gpu`: requirements (the default requirements read them).
-The result names the threads the job was given (`omp-threads`, `torch-threads`).
+The result names the threads the job was given (`omp-threads`, `torch-threads`) and when the
+runner began (`began-at`, for the job-start latency: claimed until the job's own work).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _append(path: str, line: str) -> None:
 
 
 def run_test_job(ctx: JobContext) -> dict:
+    began = time.time()
     job = ctx.job
     grandchild = None
     if job.get("grandchild"):
@@ -73,6 +75,7 @@ def run_test_job(ctx: JobContext) -> dict:
         "result": f"ran {ctx.job_id}",
         "ran-attempt": ctx.attempt,
         "work-dir": str(ctx.work_dir),
+        "began-at": began,
         "omp-threads": os.environ.get("OMP_NUM_THREADS"),
         "torch-threads": _torch_threads(),
     }
