@@ -155,7 +155,8 @@ def main() -> int:
     raw1 = raw[1] * 1000
     raw_rate = 64 / raw[64]
     print(f"single image classify?wait=true: p50 {p50:.1f} ms  p95 {p95:.1f} ms  (target "
-          f"p50 <= 50 ms); raw forward of 1 image {raw1:.2f} ms: p50 = {p50 / raw1:.1f}x raw")  # fmt: skip
+          f"p50 <= 50 ms); raw forward of 1 image {raw1:.2f} ms: "
+          f"p50 = {p50 / raw1:.1f}x raw")  # fmt: skip
     prep_rate = 64 / raw[-64]
     print(f"64-image requests: {rate:.0f} images/s; raw forward {raw_rate:.0f} images/s "
           f"({raw_rate / rate:.2f}x HTTP); raw decode+preprocess+forward {prep_rate:.0f} "
