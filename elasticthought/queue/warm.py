@@ -24,7 +24,11 @@ from elasticthought.queue.budget import OMP_WAIT_POLICY
 log = logging.getLogger(__name__)
 
 #: What the fork server imports before it forks the first job (names, imported there only).
-ENGINE_PRELOAD = ("elasticthought.engine.torch.facade", "elasticthought.queue.child")
+ENGINE_PRELOAD = (
+    "elasticthought.queue.child",
+    "elasticthought.engine.torch.facade",
+    "elasticthought.engine.torch.solver",  # torch itself, the net and its layers
+)
 
 _lock = threading.Lock()
 _started = False
