@@ -376,7 +376,7 @@ def whole_process(args: argparse.Namespace) -> int:
           + ("" if have_caffe else "; real Caffe not installed"), flush=True)  # fmt: skip
     try:
         solvers = whole_process_cases(folder, args.lenet_iters, args.cifar_iters)
-        for model in ("lenet", "cifar"):
+        for model in [m for m in args.models.split(",") if m]:
             for threads in (1, 2):
                 quiet: dict[str, float] = {}
                 for load in ("quiet", "busy core"):

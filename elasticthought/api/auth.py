@@ -72,7 +72,7 @@ def _token(value: str) -> Doc:
     value = value.strip()
     if not value.startswith(TOKEN_PREFIX) or "." not in value or len(value) > 1024:
         raise _unauthorized("malformed token")
-    ident, _, secret = value[len(TOKEN_PREFIX) :].partition(".")
+    ident, _, secret = value[len(TOKEN_PREFIX):].partition(".")
     try:
         doc_id = base64.urlsafe_b64decode(ident + "=" * (-len(ident) % 4)).decode()
     except (binascii.Error, ValueError, UnicodeDecodeError):

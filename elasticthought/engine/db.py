@@ -41,7 +41,7 @@ def normalize_backend(backend: str | int) -> str:
 
 
 def detect_backend(path: str | os.PathLike) -> str:
-    """ "lmdb" for a folder holding data.mdb (or an LMDB file), "leveldb" for a LevelDB folder."""
+    """"lmdb" for a folder holding data.mdb (or an LMDB file), "leveldb" for a LevelDB folder."""
     p = Path(path)
     if p.is_dir():
         if (p / "data.mdb").is_file():

@@ -52,11 +52,8 @@ def entry(classifier: dict, probs: np.ndarray) -> dict[str, Any]:
     """One image's result from its probability vector."""
     order = np.argsort(-probs, kind="stable")[:TOP_K]
     top = [
-        {
-            "label": label_of(classifier, int(i)),
-            "label-index": int(i),
-            "probability": _num(probs[i]),
-        }
+        {"label": label_of(classifier, int(i)), "label-index": int(i),
+         "probability": _num(probs[i])}
         for i in order
     ]
     return {

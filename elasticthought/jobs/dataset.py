@@ -224,3 +224,4 @@ def run(ctx: JobContext) -> dict[str, Any]:
         result["backend"] = artifacts.pop("backend")
     result["artifacts"] = artifacts
     return result
+
