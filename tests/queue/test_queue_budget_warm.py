@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from elasticthought.queue.budget import CpuBudget, os_cpus, thread_environment
 from tests.queue.queue_helpers import read_pids, submit, wait_for, wait_state
 
@@ -50,20 +52,24 @@ def test_running_jobs_never_hold_more_cores_than_the_worker_has(
     assert pool.budget.in_use() == 0
 
 
-def test_a_crash_in_a_warm_job_process_fails_that_job_only(
-    make_pool, store, tmp_path: Path
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_a_crash_in_a_job_process_fails_that_job_only(
+    make_pool, store, tmp_path: Path, warm: bool
 ) -> None:
     import os
 
-    pool = make_pool(workers=1)
+    pool = make_pool(workers=1, warm_jobs=warm)
     pid_file = tmp_path / "pids"
     gate = tmp_path / "gate"
     job = submit(store, gate=str(gate), sleep=60, **{"pid-file": str(pid_file)})
     wait_for(pid_file.exists, 60, "the job's process to start")
     child, _ = read_pids(pid_file)
     parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    assert parent != os.getpid()  # forked by the warm fork server, not spawned by the worker
-    assert "forkserver" in Path(f"/proc/{parent}/cmdline").read_text()
+    if warm:  # forked by the warm fork server, not spawned by the worker
+        assert parent != os.getpid()
+        assert "forkserver" in Path(f"/proc/{parent}/cmdline").read_text()
+    else:
+        assert parent == os.getpid()
     gate.touch()
     wait_state(store, job, "finished_successfully", 60)
     crashed = submit(store, action="segv")
