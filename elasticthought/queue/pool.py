@@ -104,6 +104,8 @@ class WorkerPool:
         self.reserved: set[str] = set()
         self.free_gpus: list[int] = []
         self.budget = CpuBudget(config.cpus or os_cpus(), self.threads_wanted)
+        self.warm_ready = threading.Event()  # the warm fork server is up (or not used)
+        self.warm_ready.set()
         self.started_at = 0.0
         self.stopping = threading.Event()
         self.halt = threading.Event()
@@ -141,7 +143,7 @@ class WorkerPool:
                 )
         self.free_gpus = list(self.capabilities.get("gpus", []))
         if self.config.warm_jobs:
-            prestart(self.config.runner_modules)
+            self.warm_ready = prestart(self.config.runner_modules)
         self.started_at = time.time()
         self._heartbeat()
         self._service = [
@@ -298,6 +300,8 @@ class WorkerPool:
 
     def _work(self, slot: int) -> None:
         thread_worker_id = f"{self.worker_id}/{slot}"
+        while not self.stopping.is_set() and not self.warm_ready.wait(0.5):
+            pass  # claim nothing before job processes can start
         while not self.stopping.is_set():
             picked = self._pick()
             if picked is None:

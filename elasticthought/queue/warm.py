@@ -54,16 +54,27 @@ def warm_context(runner_modules: str = "") -> BaseContext:
     return ctx
 
 
-def prestart(runner_modules: str = "") -> None:
-    """Start the fork server now (in the background) so the first job finds it warm."""
+def _started() -> None:
+    """The throwaway first process of the fork server (it has nothing to do)."""
+
+
+def prestart(runner_modules: str = "") -> threading.Event:
+    """Start the fork server now (in the background); the event is set once it is up (or
+    failed to start: a job start then tries again and reports). A worker claims no job before
+    it is set, so no claimed job waits for the engine imports with its lease running."""
+    ready = threading.Event()
 
     def start() -> None:
         try:
-            from multiprocessing import forkserver
-
-            warm_context(runner_modules)
-            forkserver.ensure_running()
-        except Exception:  # noqa: BLE001 - a job start will try again and report
+            # The server imports the preloaded modules before it answers its first request:
+            # one throwaway process started and joined waits for exactly that.
+            probe = warm_context(runner_modules).Process(target=_started, name="et-warm-probe")
+            probe.start()
+            probe.join(300)
+        except Exception:  # noqa: BLE001
             log.exception("starting the warm job fork server")
+        finally:
+            ready.set()
 
     threading.Thread(target=start, name="et-forkserver-start", daemon=True).start()
+    return ready
