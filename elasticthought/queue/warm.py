@@ -54,7 +54,7 @@ def warm_context(runner_modules: str = "") -> BaseContext:
     return ctx
 
 
-def _started() -> None:
+def _probe_target() -> None:
     """The throwaway first process of the fork server (it has nothing to do)."""
 
 
@@ -68,7 +68,7 @@ def prestart(runner_modules: str = "") -> threading.Event:
         try:
             # The server imports the preloaded modules before it answers its first request:
             # one throwaway process started and joined waits for exactly that.
-            probe = warm_context(runner_modules).Process(target=_started, name="et-warm-probe")
+            probe = warm_context(runner_modules).Process(target=_probe_target, name="et-warm-probe")
             probe.start()
             probe.join(300)
         except Exception:  # noqa: BLE001
