@@ -13,6 +13,14 @@ on a shared machine), and the peak memory of each side, measured in its own subp
 RSS above the imports on the CPU, max allocated on CUDA).
 
     python -m benchmarks.engine_training [--threads 1] [--reps 7] [--iters 10] [--device cpu]
+
+With `--whole-process`, instead: the whole `elasticthought train` command against real Caffe's
+`caffe train` (a fresh process each, start-up included) on the golden LeNet solver
+(lenet_mnist_200, shortened to `--lenet-iters`, LMDBs copied to a temporary folder) and on
+CIFAR-10-quick (`--cifar-iters`), with 1 and 2 threads, on a quiet machine and with one core
+kept busy by a load process; each pair run back to back, ratios ours / caffe and busy / quiet.
+
+    python -m benchmarks.engine_training --whole-process [--lenet-iters 100] [--cifar-iters 20]
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: see benchmarks/
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -309,6 +318,94 @@ def memory_child(model: str, side: str, source: str, args) -> None:
     print(json.dumps({"peak_mib": peak}))
 
 
+CAFFE_PREFIX = Path("/opt/elasticthought-caffe")
+
+
+def whole_process_cases(folder: Path, lenet_iters: int, cifar_iters: int) -> dict[str, Path]:
+    """Solver files: the golden LeNet solver (shortened) and CIFAR-10-quick on random images."""
+    import re
+
+    lenet = folder / "lenet"
+    golden = GOLDEN / "lenet" / "lenet_mnist_200"
+    lenet.mkdir()
+    for name in ("mnist_train_lmdb", "mnist_test_lmdb"):
+        shutil.copytree(golden / name, lenet / name)
+    shutil.copyfile(golden / "lenet_train_test.prototxt", lenet / "lenet_train_test.prototxt")
+    solver = (golden / "lenet_solver.prototxt").read_text()
+    solver = re.sub(r"(?m)^max_iter:.*$", f"max_iter: {lenet_iters}", solver)
+    solver = re.sub(r"(?m)^display:.*$", "display: 20", solver)
+    solver = re.sub(r"(?m)^snapshot:.*$", "snapshot: 0", solver)
+    (lenet / "lenet_solver.prototxt").write_text(solver)
+    cifar = folder / "cifar"
+    cifar.mkdir()
+    paths = make_databases(folder / "dbs")
+    (cifar / "net.prototxt").write_text(CIFAR.replace("SOURCE", str(paths["cifar"])))
+    (cifar / "solver.prototxt").write_text(
+        f'net: "net.prototxt"\n{SOLVER.replace("max_iter: 1000000", f"max_iter: {cifar_iters}")}'
+        '\ndisplay: 10\nsnapshot: 0\nsnapshot_after_train: false\nsolver_mode: CPU\n'
+    )
+    return {"lenet": lenet / "lenet_solver.prototxt", "cifar": cifar / "solver.prototxt"}
+
+
+def run_train(side: str, solver: Path, threads: int) -> float:
+    """Wall seconds of one whole training process (`ours` or `caffe`)."""
+    from elasticthought.engine.caffe.backend import caffe_env
+
+    if side == "ours":
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "OMP_WAIT_POLICY": "PASSIVE"}  # fmt: skip
+        cmd = [sys.executable, "-m", "elasticthought", "train", "--solver", solver.name]
+    else:
+        env = caffe_env(str(CAFFE_PREFIX), threads)
+        cmd = [str(CAFFE_PREFIX / "bin" / "caffe"), "train", f"--solver={solver.name}"]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=solver.parent, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{side} train failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed
+
+
+def whole_process(args: argparse.Namespace) -> int:
+    """`elasticthought train` vs `caffe train`, quiet and with one busy core."""
+    have_caffe = (CAFFE_PREFIX / "bin" / "caffe").exists()
+    sides = ["ours", "caffe"] if have_caffe else ["ours"]
+    folder = Path(tempfile.mkdtemp(prefix="et-bench-whole-"))
+    print(f"Whole-process training: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+          f"LeNet {args.lenet_iters} iterations, CIFAR-10-quick {args.cifar_iters}"
+          + ("" if have_caffe else "; real Caffe not installed"), flush=True)  # fmt: skip
+    try:
+        solvers = whole_process_cases(folder, args.lenet_iters, args.cifar_iters)
+        for model in [m for m in args.models.split(",") if m]:
+            for threads in (1, 2):
+                quiet: dict[str, float] = {}
+                for load in ("quiet", "busy core"):
+                    hog = None
+                    if load != "quiet":
+                        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    try:
+                        times = {side: run_train(side, solvers[model], threads) for side in sides}
+                    finally:
+                        if hog is not None:
+                            hog.kill()
+                            hog.wait()
+                    line = f"  {model:5s} {threads} thread(s) {load:9s}: "
+                    line += f"ours {times['ours']:6.2f} s"
+                    if "caffe" in times:
+                        line += (f"  caffe {times['caffe']:6.2f} s  ours/caffe "
+                                 f"{times['ours'] / times['caffe']:5.2f}")  # fmt: skip
+                    if quiet:
+                        line += "  busy/quiet: " + "  ".join(
+                            f"{side} {times[side] / quiet[side]:4.2f}" for side in sides
+                        )
+                    else:
+                        quiet = times
+                    print(line, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -317,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default="lenet,cifar")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    ap.add_argument("--whole-process", action="store_true",
+                    help="whole `elasticthought train` vs `caffe train` processes instead")
+    ap.add_argument("--lenet-iters", type=int, default=100)
+    ap.add_argument("--cifar-iters", type=int, default=20)
     ap.add_argument("--memory-child", nargs=3, metavar=("MODEL", "SIDE", "SOURCE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -327,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         memory_child(*args.memory_child, args)
         return 0
+    if args.whole_process:
+        return whole_process(args)
     models = [m for m in args.models.split(",") if m]
     folder = Path(tempfile.mkdtemp(prefix="et-bench-"))
     try:

@@ -64,14 +64,15 @@ def wake_latency(url: str, samples: int) -> list[float]:
     return out
 
 
-def make_pool(url: str, data_dir: str, workers: int):  # noqa: ANN201
+def make_pool(url: str, data_dir: str, workers: int, warm: bool = True):  # noqa: ANN201
     from elasticthought.config import config_from_env
     from elasticthought.queue import WorkerPool
     from elasticthought.store import open_store
 
     config = config_from_env(
         data_dir=data_dir, store=url, workers=workers, lease_seconds=10.0,
-        runner_modules="tests.queue.runner", engines="torch", gpus="",
+        runner_modules="tests.queue.runner", engines="torch", gpus="", warm_jobs=warm,
+        cpus=max(workers, os.cpu_count() or 1),
     )  # fmt: skip
     store = open_store(url)
     pool = WorkerPool(config, store).start()
@@ -100,19 +101,24 @@ def wait_final(store, ids: list[str], timeout: float = 300) -> list[dict]:  # no
     return docs
 
 
-def dispatch_latency(url: str, data_dir: str, samples: int) -> list[float]:
-    pool, store = make_pool(url, data_dir, 1)
-    out = []
+def dispatch_latency(
+    url: str, data_dir: str, samples: int, warm: bool = True
+) -> tuple[list[float], list[float]]:
+    """(submit until claimed, claimed until the job's runner began) per job, in seconds."""
+    pool, store = make_pool(url, data_dir, 1, warm)
+    out, start = [], []
     try:
+        submit(store)  # the first job waits for the fork server to come up: not counted
         for _ in range(samples):
             t0 = time.time()
             job_id = submit(store)
             doc = wait_final(store, [job_id])[0]
             out.append(doc["started-at"] - t0)
+            start.append(doc["began-at"] - doc["started-at"])
     finally:
         pool.stop(5)
         store.close()
-    return out
+    return out, start
 
 
 def children_cpu() -> float:
@@ -120,10 +126,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def throughput(url: str, data_dir: str, workers: int, jobs: int) -> tuple[float, float]:
+def throughput(
+    url: str, data_dir: str, workers: int, jobs: int, warm: bool = True
+) -> tuple[float, float]:
     """(jobs per second, CPU seconds per job spent in the job processes)."""
-    pool, store = make_pool(url, data_dir, workers)
+    pool, store = make_pool(url, data_dir, workers, warm)
     try:
+        wait_final(store, [submit(store)])  # fork server up before the clock starts
         cpu0 = children_cpu()
         t0 = time.perf_counter()
         ids = [submit(store) for _ in range(jobs)]
@@ -142,23 +151,35 @@ def throughput(url: str, data_dir: str, workers: int, jobs: int) -> tuple[float,
 def run_backend(name: str, url_for, samples: int, jobs: int) -> None:  # noqa: ANN001
     with tempfile.TemporaryDirectory(prefix=f"et-bench-queue-{name}-") as tmp:
         wake = wake_latency(url_for("wake", tmp), samples)
-        dispatch = dispatch_latency(url_for("dispatch", tmp), os.path.join(tmp, "d"), samples)
+        dispatch, start = dispatch_latency(url_for("dispatch", tmp), os.path.join(tmp, "d"),
+                                           samples)  # fmt: skip
+        _, cold_start = dispatch_latency(url_for("cold", tmp), os.path.join(tmp, "c"),
+                                         max(3, samples // 4), warm=False)  # fmt: skip
         w50, w95 = pct(wake, 0.5) * 1000, pct(wake, 0.95) * 1000
         d50, d95 = pct(dispatch, 0.5) * 1000, pct(dispatch, 0.95) * 1000
+        s50, c50 = pct(start, 0.5) * 1000, pct(cold_start, 0.5) * 1000
         print(f"[{name}] changes-wake floor   p50 {w50:7.1f} ms  p95 {w95:7.1f} ms")
         print(
             f"[{name}] dispatch (idle pool) p50 {d50:7.1f} ms  p95 {d95:7.1f} ms"
             f"  = {d50 / max(w50, 1e-6):.1f}x / {d95 / max(w95, 1e-6):.1f}x the floor"
         )
+        print(f"[{name}] job start (claimed until the runner began) p50: warm {s50:7.1f} ms, "
+              f"cold (spawned) {c50:7.1f} ms = {c50 / max(s50, 1e-6):.1f}x warm")  # fmt: skip
         base = None
-        for workers in (1, 2, 4):
+        for workers, warm in ((1, False), (1, True), (2, True), (4, True)):
+            data_dir = os.path.join(tmp, f"t{workers}{warm}")
             rate, cpu = throughput(
-                url_for(f"tp{workers}", tmp), os.path.join(tmp, f"t{workers}"), workers, jobs
+                url_for(f"tp{workers}{warm}", tmp), data_dir, workers, jobs, warm
             )
             base = base or rate
             print(
-                f"[{name}] trivial jobs, {workers} worker(s): {rate:6.2f} jobs/s"
-                f"  ({rate / base:.2f}x 1 worker; {cpu * 1000:.0f} ms CPU per job process)"
+                f"[{name}] trivial jobs, {workers} worker(s), {'warm' if warm else 'cold'}: "
+                f"{rate:6.2f} jobs/s  ({rate / base:.2f}x 1 cold worker; "
+                + (
+                    f"{cpu * 1000:.0f} ms CPU per job process)"
+                    if not warm
+                    else "job CPU not seen: forked by the fork server)"
+                )
             )
         sys.stdout.flush()
 

@@ -63,6 +63,30 @@ class Config:
         },
     )
     workers: int = field(default=1, metadata={"help": "worker threads (0 = API only)"})
+    cpus: int = field(
+        default=0,
+        metadata={
+            "help": "CPU cores this worker shares among its running jobs (each job's threads "
+            "come out of it; 0 = the cores the OS gives the process)",
+            "range": (0, 4096),
+        },
+    )
+    warm_jobs: bool = field(
+        default=True,
+        metadata={
+            "help": "start jobs as forks of a warm process that has the engine imported "
+            "(false = a fresh interpreter per job)"
+        },
+    )
+    classifier_cache_mb: int = field(
+        default=512,
+        metadata={
+            "help": "memory the warm inference process may keep loaded classifiers in, least "
+            "recently used evicted first (0 = no warm classification: every classify request "
+            "is a queued job)",
+            "range": (0, 1 << 20),
+        },
+    )
     http_threads: int = field(
         default=16, metadata={"help": "HTTP request threads of the WSGI server (at least 16)"}
     )

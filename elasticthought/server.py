@@ -167,6 +167,7 @@ def serve(config: Config) -> int:
     _setup_metrics(config)
     opened = open_services(config)
     pool = None
+    app = None
     metrics_server = None
     try:
         pool = start_workers(config, opened.store, opened.blobs)
@@ -225,10 +226,18 @@ def serve(config: Config) -> int:
     finally:
         if metrics_server is not None:
             metrics_server.close()
+        _close_inference(app)
         stop_workers(pool, config)
         opened.close()
     log.info("stopped")
     return 0
+
+
+def _close_inference(app: Any) -> None:
+    """End the API's warm inference process, when one was started."""
+    services = app.extensions.get("elasticthought") if app is not None else None
+    if services is not None and services.inference is not None:
+        services.inference.close()
 
 
 def _setup_metrics(config: Config) -> None:

@@ -76,6 +76,7 @@ class Services:
     store: Store
     blobs: BlobStore
     pool: Any = None
+    inference: Any = None  # the warm inference service, started on first use (services.py)
 
 
 def get_services() -> Services:

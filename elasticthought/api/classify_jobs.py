@@ -21,12 +21,22 @@ from elasticthought.api.result_format import (
     parse_result_format,
     present,
 )
-from elasticthought.api.services import blobs, store
+from elasticthought.api.services import blobs, inference, store
 from elasticthought.api.validation import vet_url
 from elasticthought.blobs import layout
 from elasticthought.documents import model
-from elasticthought.documents.fields import CLASSIFY_JOB, INTERNAL, PROCESSING_STATE
-from elasticthought.documents.states import FINAL_STATES, PENDING
+from elasticthought.documents.fields import (
+    CLASSIFY_JOB,
+    ENGINE,
+    GPU,
+    ID,
+    INTERNAL,
+    PROCESSING_LOG,
+    PROCESSING_STATE,
+    REV,
+)
+from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED, PENDING
+from elasticthought.engine.registry import WARM_ENGINES, engine_or_default
 from elasticthought.fetch import FetchError
 from elasticthought.store.base import NotFound, new_id
 
@@ -36,6 +46,11 @@ bp.before_request(require_auth)
 MAX_IMAGES = 1000
 MAX_URL = 4096
 WAIT_SECONDS = 60.0
+#: The most images a `?wait=true` request has answered by the warm inference process (more
+#: go through the queue as a classify job).
+WARM_MAX_IMAGES = 256
+#: The worker id recorded on a classify job the warm inference process answered.
+WARM_WORKER = "inference"
 
 
 def _vet_url(index: int, url: Any) -> str:
@@ -112,20 +127,68 @@ def classify_request(classifier: dict) -> Any:
         taken.add(url)
         images.append({"name": url, "url": url})
     job_id = new_id(CLASSIFY_JOB, user_id())
+    warm = wait and _warm_eligible(classifier, len(images) + len(files))
+    service = inference() if warm else None
+    uploads: dict[str, tuple[str, bytes]] = {}  # warm: name -> (blob key, bytes), not stored
     try:
         for i, upload in enumerate(files):
             name = _unique((upload.filename or f"upload-{i + 1}")[:500], taken)
             key = layout.image(job_id, i)
-            size = blobs().put(key, upload.stream)
-            images.append({"name": name, "blob": key, "size": size})
+            if service is not None:
+                data = upload.stream.read()
+                uploads[name] = (key, data)
+                images.append({"name": name, "size": len(data)})
+            else:
+                size = blobs().put(key, upload.stream)
+                images.append({"name": name, "blob": key, "size": size})
         fmt = parse_result_format(classifier.get(RESULT_FORMAT_FIELD))
-        doc = model.submit(store(), model.classify_job(user_id(), job_id, classifier, images, fmt))
+        doc = model.classify_job(user_id(), job_id, classifier, images, fmt)
+        if service is not None:
+            doc = _answer_warm(service, doc, classifier, uploads, timeout)
+        else:
+            doc = model.submit(store(), doc)
     except BaseException:
         blobs().delete_prefix(layout.prefix(job_id))
         raise
     if wait:
         doc = _wait(doc, timeout)
     return jsonify(_show(doc)), 201
+
+
+def _warm_eligible(classifier: dict, count: int) -> bool:
+    """Whether the warm inference process may answer: a CPU classifier of a warm engine and
+    not too many images."""
+    engine = engine_or_default(classifier.get(ENGINE))
+    return engine in WARM_ENGINES and not classifier.get(GPU) and count <= WARM_MAX_IMAGES
+
+
+def _answer_warm(
+    service: Any, doc: dict, classifier: dict, uploads: dict[str, tuple[str, bytes]],
+    timeout: float,
+) -> dict:  # fmt: skip
+    """The classify job answered by the warm inference process and stored final (finished,
+    or failed with the reason); the uploads go to it as bytes (not stored). Queued as usual
+    (uploads stored) when no answer comes within `timeout`."""
+    from elasticthought.queue.inference import InferenceFailed, InferenceTimeout
+
+    started = time.time()
+    key, version = classifier[ID], str(classifier.get(REV) or "")
+    items = [
+        {**image, "data": uploads[image["name"]][1]} if image["name"] in uploads else image
+        for image in doc["images"]
+    ]
+    try:
+        fields = service.run(key, version, classifier, items, timeout)
+        state = FINISHED
+    except InferenceTimeout:
+        for image in doc["images"]:
+            if image["name"] in uploads:
+                image["blob"] = uploads[image["name"]][0]
+                blobs().put(image["blob"], uploads[image["name"]][1])
+        return model.submit(store(), doc)
+    except InferenceFailed as exc:
+        fields, state = {PROCESSING_LOG: str(exc)[:2000]}, FAILED
+    return store().create(model.answered(doc, state, started, WARM_WORKER, fields))
 
 
 def _wait(doc: dict, timeout: float) -> dict:

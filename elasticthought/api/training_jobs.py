@@ -22,7 +22,13 @@ from elasticthought.api.validation import json_body, want_str
 from elasticthought.blobs import layout
 from elasticthought.blobs.base import BlobNotFound
 from elasticthought.documents import model
-from elasticthought.documents.fields import INTERNAL, PROCESSING_STATE, TRAINING_JOB
+from elasticthought.documents.fields import (
+    CPUS,
+    INTERNAL,
+    MAX_CPUS,
+    PROCESSING_STATE,
+    TRAINING_JOB,
+)
 from elasticthought.documents.states import FINAL_STATES, FINISHED, PROCESSING
 from elasticthought.documents.status import STATUS_KEYS
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
@@ -35,7 +41,7 @@ bp = Blueprint("training_jobs", __name__, url_prefix="/training-jobs")
 bp.before_request(require_auth)
 
 TYPE = TRAINING_JOB
-FIELDS = ("solver-id", "engine", "gpu", "priority", "max-runtime", "weights")
+FIELDS = ("solver-id", "engine", "gpu", "cpus", "priority", "max-runtime", "weights")
 #: Dependents that block deleting a training job (the classifier half's documents).
 DEPENDENT_TYPES = ("classifier",)
 FOLLOW_MAX_SECONDS = 600.0
@@ -186,6 +192,8 @@ def post_training_job():
         _gpu(body.get("gpu", False)),
         _int(body.get("priority", 0), "priority", PRIORITY_MIN, PRIORITY_MAX),
     )
+    if body.get(CPUS) is not None:
+        doc[CPUS] = _int(body[CPUS], CPUS, 1, MAX_CPUS)
     if body.get("max-runtime") is not None:
         doc["max-runtime"] = _runtime(body["max-runtime"])
     if body.get("weights") not in (None, ""):
@@ -417,6 +425,13 @@ _CREATE_FIELDS = {
     "solver-id": {"type": "string"},
     "engine": {"type": "string", "enum": list(ENGINE_NAMES)},
     "gpu": {"oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}]},
+    CPUS: {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_CPUS,
+        "description": "CPU cores (threads) to run on; default the worker's share, bounded by "
+        "the worker's cores",
+    },
     "priority": {"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX},
     "max-runtime": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
     "weights": {"type": "string", "description": "a training-job id or a .caffemodel URL"},

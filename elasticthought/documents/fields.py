@@ -37,6 +37,8 @@ STARTED_AT = "started-at"
 FINISHED_AT = "finished-at"
 ENGINE = "engine"
 GPU = "gpu"
+CPUS = "cpus"  # CPU cores a job asks for (bounded by its worker's budget)
+MAX_CPUS = 1024  # the most cores a job document may ask for
 
 # The kind of data of a datafile, dataset, solver, training job, classifier -------------------
 LAYERS_TYPE = "layers_type"

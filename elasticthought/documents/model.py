@@ -136,7 +136,8 @@ def classifier(owner: str, doc_id: str, **fields: Any) -> Doc:
 def classify_job(
     owner: str, doc_id: str, classifier_doc: Doc, images: list[dict], result_format: str
 ) -> Doc:
-    """A classify job: `images` ({"name", "url"} or {"name", "blob", "size"}) through one
+    """A classify job: `images` ({"name", "url"}, {"name", "blob", "size"}, or {"name", "size"}
+    for an upload the warm inference process answered without storing it) through one
     classifier, on its engine; `result_format` is how its results are answered by default."""
     return {
         **_head(f.CLASSIFY_JOB, owner, doc_id),
@@ -148,6 +149,20 @@ def classify_job(
         f.RESULT_FORMAT: result_format,
         "image-count": len(images),
         "images": images,
+    }
+
+
+def answered(doc: Doc, state: str, started: float, worker: str, fields: dict[str, Any]) -> Doc:
+    """A new job document answered at once, without the queue (a warm classification):
+    `state` with the result `fields`, as a worker would have written it."""
+    return {
+        **doc,
+        **fields,
+        f.PROCESSING_STATE: state,
+        f.WORKER_ID: worker,
+        f.ATTEMPTS: 1,
+        f.STARTED_AT: started,
+        f.FINISHED_AT: now(),
     }
 
 

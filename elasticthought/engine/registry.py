@@ -23,6 +23,8 @@ DEFAULT_ENGINE = TORCH
 CHECKING_ENGINE = TORCH
 #: Engines every worker offers without probing.
 ALWAYS_AVAILABLE = (TORCH,)
+#: Engines whose CPU classifiers the API's warm inference process serves (`classify?wait=true`).
+WARM_ENGINES = (TORCH,)
 
 _IMPLEMENTATIONS = {
     TORCH: "elasticthought.engine.torch.facade:TorchEngine",

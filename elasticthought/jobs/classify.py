@@ -137,61 +137,116 @@ class Classifier:
 def _image_bytes(ctx: JobContext, item: dict, policy: Any) -> bytes:
     from elasticthought.fetch import fetch_bytes
 
+    if item.get("data") is not None:  # an upload handed over in memory (warm inference)
+        return item["data"]
     if item.get("blob"):
         return ctx.blobs.get(item["blob"])
     return fetch_bytes(item["url"], policy)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def classify_items(
+    ctx: JobContext, classifier: Classifier, items: list[dict], on_batch: Any = None
+) -> list[dict[str, Any]]:
+    """One result per item ({"name", "url"} or {"name", "blob"}), in order: images read and
+    preprocessed, classified `BATCH` at a time; an image that cannot be read gets its `error`.
+    `on_batch(done, failed)` is told the counts so far after each batch; between batches a
+    cancel request stops the run (`JobError`)."""
     from elasticthought.engine.errors import FormatError
     from elasticthought.engine.preprocess import ImageError
     from elasticthought.fetch import FetchError, FetchPolicy
 
-    job = ctx.job
-    try:
-        doc = ctx.store.get(job["classifier-id"])
-    except NotFound:
-        raise JobError(f"classifier {job.get('classifier-id')} no longer exists") from None
-    classifier = Classifier(ctx, doc)
     policy = FetchPolicy.from_config(ctx.config)
     policy.max_bytes = min(policy.max_bytes, IMAGE_MAX_BYTES)
     policy.total_timeout = min(policy.total_timeout, 120.0)
-    items = list(job.get("images") or [])
-    results: dict[str, dict[str, Any]] = {}
+    results: list[dict[str, Any]] = [{} for _ in items]
     done = failed = 0
     for start in range(0, len(items), BATCH):
         if ctx.cancelled():
             raise JobError("canceled")
-        names, arrays = [], []
-        for item in items[start : start + BATCH]:
-            name = item["name"]
+        places, arrays = [], []
+        for place in range(start, min(start + BATCH, len(items))):
             try:
-                arrays.append(classifier.prep(_image_bytes(ctx, item, policy)))
-                names.append(name)
+                arrays.append(classifier.prep(_image_bytes(ctx, items[place], policy)))
+                places.append(place)
             except (FetchError, ImageError, FormatError) as exc:
-                results[name] = {"error": str(exc)[:1000]}
+                results[place] = {"error": str(exc)[:1000]}
                 failed += 1
             except Exception as exc:  # a blob store or decoder surprise: this image only
-                results[name] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+                results[place] = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
                 failed += 1
         if arrays:
             try:
                 answers = classifier.classify(arrays)
             except DeployError as exc:
                 answers = [{"error": str(exc)[:1000]}]
-            for name, result in zip(names, answers, strict=True):
-                results[name] = result
+            for place, result in zip(places, answers, strict=True):
+                results[place] = result
                 if "error" in result:
                     failed += 1
                 else:
                     done += 1
-        ctx.progress(**{"classified-images": done, "failed-images": failed})
-    ordered = {item["name"]: results[item["name"]] for item in items}
+        if on_batch is not None:
+            on_batch(done, failed)
+    return results
+
+
+def summary(classifier: Classifier, items: list[dict], results: list[dict]) -> dict[str, Any]:
+    """The job's result fields: `results` by image name (in order) with the counts, and how
+    the classifier answered."""
+    failed = sum(1 for r in results if "error" in r)
     return {
-        "results": ordered,
-        "classified-images": done,
+        "results": {item["name"]: result for item, result in zip(items, results, strict=True)},
+        "classified-images": len(results) - failed,
         "failed-images": failed,
         "engine": classifier.engine,
         "softmax-applied": classifier.deploy.applies_softmax,
         "output-blob": classifier.deploy.output,
     }
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    job = ctx.job
+    try:
+        doc = ctx.store.get(job["classifier-id"])
+    except NotFound:
+        raise JobError(f"classifier {job.get('classifier-id')} no longer exists") from None
+    classifier = Classifier(ctx, doc)
+    items = list(job.get("images") or [])
+
+    def report(done: int, failed: int) -> None:
+        ctx.progress(**{"classified-images": done, "failed-images": failed})
+
+    return summary(classifier, items, classify_items(ctx, classifier, items, report))
+
+
+class WarmClassifier:
+    """A classifier kept loaded in the warm inference process (queue/inference.py): each
+    `run` answers several requests' images with the same code as the classify job, their
+    images batched together."""
+
+    def __init__(self, env: Any, doc: dict) -> None:
+        self.ctx = JobContext(
+            {"_id": f"warm-{doc['_id']}", ENGINE: doc.get(ENGINE)},
+            env.config,
+            env.work_dir,
+            1,
+            env.store_url,
+            env.blobs_url,
+        )
+        self.classifier = Classifier(self.ctx, doc)
+
+    def run(self, payloads: list[list[dict]]) -> list[dict[str, Any]]:
+        """Per payload (a classify job's `images`), the job's result fields."""
+        items = [item for payload in payloads for item in payload]
+        results = classify_items(self.ctx, self.classifier, items)
+        out, start = [], 0
+        for payload in payloads:
+            end = start + len(payload)
+            out.append(summary(self.classifier, payload, results[start:end]))
+            start = end
+        return out
+
+
+def open_warm_classifier(env: Any, doc: dict) -> WarmClassifier:
+    """The inference process's handler: load the classifier document `doc` once."""
+    return WarmClassifier(env, doc)

@@ -1,7 +1,10 @@
 """The job's child process: runs the registered function and reports back over pipes.
 
-Started with the spawn start method. It leads its own process group (so the worker can end it
-and everything it started at once), asks for SIGKILL when its parent dies, and also watches the
+Forked from the worker's warm fork server (engine already imported, `warm.py`) or, cold, a
+fresh spawned interpreter; both start in `child_main`, and the job itself starts executing in
+`run_job`, the one place per-job settings are applied (its CPU threads). The child leads its own
+process group (so the worker can end it and everything it started at once), asks for SIGKILL
+when its parent dies (the fork server, which dies with the worker), and also watches the
 command pipe: when the worker process is gone the pipe closes and the child kills its group.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticthought.config import Config
+from elasticthought.queue.budget import apply_thread_limit
 from elasticthought.queue.context import JobContext, set_parent_death_signal
 from elasticthought.queue.limits import apply_job_limits
 from elasticthought.queue.registry import JobError, load_target
@@ -54,13 +58,18 @@ def child_main(
     events: Connection,
     commands: Connection,
     parent_pid: int,
+    cores: int = 1,
 ) -> None:
-    """Entry point of the job's child process."""
+    """Entry point of the job's child process (warm and cold alike): `parent_pid` is the
+    process that started it (the worker), or 0 for a fork server's child (its parent is
+    whoever forked it; the fork server ends with the worker, and the pipes close with it)."""
     try:
         os.setpgid(0, 0)
     except OSError:
         pass
     set_parent_death_signal(signal.SIGKILL)
+    if not parent_pid:
+        parent_pid = os.getppid()
     if os.getppid() != parent_pid:
         _die_with_group()
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
@@ -75,13 +84,9 @@ def child_main(
         target=_watch_parent, args=(commands, parent_pid, ctx), name="et-parent-watch", daemon=True
     ).start()
     try:
-        apply_job_limits(job, config, gpus)
-        fn = load_target(target)
-        result: Any = fn(ctx)
+        result = run_job(target, ctx, cores)
         ctx.flush()
-        if result is not None and not isinstance(result, dict):
-            raise JobError(f"runner {target} returned {type(result).__name__}, not a dict")
-        send(("result", result or {}))
+        send(("result", result))
     except JobError as exc:
         ctx.flush()
         send(("error", str(exc) or type(exc).__name__, ""))
@@ -92,3 +97,15 @@ def child_main(
         send(("error", reason, traceback.format_exc()))
     finally:
         events.close()
+
+
+def run_job(target: str, ctx: JobContext, cores: int) -> dict:
+    """Run the job: the single point where a job starts executing in its process. Per-job
+    limits are applied here (its `cores` as thread counts), then the runner `target` runs."""
+    apply_job_limits(ctx.job, ctx.config, ctx.gpus)
+    apply_thread_limit(cores)
+    fn = load_target(target)
+    result: Any = fn(ctx)
+    if result is not None and not isinstance(result, dict):
+        raise JobError(f"runner {target} returned {type(result).__name__}, not a dict")
+    return result or {}

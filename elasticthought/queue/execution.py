@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -31,6 +30,7 @@ from elasticthought.queue.child import child_main
 from elasticthought.queue.context import job_work_dir, kill_group
 from elasticthought.queue.limits import explain_failure, max_runtime
 from elasticthought.queue.registry import CANCELED, FAILED, FINISHED, Runner
+from elasticthought.queue.warm import cold_context, warm_context
 from elasticthought.store.base import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ class JobRun:
         gpus: list[int],
         stopping: threading.Event,
         stop_deadline: list[float],
+        cores: int = 1,
     ) -> None:
         self.config = config
         self.store = store
@@ -150,6 +151,7 @@ class JobRun:
         self.gpus = gpus
         self.stopping = stopping
         self.stop_deadline = stop_deadline
+        self.cores = cores
         self.lease = float(config.lease_seconds)
         self.renew_every = max(0.2, min(self.lease / 4.0, 5.0))
         # Stop the job this long before the lease we hold runs out (clock skew between nodes).
@@ -176,11 +178,13 @@ class JobRun:
         return self.handle_job_end(outcome)
 
     def prepare_job_execution(self) -> tuple[Any, Any, Any] | Outcome:
-        """Spawn the job's child in its own process group: (process, events pipe, commands
-        pipe), or the failed `Outcome` when it cannot start."""
+        """Start the job's child (a fork of the warm fork server, or spawned cold) in its own
+        process group: (process, events pipe, commands pipe), or the failed `Outcome` when it
+        cannot start."""
         job_id = self.doc["_id"]
         work_dir = job_work_dir(self.config, job_id)
-        ctx = multiprocessing.get_context("spawn")
+        warm = bool(self.config.warm_jobs)
+        ctx = warm_context(self.config.runner_modules) if warm else cold_context()
         events_r, events_w = ctx.Pipe(duplex=False)
         commands_r, commands_w = ctx.Pipe(duplex=False)
         proc = ctx.Process(
@@ -197,7 +201,8 @@ class JobRun:
                 self.gpus,
                 events_w,
                 commands_r,
-                os.getpid(),
+                0 if warm else os.getpid(),
+                self.cores,
             ),
         )
         try:

@@ -3,7 +3,8 @@
 One pool per process (`elasticthought serve` or `worker`). Threads:
 - the follower reads the changes feed and keeps an index of the non-final job documents;
 - N workers pick the next job in fair order (fairness.py), claim it by compare-and-swap and
-  run it in a child process (execution.py);
+  run it in a child process (execution.py), forked from a warm fork server (warm.py); each
+  job holds its cores of the worker's CPU budget while it runs (budget.py);
 - the keeper writes this process's presence heartbeat, returns jobs whose lease expired to
   `pending` (whoever held them), cancels pending jobs whose cancel was requested, and records
   why a job no live worker can run is waiting (`pending-reason`).
@@ -30,6 +31,7 @@ from elasticthought.documents.fields import (
 )
 from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
+from elasticthought.queue.budget import CpuBudget, os_cpus
 from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
 from elasticthought.queue.execution import JobRun, RunHandle
 from elasticthought.queue.fairness import fair_order, owner_of
@@ -40,6 +42,7 @@ from elasticthought.queue.registry import (
     import_available_runner_modules,
     runner_for,
 )
+from elasticthought.queue.warm import prestart
 from elasticthought.store.base import ID_SEP, NotFound, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,9 @@ class WorkerPool:
         self.running: dict[str, RunHandle] = {}
         self.reserved: set[str] = set()
         self.free_gpus: list[int] = []
+        self.budget = CpuBudget(config.cpus or os_cpus(), self.threads_wanted)
+        self.warm_ready = threading.Event()  # the warm fork server is up (or not used)
+        self.warm_ready.set()
         self.started_at = 0.0
         self.stopping = threading.Event()
         self.halt = threading.Event()
@@ -128,6 +134,8 @@ class WorkerPool:
                     {e.strip() for e in self.config.engines.split(",") if e.strip()}
                 )
         self.free_gpus = list(self.capabilities.get("gpus", []))
+        if self.config.warm_jobs:
+            self.warm_ready = prestart(self.config.runner_modules)
         self.started_at = time.time()
         self._heartbeat()
         self._service = [
@@ -251,8 +259,9 @@ class WorkerPool:
 
     # Workers --------------------------------------------------------------------------------
 
-    def _pick(self) -> tuple[dict, list[int]] | None:
-        """The next job this pool can run (reserved for the caller) and the GPUs it gets."""
+    def _pick(self) -> tuple[dict, list[int], int] | None:
+        """The next job this pool can run (reserved for the caller), the GPUs and the cores it
+        gets (a job waits while its cores are not free)."""
         with self.index.cond:
             order = fair_order(
                 self.index.pending.values(),
@@ -271,17 +280,20 @@ class WorkerPool:
                     continue
                 if missing(self.capabilities, needs) is not None:
                     continue
+                cores = self.budget.wanted(doc)
                 with self._lock:
-                    if needs["gpu"] > len(self.free_gpus):
+                    if needs["gpu"] > len(self.free_gpus) or not self.budget.take(cores):
                         continue
                     gpus = self.free_gpus[: needs["gpu"]]
                     del self.free_gpus[: needs["gpu"]]
                 self.reserved.add(doc_id)
-                return doc, gpus
+                return doc, gpus, cores
         return None
 
     def _work(self, slot: int) -> None:
         thread_worker_id = f"{self.worker_id}/{slot}"
+        while not self.stopping.is_set() and not self.warm_ready.wait(0.5):
+            pass  # claim nothing before job processes can start
         while not self.stopping.is_set():
             picked = self._pick()
             if picked is None:
@@ -289,20 +301,22 @@ class WorkerPool:
                     if not self.stopping.is_set():
                         self.index.cond.wait(1.0)
                 continue
-            doc, gpus = picked
+            doc, gpus, cores = picked
             try:
-                self._claim_and_run(doc, gpus, thread_worker_id)
+                self._claim_and_run(doc, gpus, cores, thread_worker_id)
             except Exception:  # noqa: BLE001 - the worker lives on whatever a job does
                 log.exception("worker %s: job %s", thread_worker_id, doc.get("_id"))
                 self.halt.wait(0.5)
             finally:
-                with self.index.cond:
-                    self.reserved.discard(doc["_id"])
                 with self._lock:
                     self.free_gpus.extend(gpus)
                     self.free_gpus.sort()
+                    self.budget.give_back(cores)
+                with self.index.cond:
+                    self.reserved.discard(doc["_id"])
+                    self.index.cond.notify_all()  # freed cores: another job may start
 
-    def _claim_and_run(self, doc: dict, gpus: list[int], thread_worker_id: str) -> None:
+    def _claim_and_run(self, doc: dict, gpus: list[int], cores: int, thread_worker_id: str) -> None:
         doc_id = doc["_id"]
         if self.stopping.is_set():
             return
@@ -335,6 +349,7 @@ class WorkerPool:
                 gpus,
                 self.stopping,
                 self.stop_deadline,
+                cores,
             )
             outcome = run.run()
             log.info(

@@ -185,6 +185,9 @@ def test_bad_requests_and_limits(trainer, train_files):
         ({"solver-id": sid, "gpu": "many"}, 400, "gpu"),
         ({"solver-id": sid, "priority": "high"}, 400, "priority"),
         ({"solver-id": sid, "max-runtime": -1}, 400, "max-runtime"),
+        ({"solver-id": sid, "cpus": 0}, 400, "cpus"),
+        ({"solver-id": sid, "cpus": "all"}, 400, "cpus"),
+        ({"solver-id": sid, "cpus": 5000}, 400, "cpus"),
         ({"solver-id": sid, "weights": "not a url"}, 422, "weights"),
         ({"solver-id": sid, "weights": f"training-job:user~{other.username}:1"}, 422, "weights"),
     ]:
@@ -199,8 +202,8 @@ def test_bad_requests_and_limits(trainer, train_files):
     assert doc["processing-state"] == "failed" and "max-runtime" in doc["processing-log"]
     assert user.ok("GET", f"/training-jobs/{limited['id']}/status")["state"] == "failed"
 
-    job = train(user, sid, priority="-1")
-    assert job["priority"] == -1
+    job = train(user, sid, priority="-1", cpus=2)
+    assert job["priority"] == -1 and job["cpus"] == 2
     path = f"/training-jobs/{job['id']}"
     assert user.get(path + "/logs", params={"follow": "maybe"}).status_code == 400
     assert user.get(path + "/logs", params={"timeout": "9999"}).status_code == 400

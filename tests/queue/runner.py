@@ -11,6 +11,8 @@ to register it. The document's fields drive the child:
 - `gate`: a file to wait for (bounded by `sleep` or 60 s) before going on;
 - `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError);
 - `engine` / `gpu`: requirements (the default requirements read them).
+The result names the threads the job was given (`omp-threads`, `torch-threads`) and when the
+runner began (`began-at`, for the job-start latency: claimed until the job's own work).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _append(path: str, line: str) -> None:
 
 
 def run_test_job(ctx: JobContext) -> dict:
+    began = time.time()
     job = ctx.job
     grandchild = None
     if job.get("grandchild"):
@@ -72,7 +75,18 @@ def run_test_job(ctx: JobContext) -> dict:
         "result": f"ran {ctx.job_id}",
         "ran-attempt": ctx.attempt,
         "work-dir": str(ctx.work_dir),
+        "began-at": began,
+        "omp-threads": os.environ.get("OMP_NUM_THREADS"),
+        "torch-threads": _torch_threads(),
     }
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op threads when torch is imported in this process (a warm one)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
 
 
 register_runner(TEST_TYPE, "tests.queue.runner:run_test_job")

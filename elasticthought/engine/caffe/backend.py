@@ -69,8 +69,19 @@ def openblas_coretype() -> str:
     return ""
 
 
-def caffe_env(prefix: str = DEFAULT_PREFIX, threads: int = 1) -> dict[str, str]:
-    """Environment for a child that imports pycaffe from `prefix` (none of the venv leaks in)."""
+def process_threads() -> int:
+    """The threads this process was given (`OMP_NUM_THREADS`, set from a job's CPU budget),
+    1 when it was given none."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS") or 1))
+    except ValueError:
+        return 1
+
+
+def caffe_env(prefix: str = DEFAULT_PREFIX, threads: int | None = None) -> dict[str, str]:
+    """Environment for a child that imports pycaffe from `prefix` (none of the venv leaks in);
+    `threads` (default: this process's, `process_threads`) for OpenBLAS and OpenMP."""
+    threads = threads or process_threads()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -318,7 +329,7 @@ def train(
     python: str = DEFAULT_PYTHON,
     prefix: str = DEFAULT_PREFIX,
     iterations: int | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     snapshot_on_cancel: bool = True,
     log_path: str | os.PathLike | None = None,
     poll_seconds: float = 0.2,
@@ -384,7 +395,7 @@ def classify(
     blobs: list[str] | None = None,
     python: str = DEFAULT_PYTHON,
     prefix: str = DEFAULT_PREFIX,
-    threads: int = 1,
+    threads: int | None = None,
     timeout: float = 600.0,
 ) -> dict[str, np.ndarray]:
     """Forward preprocessed `inputs` (one array for the first input blob, or {blob: array})

@@ -448,8 +448,11 @@ class Net:
     def _backward(self) -> None:
         tensors, grads = self._seeds()
         if tensors:
+            # Seeded as scalars sum(t * g) (d/dt = g exactly): explicit gradient tensors make
+            # torch import its symbolic-shapes machinery (sympy, about a second) on first use.
+            roots = [(t * g).sum() for t, g in zip(tensors, grads, strict=True)]
             try:
-                torch.autograd.backward(tensors, grads)
+                torch.autograd.backward(roots)
             except RuntimeError as exc:
                 if "second time" in str(exc):
                     raise NetError("backward() needs a forward() since the last backward()") \

@@ -514,3 +514,24 @@ def test_cuda_matches_caffe_and_trains():
     moved.to("cuda")
     np.testing.assert_allclose(moved.forward(data=arrays["deploy_input"])["prob"], probs,
                                atol=1e-6)
+
+
+def test_a_training_step_imports_no_symbolic_shapes() -> None:
+    """A forward/backward pulls in neither torch's symbolic shapes nor sympy (about a second
+    of start-up per job process on a small net), measured in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tests.engine.torch.test_net import LENET, Net, _lenet_train_with_inputs\n"
+        "net = Net(_lenet_train_with_inputs(), 'TRAIN', weights=str(LENET / 'init.caffemodel'))\n"
+        "net.clear_param_diffs()\n"
+        "loss = net.forward_backward()\n"
+        "assert loss == loss and any(abs(b.diff).sum() > 0 for b in net.learnable_params)\n"
+        "print(sorted(m for m in ('sympy', 'torch.fx.experimental.symbolic_shapes')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

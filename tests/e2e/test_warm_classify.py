@@ -1,0 +1,57 @@
+"""Warm classification over HTTP (a live `elasticthought serve`): `classify?wait=true` is
+answered by the inference process without the queue (even with no worker at all), with the
+same results as the queued classify job, across evictions (a 1 MB classifier cache holds one
+classifier at a time, so alternating classifiers reload each time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api import helpers as h
+from tests.e2e.classify_support import classify, finished_job, golden_digits, upload_classifier
+from tests.e2e.training_support import start_server
+
+pytestmark = pytest.mark.slow
+
+
+def test_wait_true_is_answered_warm_like_the_queued_job(tmp_path, classify_files) -> None:
+    srv = start_server(tmp_path / "one", None, workers=1, args=("--classifier-cache-mb", "1"))
+    try:
+        user = h.new_user(srv.url, "warm")
+        first = upload_classifier(user, classify_files).json()
+        second = upload_classifier(user, classify_files, **{"transform": None}).json()
+        images, _, probs = golden_digits()
+        uploads = [(f"digit{i}.png", images[i]) for i in range(8)]
+        queued = finished_job(classify(user, first["id"], uploads=uploads, wait=False))
+        assert queued["worker-id"] != "inference"
+        for _ in range(2):  # alternating: each answer loads its classifier again (evicted)
+            for clf in (first, second):
+                job = finished_job(classify(user, clf["id"], uploads=uploads))
+                assert job["worker-id"] == "inference" and job["attempts"] == 1
+                assert job["classified-images"] == 8 and job["failed-images"] == 0
+                if clf is first:
+                    for name, got in job["results"].items():
+                        want = queued["results"][name]
+                        assert got["label"] == want["label"]
+                        assert got["probability"] == pytest.approx(want["probability"], abs=1e-5)
+                assert user.ok("GET", f"/classify-jobs/{job['id']}")["results"] == job["results"]
+        broken = classify(user, first["id"], uploads=[("not-an-image.png", b"no")])
+        assert broken["processing-state"] == "finished_successfully"
+        assert "error" in broken["results"]["not-an-image.png"]
+    finally:
+        srv.stop()
+
+
+def test_no_worker_needed_for_wait_true(tmp_path, classify_files) -> None:
+    srv = start_server(tmp_path / "api", None, workers=0)
+    try:
+        user = h.new_user(srv.url, "apionly")
+        clf = upload_classifier(user, classify_files).json()
+        images, _, probs = golden_digits()
+        job = finished_job(classify(user, clf["id"], uploads=[("d.png", images[0])]))
+        assert job["results"]["d.png"]["label"] == int(probs[0].argmax())
+        pending = user.post(f"/classifiers/{clf['id']}/classify",
+                            files=[("files", ("d.png", images[0], "image/png"))])  # fmt: skip
+        assert pending.json()["processing-state"] == "pending"  # no wait: the queue, as before
+    finally:
+        srv.stop()

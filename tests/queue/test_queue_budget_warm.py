@@ -1,0 +1,81 @@
+"""The CPU budget (cores shared among running jobs) and warm (forked) job processes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from elasticthought.queue.budget import CpuBudget, os_cpus, thread_environment
+from tests.queue.queue_helpers import read_pids, submit, wait_for, wait_state
+
+
+def test_budget_hands_out_whole_cores_never_more_than_it_has() -> None:
+    budget = CpuBudget(total=2, slots=4)
+    assert budget.share == 1
+    assert budget.wanted({}) == 1
+    assert budget.wanted({"cpus": 64}) == 2  # bounded by the cores
+    assert budget.wanted({"cpus": "lots"}) == 1  # a bad value counts as not asked
+    assert budget.take(1) and budget.take(1)
+    assert not budget.take(1)
+    assert budget.in_use() == 2
+    budget.give_back(1)
+    assert not budget.take(2) and budget.take(1)
+    assert CpuBudget(total=4, slots=2).wanted({}) == 2
+    assert thread_environment(3)["OMP_NUM_THREADS"] == "3"
+    assert thread_environment(3)["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert os_cpus() >= 1
+
+
+def test_running_jobs_never_hold_more_cores_than_the_worker_has(
+    make_pool, store, tmp_path: Path
+) -> None:
+    pool = make_pool(workers=3, cpus=2)
+    gate = tmp_path / "gate"
+    ids = [submit(store, gate=str(gate), sleep=60) for _ in range(3)]
+    wait_for(lambda: len(pool.running_jobs()) == 2, 60, "two jobs to run")
+    seen_max = 0
+    for _ in range(20):  # the third waits for a core although a worker thread is free
+        seen_max = max(seen_max, len(pool.running_jobs()), pool.budget.in_use())
+        time.sleep(0.02)
+    assert seen_max == 2
+    assert pool.budget.in_use() <= pool.budget.total == 2
+    gate.touch()
+    docs = [wait_state(store, job_id, "finished_successfully", 60) for job_id in ids]
+    assert all(d["omp-threads"] == "1" for d in docs)  # share: 2 cores / 3 workers -> 1 each
+    assert [d["torch-threads"] for d in docs] == [1, 1, 1]  # torch: imported by the fork server
+    asked = submit(store, cpus=16)
+    doc = wait_state(store, asked, "finished_successfully", 60)
+    assert doc["omp-threads"] == "2"  # asked 16, bounded by the worker's 2
+    assert doc["torch-threads"] == 2
+    assert pool.budget.in_use() == 0
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_a_crash_in_a_job_process_fails_that_job_only(
+    make_pool, store, tmp_path: Path, warm: bool
+) -> None:
+    import os
+
+    pool = make_pool(workers=1, warm_jobs=warm)
+    pid_file = tmp_path / "pids"
+    gate = tmp_path / "gate"
+    job = submit(store, gate=str(gate), sleep=60, **{"pid-file": str(pid_file)})
+    wait_for(pid_file.exists, 60, "the job's process to start")
+    child, _ = read_pids(pid_file)
+    parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    if warm:  # forked by the warm fork server, not spawned by the worker
+        assert parent != os.getpid()
+        assert "forkserver" in Path(f"/proc/{parent}/cmdline").read_text()
+    else:
+        assert parent == os.getpid()
+    gate.touch()
+    wait_state(store, job, "finished_successfully", 60)
+    crashed = submit(store, action="segv")
+    aborted = submit(store, action="abort")
+    assert "SIGSEGV" in wait_state(store, crashed, "failed", 60)["processing-log"]
+    assert "SIGABRT" in wait_state(store, aborted, "failed", 60)["processing-log"]
+    after = submit(store)
+    assert wait_state(store, after, "finished_successfully", 60)["ran-attempt"] == 1
+    assert pool.jobs_run == 4
