@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -99,7 +100,7 @@ class TorchEngine:
     def refusal(self, type_name: str) -> str | None:
         from elasticthought.engine.torch.layer import UnsupportedLayer, layer_class
 
-        self.layer_types()  # every layer module registered
+        _register_layers()
         try:
             layer_class(type_name)
         except UnsupportedLayer as exc:
@@ -109,9 +110,15 @@ class TorchEngine:
     def layer_types(self) -> frozenset[str]:
         from elasticthought.engine.torch.layer import LAYERS
 
-        for name in LAYER_MODULES:
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:
-                log.warning("cannot import %s: %s", name, exc)
+        _register_layers()
         return frozenset(LAYERS)
+
+
+@functools.cache
+def _register_layers() -> None:
+    """Import every layer module once (each registers its layer types)."""
+    for name in LAYER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            log.warning("cannot import %s: %s", name, exc)
