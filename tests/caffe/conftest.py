@@ -23,8 +23,8 @@ from elasticthought.engine.caffe import (
     caffe_available,
     train,
 )
+from tests.support.paths import GOLDEN
 
-GOLDEN = Path(__file__).resolve().parents[2].parent / "shared" / "golden"
 LENET = GOLDEN / "lenet" / "lenet_mnist_200"
 
 

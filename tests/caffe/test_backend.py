@@ -12,6 +12,7 @@ import pytest
 from elasticthought.engine.caffe import CaffeError, caffe_available, classify, train
 from elasticthought.engine.caffe.backend import caffe_env, failure_reason
 from elasticthought.engine.caffemodel import caffemodel_params, read_caffemodel
+from tests.support.paths import GOLDEN
 
 pytestmark = pytest.mark.caffe
 
@@ -22,7 +23,7 @@ GOLDEN_CORETYPE = "SkylakeX"
 # Weight tolerance after 200 LeNet iterations with other kernels (Haswell vs SkylakeX measured
 # 0.0023 max abs; the golden README gives this case a 0.05 atol).
 KERNEL_DRIFT_ATOL = 1e-2
-LENET_DEPLOY = ROOT.parent / "shared" / "golden" / "lenet" / "lenet_mnist_200" / "deploy.prototxt"
+LENET_DEPLOY = GOLDEN / "lenet" / "lenet_mnist_200" / "deploy.prototxt"
 
 
 def test_install_script_reports_up_to_date(caffe_runtime):
