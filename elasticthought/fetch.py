@@ -185,13 +185,21 @@ def open_url(url: str, policy: FetchPolicy) -> tuple[Iterator[bytes], int | None
         if length is not None and length > policy.max_bytes:
             conn.close()
             raise TooLarge(f"{url!r} is {length} bytes, over the limit of {policy.max_bytes}")
-        return _limited(_read_http(resp, conn, url, deadline), policy.max_bytes, url), length
+        chunks = _read_http(resp, conn, url, deadline, length)
+        return _limited(chunks, policy.max_bytes, url), length
     raise FetchError(f"{url!r}: more than {MAX_REDIRECTS} redirects")
 
 
 def _read_http(
-    resp: http.client.HTTPResponse, conn: http.client.HTTPConnection, url: str, deadline: float
+    resp: http.client.HTTPResponse,
+    conn: http.client.HTTPConnection,
+    url: str,
+    deadline: float,
+    length: int | None,
 ) -> Iterator[bytes]:
+    """The body in chunks; a body that ends before its declared length is an error (a
+    connection closed early must not pass for a complete file)."""
+    received = 0
     try:
         while True:
             if time.monotonic() > deadline:
@@ -201,7 +209,12 @@ def _read_http(
             except (OSError, http.client.HTTPException) as exc:
                 raise FetchError(f"download of {url!r} failed: {exc}") from None
             if not chunk:
+                if length is not None and received < length:
+                    raise FetchError(
+                        f"download of {url!r} ended after {received} of {length} bytes"
+                    )
                 return
+            received += len(chunk)
             yield chunk
     finally:
         conn.close()
@@ -244,6 +257,18 @@ def fetch_bytes(url: str, policy: FetchPolicy) -> bytes:
     """The whole resource (for small files such as prototxt)."""
     chunks, _ = open_url(url, policy)
     return b"".join(chunks)
+
+
+def fetch_to_file(url: str, policy: FetchPolicy, path: str) -> int:
+    """Stream the resource into the (existing, empty) file at `path`; return its size. The file
+    is left for the caller to move or remove, whatever happens."""
+    chunks, _ = open_url(url, policy)
+    written = 0
+    with open(path, "r+b") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            written += len(chunk)
+    return written
 
 
 def fetch_to(url: str, policy: FetchPolicy, sink: Callable[[Iterator[bytes]], object]) -> object:

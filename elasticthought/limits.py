@@ -67,9 +67,12 @@ MAX_ARCHIVE_HEADER_BYTES = 1 * MIB  # a pax extended header or GNU long name/lin
 MAX_EXTRACT_SECONDS = 600.0  # wall time one archive may take to extract
 
 # --- Downloads made while answering a request (elasticthought/api/request_fetch.py) ----------
-REQUEST_FETCH_SLOTS = 4  # request threads that may be downloading at once
+# Each runs in a lean child process (never in the server), the request thread waiting for it.
+REQUEST_FETCH_SLOTS = 4  # download children running at once (a request past them: 503)
 REQUEST_FETCH_TIMEOUT = 20.0  # seconds a prototxt download may take in total
 REQUEST_MODEL_FETCH_TIMEOUT = 120.0  # seconds a model download (model-url) may take in total
+REQUEST_FETCH_MEMORY = 256 * MIB  # address space of one download child
+REQUEST_FETCH_START_GRACE = 5.0  # seconds a download child may take on top of its download
 
 # --- Checks of user nets and models in a bounded child (elasticthought/bounded.py) -----------
 VALIDATION_TIMEOUT = 60.0  # seconds a deploy-net check may take

@@ -27,7 +27,7 @@ from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.quotas import check_queue_quota, check_storage_quota
-from elasticthought.api.request_fetch import fetch_in_request, fetch_small, request_policy
+from elasticthought.api.request_fetch import fetch_into_blob, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -259,11 +259,7 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
         size = blobs().put(key, _limited(upload.stream, limit))
     else:
         try:
-            size = fetch_in_request(
-                url,
-                request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT),
-                lambda chunks: blobs().put(key, chunks),
-            )
+            size = fetch_into_blob(url, key, request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT))
         except (FetchError, ValueError) as exc:
             raise ApiError(422, f"'model-url': {exc}") from None
     if not size:
