@@ -29,7 +29,14 @@ class FetchError(Exception):
 
 
 class TooLarge(FetchError):
-    """The resource is larger than allowed."""
+    """The resource is larger than allowed: `size` bytes (declared, or received so far)."""
+
+    def __init__(self, message: str, size: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.size))
 
 
 @dataclass
@@ -184,7 +191,9 @@ def open_url(url: str, policy: FetchPolicy) -> tuple[Iterator[bytes], int | None
         length = int(length_text) if length_text and length_text.isdigit() else None
         if length is not None and length > policy.max_bytes:
             conn.close()
-            raise TooLarge(f"{url!r} is {length} bytes, over the limit of {policy.max_bytes}")
+            raise TooLarge(
+                f"{url!r} is {length} bytes, over the limit of {policy.max_bytes}", length
+            )
         chunks = _read_http(resp, conn, url, deadline, length)
         return _limited(chunks, policy.max_bytes, url), length
     raise FetchError(f"{url!r}: more than {MAX_REDIRECTS} redirects")
@@ -234,7 +243,7 @@ def _open_file(
         raise FetchError(f"file {str(path)!r} does not exist or is not a file")
     size = path.stat().st_size
     if size > policy.max_bytes:
-        raise TooLarge(f"file is {size} bytes, over the limit of {policy.max_bytes}")
+        raise TooLarge(f"file is {size} bytes, over the limit of {policy.max_bytes}", size)
 
     def chunks() -> Iterator[bytes]:
         with path.open("rb") as f:
@@ -249,7 +258,7 @@ def _limited(chunks: Iterator[bytes], max_bytes: int, what: str) -> Iterator[byt
     for chunk in chunks:
         total += len(chunk)
         if total > max_bytes:
-            raise TooLarge(f"{what!r} is larger than the limit of {max_bytes} bytes")
+            raise TooLarge(f"{what!r} is larger than the limit of {max_bytes} bytes", total)
         yield chunk
 
 

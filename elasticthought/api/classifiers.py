@@ -26,7 +26,12 @@ from elasticthought.api.deploy_check import check_deploy_bounded
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
-from elasticthought.api.quotas import check_queue_quota, check_storage_quota
+from elasticthought.api.quotas import (
+    check_queue_quota,
+    check_storage_quota,
+    quota_error,
+    storage_room,
+)
 from elasticthought.api.request_fetch import fetch_into_blob, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
@@ -46,7 +51,7 @@ from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.engine.transform import USER_TRANSFORM_KEYS
-from elasticthought.fetch import FetchError
+from elasticthought.fetch import FetchError, TooLarge
 from elasticthought.limits import REQUEST_MODEL_FETCH_TIMEOUT
 from elasticthought.store.base import new_id
 
@@ -226,6 +231,10 @@ def _from_training_job(job_id: Any, doc_id: str) -> dict[str, Any]:
         info = training_info.describe(store(), job)
     except training_info.InfoError as exc:
         raise ApiError(422, f"training job {job_id}: {exc}") from None
+    copies = [info.model] + ([info.mean] if info.mean else [])
+    check_storage_quota(
+        sum(blobs().size(key) for key in copies), "copying the training job's model"
+    )
     model_key = layout.model(doc_id)
     with blobs().open(info.model) as src:
         blobs().put(model_key, src)
@@ -258,10 +267,7 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
     if upload is not None:
         size = blobs().put(key, _limited(upload.stream, limit))
     else:
-        try:
-            size = fetch_into_blob(url, key, request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT))
-        except (FetchError, ValueError) as exc:
-            raise ApiError(422, f"'model-url': {exc}") from None
+        size = _download_model(url, key)
     if not size:
         raise ApiError(422, "the model file is empty")
     labels = _labels(body.get("labels"))
@@ -276,6 +282,26 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
                                                           "crop_size": 0},
         "image-loading": {},
     }
+
+
+def _download_model(url: str, key: str) -> int:
+    """Download `model-url` into the blob `key` (in a child, see request_fetch): 422 naming
+    the field when it fails, 413 naming the quota when it would not fit in the caller's
+    stored-bytes quota (the download stops there)."""
+    policy = request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT)
+    room = storage_room()
+    quota_binds = room is not None and room < policy.max_bytes
+    if quota_binds:
+        policy.max_bytes = room
+    try:
+        return fetch_into_blob(url, key, policy)
+    except TooLarge as exc:
+        if quota_binds:
+            size = exc.size if exc.size is not None else room + 1
+            raise quota_error(room, size, "the model at 'model-url'") from None
+        raise ApiError(422, f"'model-url': {exc}") from None
+    except (FetchError, ValueError) as exc:
+        raise ApiError(422, f"'model-url': {exc}") from None
 
 
 class _TooLarge(ApiError):

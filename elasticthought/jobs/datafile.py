@@ -10,10 +10,11 @@ from typing import Any
 from elasticthought.archive import ArchiveError, extract
 from elasticthought.blobs import layout
 from elasticthought.documents.errors import JobError
-from elasticthought.documents.fields import LAYERS_TYPE
+from elasticthought.documents.fields import LAYERS_TYPE, USER_ID
 from elasticthought.fetch import FetchError, FetchPolicy, open_url
 from elasticthought.jobs import imagefolders, records
 from elasticthought.queue.context import JobContext
+from elasticthought.storage_quota import QuotaExceeded, QuotaGuard, room_left
 
 
 def extract_blob(ctx: JobContext, key: str, dest: Path) -> list[str]:
@@ -60,16 +61,28 @@ def inspect_data(root: Path, backend: str) -> dict[str, Any]:
     }
 
 
+def download(ctx: JobContext, url: str, key: str) -> int:
+    """Stream `url` into the blob `key`; stop (`JobError` naming the flag and the numbers)
+    before the owner's stored bytes plus the download would pass their quota."""
+    limit = int(ctx.config.max_stored_bytes_per_user or 0)
+    room = room_left(ctx.blobs, ctx.job[USER_ID], limit, ignore=(key,))
+    quota = QuotaGuard(room, limit, "downloading the datafile")
+    try:
+        chunks, length = open_url(url, FetchPolicy.from_config(ctx.config))
+        quota.check(length or 0)
+        return ctx.blobs.put(key, quota.stream(chunks))
+    except FetchError as exc:
+        raise JobError(f"download failed: {exc}") from None
+    except QuotaExceeded as exc:
+        raise JobError(f"download stopped: {exc}") from None
+
+
 def run(ctx: JobContext) -> dict[str, Any]:
     doc = ctx.job
     key = layout.datafile_archive(ctx.job_id)
     if doc.get("url") and not doc.get("uploaded"):
         ctx.progress(step="downloading")
-        try:
-            chunks, _ = open_url(doc["url"], FetchPolicy.from_config(ctx.config))
-            size = ctx.blobs.put(key, chunks)
-        except FetchError as exc:
-            raise JobError(f"download failed: {exc}") from None
+        size = download(ctx, doc["url"], key)
     else:
         size = ctx.blobs.size(key)
     ctx.progress(step="validating", size=size)
