@@ -72,7 +72,9 @@ class _CountingReader(io.RawIOBase):
         self.count += len(data)
         if self.count > self._limit:
             raise ArchiveLimit(
-                f"archive expands to more than {self._limit} bytes (a gzip bomb?)", LIMIT_BYTES
+                f"archive expands to more than {self._limit} bytes, past the extracted-size "
+                "limit (a gzip bomb?)",
+                LIMIT_BYTES,
             )
         buffer[: len(data)] = data
         return len(data)
@@ -200,7 +202,8 @@ def _walk(stream: BinaryIO, dest: Path, limits: _Limits, write: bool) -> list[st
             total += member.size
             if total > limits.max_bytes:
                 raise ArchiveLimit(
-                    f"archive content exceeds {limits.max_bytes} bytes at member {member.name!r}",
+                    f"archive content exceeds {limits.max_bytes} bytes, the extracted-size limit, "
+                    f"at member {member.name!r}",
                     LIMIT_BYTES,
                 )
             if limits.disk_bytes is not None and total > limits.disk_bytes:
