@@ -1,8 +1,9 @@
 """The stored-bytes quota of one user (`--max-stored-bytes-per-user`), defined once: what a
 user keeps is the sum of the blobs under their documents (datafiles, datasets, training jobs,
 classifiers, classify jobs). The API checks it for uploads and for a classifier's `model-url`
-(413), a datafile job while it downloads its URL (`failed`); all through `check_stored_bytes`,
-`room_left` and `QuotaGuard` here, with the words of `quota_text`."""
+(413), a datafile job while it downloads its URL and a dataset job before it stores each split
+archive (`failed`); all through `check_stored_bytes`, `room_left` and `QuotaGuard` here, with
+the words of `quota_text`."""
 
 from __future__ import annotations
 
@@ -57,12 +58,18 @@ def room_left(blobs: Any, owner: str, limit: int, ignore: Iterable[str] = ()) ->
 
 
 def check_stored_bytes(
-    blobs: Any, owner: str, limit: int, incoming: int, what: str = "this upload"
+    blobs: Any,
+    owner: str,
+    limit: int,
+    incoming: int,
+    what: str = "this upload",
+    ignore: Iterable[str] = (),
 ) -> None:
-    """Raise `QuotaExceeded` when storing `incoming` more bytes would pass the quota."""
+    """Raise `QuotaExceeded` when storing `incoming` more bytes would pass the quota (`ignore`:
+    keys left out of the usage, e.g. the blob the new bytes replace)."""
     if limit <= 0:
         return
-    used = stored_bytes(blobs, owner)
+    used = stored_bytes(blobs, owner, ignore)
     if used + max(0, incoming) > limit:
         raise QuotaExceeded(quota_text(limit, used, max(0, incoming), what))
 

@@ -104,3 +104,21 @@ def test_the_rule(tmp_path: Path) -> None:
     assert sum(map(len, passed)) == 100
     with pytest.raises(QuotaExceeded):
         QuotaGuard(100, 1000, "x").check(101)
+
+
+def test_dataset_split_past_the_quota_fails_naming_it(server: LiveServer) -> None:
+    """The dataset job stores split archives (copies of the datafile's content): with the
+    owner's quota nearly full it fails naming the quota instead of storing them."""
+    alphabet = h.ALPHABET.read_bytes()
+    user = h.new_user(server.url, "split")
+    _fill(user, QUOTA - len(alphabet) - 10_000)
+    df = user.ok("POST", "/datafiles", 201, files={"file": ("alphabet.tar.gz", alphabet)})
+    assert user.wait(f"/datafiles/{df['id']}")["processing-state"] == "finished_successfully"
+    ds = user.ok(
+        "POST", "/datasets", 201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )  # fmt: skip
+    doc = user.wait(f"/datasets/{ds['id']}", timeout=120)
+    assert doc["processing-state"] == "failed", doc
+    assert FLAG in doc["processing-log"] and "split archive" in doc["processing-log"], doc
