@@ -122,3 +122,19 @@ def test_dataset_split_past_the_quota_fails_naming_it(server: LiveServer) -> Non
     doc = user.wait(f"/datasets/{ds['id']}", timeout=120)
     assert doc["processing-state"] == "failed", doc
     assert FLAG in doc["processing-log"] and "split archive" in doc["processing-log"], doc
+
+
+def test_classify_uploads_past_the_quota_are_413(server: LiveServer) -> None:
+    """Images uploaded to a queued classify job are stored with it: past the quota, 413
+    naming the flag (the 1.7 MB classifier model leaves about 0.3 MB of the 2 MB)."""
+    from tests.e2e.classify_support import GOLDEN_LENET, MNIST_DEPLOY, SEED_FIELDS
+
+    user = h.new_user(server.url, "images")
+    form = {**SEED_FIELDS, "specification": MNIST_DEPLOY.read_text()}
+    model = (GOLDEN_LENET / "final.caffemodel").read_bytes()
+    clf = user.ok("POST", "/classifiers", 201, data=form, files={"model": ("m", model)})
+    parts = [("files", (f"{i}.png", bytes(100_000))) for i in range(5)]
+    r = user.post(f"/classifiers/{clf['id']}/classify", files=parts)
+    assert r.status_code == 413 and FLAG in r.json()["detail"], r.text
+    r = user.post(f"/classifiers/{clf['id']}/classify", files=parts[:1])
+    assert r.status_code == 201, r.text
