@@ -192,11 +192,19 @@ class Config:
         metadata={"help": "jobs one user may have waiting in the queue (429 beyond)"},
     )
     max_extract_bytes: int = field(
-        default=2 * 1024 * 1024 * 1024,
+        default=limits.MAX_EXTRACT_BYTES,
         metadata={"help": "largest total size an archive expands to"},
     )
     max_extract_files: int = field(
-        default=200_000, metadata={"help": "most files an archive may hold"}
+        default=limits.MAX_EXTRACT_FILES, metadata={"help": "most members an archive may hold"}
+    )
+    job_disk_limit: int = field(
+        default=0,
+        metadata={
+            "help": "MiB a datafile job may write downloading and extracting its archive (0 = "
+            "the smaller of 20 GiB and half the work folder's free disk)",
+            "range": (0, 1 << 30),
+        },
     )
     fetch_timeout: float = field(
         default=60.0, metadata={"help": "seconds allowed for a URL download to stall"}

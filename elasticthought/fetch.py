@@ -29,7 +29,14 @@ class FetchError(Exception):
 
 
 class TooLarge(FetchError):
-    """The resource is larger than allowed."""
+    """The resource is larger than allowed: `size` bytes (declared, or received so far)."""
+
+    def __init__(self, message: str, size: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.size))
 
 
 @dataclass
@@ -184,14 +191,24 @@ def open_url(url: str, policy: FetchPolicy) -> tuple[Iterator[bytes], int | None
         length = int(length_text) if length_text and length_text.isdigit() else None
         if length is not None and length > policy.max_bytes:
             conn.close()
-            raise TooLarge(f"{url!r} is {length} bytes, over the limit of {policy.max_bytes}")
-        return _limited(_read_http(resp, conn, url, deadline), policy.max_bytes, url), length
+            raise TooLarge(
+                f"{url!r} is {length} bytes, over the limit of {policy.max_bytes}", length
+            )
+        chunks = _read_http(resp, conn, url, deadline, length)
+        return _limited(chunks, policy.max_bytes, url), length
     raise FetchError(f"{url!r}: more than {MAX_REDIRECTS} redirects")
 
 
 def _read_http(
-    resp: http.client.HTTPResponse, conn: http.client.HTTPConnection, url: str, deadline: float
+    resp: http.client.HTTPResponse,
+    conn: http.client.HTTPConnection,
+    url: str,
+    deadline: float,
+    length: int | None,
 ) -> Iterator[bytes]:
+    """The body in chunks; a body that ends before its declared length is an error (a
+    connection closed early must not pass for a complete file)."""
+    received = 0
     try:
         while True:
             if time.monotonic() > deadline:
@@ -201,7 +218,12 @@ def _read_http(
             except (OSError, http.client.HTTPException) as exc:
                 raise FetchError(f"download of {url!r} failed: {exc}") from None
             if not chunk:
+                if length is not None and received < length:
+                    raise FetchError(
+                        f"download of {url!r} ended after {received} of {length} bytes"
+                    )
                 return
+            received += len(chunk)
             yield chunk
     finally:
         conn.close()
@@ -221,7 +243,7 @@ def _open_file(
         raise FetchError(f"file {str(path)!r} does not exist or is not a file")
     size = path.stat().st_size
     if size > policy.max_bytes:
-        raise TooLarge(f"file is {size} bytes, over the limit of {policy.max_bytes}")
+        raise TooLarge(f"file is {size} bytes, over the limit of {policy.max_bytes}", size)
 
     def chunks() -> Iterator[bytes]:
         with path.open("rb") as f:
@@ -236,7 +258,7 @@ def _limited(chunks: Iterator[bytes], max_bytes: int, what: str) -> Iterator[byt
     for chunk in chunks:
         total += len(chunk)
         if total > max_bytes:
-            raise TooLarge(f"{what!r} is larger than the limit of {max_bytes} bytes")
+            raise TooLarge(f"{what!r} is larger than the limit of {max_bytes} bytes", total)
         yield chunk
 
 
@@ -244,6 +266,18 @@ def fetch_bytes(url: str, policy: FetchPolicy) -> bytes:
     """The whole resource (for small files such as prototxt)."""
     chunks, _ = open_url(url, policy)
     return b"".join(chunks)
+
+
+def fetch_to_file(url: str, policy: FetchPolicy, path: str) -> int:
+    """Stream the resource into the (existing, empty) file at `path`; return its size. The file
+    is left for the caller to move or remove, whatever happens."""
+    chunks, _ = open_url(url, policy)
+    written = 0
+    with open(path, "r+b") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            written += len(chunk)
+    return written
 
 
 def fetch_to(url: str, policy: FetchPolicy, sink: Callable[[Iterator[bytes]], object]) -> object:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 MIB = 1024 * 1024
 
@@ -65,11 +66,20 @@ MAX_ITERATIONS = 100_000_000  # largest solver max_iter accepted
 # --- Archives (elasticthought/archive.py) -----------------------------------------------------
 MAX_ARCHIVE_HEADER_BYTES = 1 * MIB  # a pax extended header or GNU long name/link record
 MAX_EXTRACT_SECONDS = 600.0  # wall time one archive may take to extract
+MAX_EXTRACT_BYTES = 2048 * MIB  # total size of an archive's members
+MAX_EXTRACT_FILES = 100_000  # members of one archive (MNIST, CIFAR fit; checked headers-first)
+
+# --- Job disk (a datafile job's download plus its extraction) --------------------------------
+JOB_DISK_CAP = 20 * 1024 * MIB  # the default job disk limit is at most this ...
+JOB_DISK_FREE_SHARE = 0.5  # ... and at most this share of the work folder's free disk
 
 # --- Downloads made while answering a request (elasticthought/api/request_fetch.py) ----------
-REQUEST_FETCH_SLOTS = 4  # request threads that may be downloading at once
+# Each runs in a lean child process (never in the server), the request thread waiting for it.
+REQUEST_FETCH_SLOTS = 4  # download children running at once (a request past them: 503)
 REQUEST_FETCH_TIMEOUT = 20.0  # seconds a prototxt download may take in total
 REQUEST_MODEL_FETCH_TIMEOUT = 120.0  # seconds a model download (model-url) may take in total
+REQUEST_FETCH_MEMORY = 256 * MIB  # address space of one download child
+REQUEST_FETCH_START_GRACE = 5.0  # seconds a download child may take on top of its download
 
 # --- Checks of user nets and models in a bounded child (elasticthought/bounded.py) -----------
 VALIDATION_TIMEOUT = 60.0  # seconds a deploy-net check may take
@@ -99,3 +109,16 @@ def job_memory_limit(configured_mib: int, workers: int) -> int:
     if configured_mib > 0:
         return configured_mib * MIB
     return default_job_memory_limit(workers)
+
+
+def job_disk_limit(configured_mib: int, work_dir: str | os.PathLike) -> int:
+    """Bytes one job may write while downloading and extracting: `--job-disk-limit` (MiB), or
+    by default the smaller of `JOB_DISK_CAP` and `JOB_DISK_FREE_SHARE` of the free disk of the
+    work folder (measured when the job starts)."""
+    if configured_mib > 0:
+        return configured_mib * MIB
+    try:
+        free = shutil.disk_usage(work_dir).free
+    except OSError:
+        return JOB_DISK_CAP
+    return min(JOB_DISK_CAP, int(free * JOB_DISK_FREE_SHARE))

@@ -26,8 +26,13 @@ from elasticthought.api.deploy_check import check_deploy_bounded
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
-from elasticthought.api.quotas import check_queue_quota, check_storage_quota
-from elasticthought.api.request_fetch import fetch_in_request, fetch_small, request_policy
+from elasticthought.api.quotas import (
+    check_queue_quota,
+    check_storage_quota,
+    quota_error,
+    storage_room,
+)
+from elasticthought.api.request_fetch import fetch_into_blob, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -46,7 +51,7 @@ from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.engine.transform import USER_TRANSFORM_KEYS
-from elasticthought.fetch import FetchError
+from elasticthought.fetch import FetchError, TooLarge
 from elasticthought.limits import REQUEST_MODEL_FETCH_TIMEOUT
 from elasticthought.store.base import new_id
 
@@ -176,8 +181,9 @@ def _specification(body: dict, files: Any) -> tuple[str, str | None]:
         inline = want_str(body, "specification", MAX_PROTOTXT)
     url = want_str(body, "specification-url", 4096)
     if (inline is None or inline == "") == (url is None or url == ""):
-        raise bad_request("give exactly one of 'specification' (the deploy prototxt text) or "
-                          "'specification-url'")
+        raise bad_request(
+            "give exactly one of 'specification' (the deploy prototxt text) or 'specification-url'"
+        )
     if inline:
         return inline, None
     try:
@@ -226,6 +232,10 @@ def _from_training_job(job_id: Any, doc_id: str) -> dict[str, Any]:
         info = training_info.describe(store(), job)
     except training_info.InfoError as exc:
         raise ApiError(422, f"training job {job_id}: {exc}") from None
+    copies = [info.model] + ([info.mean] if info.mean else [])
+    check_storage_quota(
+        sum(blobs().size(key) for key in copies), "copying the training job's model"
+    )
     model_key = layout.model(doc_id)
     with blobs().open(info.model) as src:
         blobs().put(model_key, src)
@@ -258,14 +268,7 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
     if upload is not None:
         size = blobs().put(key, _limited(upload.stream, limit))
     else:
-        try:
-            size = fetch_in_request(
-                url,
-                request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT),
-                lambda chunks: blobs().put(key, chunks),
-            )
-        except (FetchError, ValueError) as exc:
-            raise ApiError(422, f"'model-url': {exc}") from None
+        size = _download_model(url, key)
     if not size:
         raise ApiError(422, "the model file is empty")
     labels = _labels(body.get("labels"))
@@ -276,10 +279,30 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
         "labels": labels or [],
         "label-kind": "names" if labels else "numbers",
         LAYERS_TYPE: None,
-        "transform": _transform(body.get("transform")) or {"scale": 1.0, "mean_value": [],
-                                                          "crop_size": 0},
+        "transform": _transform(body.get("transform"))
+        or {"scale": 1.0, "mean_value": [], "crop_size": 0},
         "image-loading": {},
     }
+
+
+def _download_model(url: str, key: str) -> int:
+    """Download `model-url` into the blob `key` (in a child, see request_fetch): 422 naming
+    the field when it fails, 413 naming the quota when it would not fit in the caller's
+    stored-bytes quota (the download stops there)."""
+    policy = request_policy(total=REQUEST_MODEL_FETCH_TIMEOUT)
+    room = storage_room()
+    quota_binds = room is not None and room < policy.max_bytes
+    if quota_binds:
+        policy.max_bytes = room
+    try:
+        return fetch_into_blob(url, key, policy)
+    except TooLarge as exc:
+        if quota_binds:
+            size = exc.size if exc.size is not None else room + 1
+            raise quota_error(room, size, "the model at 'model-url'") from None
+        raise ApiError(422, f"'model-url': {exc}") from None
+    except (FetchError, ValueError) as exc:
+        raise ApiError(422, f"'model-url': {exc}") from None
 
 
 class _TooLarge(ApiError):
@@ -311,8 +334,11 @@ def _check(
         raise ApiError(422, str(exc)) from None
     shape = deploy.input_shape
     if len(shape) != 4:
-        raise ApiError(422, f"the deploy net's input {deploy.input!r} has shape {list(shape)}; "
-                            "an image classifier needs N x C x H x W")
+        raise ApiError(
+            422,
+            f"the deploy net's input {deploy.input!r} has shape {list(shape)}; "
+            "an image classifier needs N x C x H x W",
+        )
     channels, height, width = shape[1:]
     want = 3 if fields["color"] else 1
     if channels != want:
@@ -328,15 +354,23 @@ def _check(
     if fields["image-height"] is None:
         fields["image-height"] = int(loading.get("new_height") or 0) or (None if crop else height)
     if fields["image-width"] is None or fields["image-height"] is None:
-        raise bad_request("give 'image-width' and 'image-height': the transform crops, so the "
-                          "image size cannot be read from the net")
+        raise bad_request(
+            "give 'image-width' and 'image-height': the transform crops, so the "
+            "image size cannot be read from the net"
+        )
     if crop:
         if (height, width) != (crop, crop):
-            raise ApiError(422, f"the transform crops {crop} x {crop} but the deploy net's input "
-                                f"is {height} x {width}")
+            raise ApiError(
+                422,
+                f"the transform crops {crop} x {crop} but the deploy net's input "
+                f"is {height} x {width}",
+            )
         if fields["image-width"] < crop or fields["image-height"] < crop:
-            raise ApiError(422, f"images of {fields['image-width']} x {fields['image-height']} "
-                                f"are smaller than the crop ({crop})")
+            raise ApiError(
+                422,
+                f"images of {fields['image-width']} x {fields['image-height']} "
+                f"are smaller than the crop ({crop})",
+            )
     elif (fields["image-height"], fields["image-width"]) != (height, width):
         raise ApiError(
             422,
@@ -345,8 +379,11 @@ def _check(
             f"{width} x {height}",
         )
     if model["label-kind"] == "names" and len(model["labels"]) > deploy.outputs:
-        raise ApiError(422, f"{len(model['labels'])} labels, but the net's output "
-                            f"{deploy.output!r} has only {deploy.outputs} classes")
+        raise ApiError(
+            422,
+            f"{len(model['labels'])} labels, but the net's output "
+            f"{deploy.output!r} has only {deploy.outputs} classes",
+        )
     return {
         "input-blob": deploy.input,
         "input-shape": list(shape),
@@ -363,8 +400,10 @@ def _form() -> tuple[dict[str, Any], Any]:
         files = request.files
         unknown = sorted((set(body) - set(FIELDS)) | (set(files) - {"model", "specification"}))
         if unknown:
-            raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: "
-                              f"{', '.join(FIELDS)} and file parts model, specification")
+            raise bad_request(
+                f"unknown field(s): {', '.join(unknown)}; allowed: "
+                f"{', '.join(FIELDS)} and file parts model, specification"
+            )
         return body, files
     from elasticthought.api.validation import json_body
 
@@ -395,8 +434,9 @@ def post_classifier():
     try:
         if body.get("training-job-id") not in (None, ""):
             if body.get("model-url") or (files is not None and "model" in files):
-                raise bad_request("give 'training-job-id' or a model ('model-url' / 'model' "
-                                  "part), not both")
+                raise bad_request(
+                    "give 'training-job-id' or a model ('model-url' / 'model' part), not both"
+                )
             for key in ("labels", "transform"):
                 if body.get(key) not in (None, ""):
                     raise bad_request(f"'{key}' comes from the training job; do not give it")
@@ -409,14 +449,14 @@ def post_classifier():
                 user_id(),
                 doc_id,
                 **{
-                "name": name,
-                "specification": spec,
-                "specification-url": spec_url,
-                "training-job-id": body.get("training-job-id") or None,
-                **fields,
-                **model,
-                **net,
-                "engine": engine or model.get("engine") or DEFAULT_ENGINE,
+                    "name": name,
+                    "specification": spec,
+                    "specification-url": spec_url,
+                    "training-job-id": body.get("training-job-id") or None,
+                    **fields,
+                    **model,
+                    **net,
+                    "engine": engine or model.get("engine") or DEFAULT_ENGINE,
                 },
             )
         )
@@ -442,12 +482,14 @@ def delete_classifier(doc_id: str):
     busy = [
         j["_id"]
         for j in store().list("classify-job", owner=user_id(), limit=None, newest_first=False)
-        if j.get("classifier-id") == doc_id
-        and j.get(PROCESSING_STATE) in ACTIVE
+        if j.get("classifier-id") == doc_id and j.get(PROCESSING_STATE) in ACTIVE
     ]
     if busy:
-        raise ApiError(409, f"classify job(s) {', '.join(busy)} still use this classifier: "
-                            "wait for them or cancel them first")
+        raise ApiError(
+            409,
+            f"classify job(s) {', '.join(busy)} still use this classifier: "
+            "wait for them or cancel them first",
+        )
     remove_document(doc)
     return "", 204
 

@@ -14,6 +14,7 @@ from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.quotas import check_storage_quota
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -129,6 +130,8 @@ def classify_request(classifier: dict) -> Any:
     job_id = new_id(CLASSIFY_JOB, user_id())
     warm = wait and _warm_eligible(classifier, len(images) + len(files))
     service = inference() if warm else None
+    if files and service is None:  # the uploads are stored with the job
+        check_storage_quota(request.content_length, "storing these images")
     uploads: dict[str, tuple[str, bytes]] = {}  # warm: name -> (blob key, bytes), not stored
     try:
         for i, upload in enumerate(files):

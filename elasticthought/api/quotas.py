@@ -1,16 +1,15 @@
 """Per-user quotas checked before a request does any work: how many jobs one user may have
 waiting or running in the queue (`--max-queued-jobs-per-user`, answered 429 naming it) and how
 many bytes of uploads and results one user keeps in the blob store
-(`--max-stored-bytes-per-user`, an upload past it answered 413 naming it)."""
+(`--max-stored-bytes-per-user`, an upload or model download past it answered 413 naming it;
+the rule itself is `elasticthought.storage_quota`)."""
 
 from __future__ import annotations
 
 from elasticthought.api.errors import ApiError
 from elasticthought.api.ownership import user_id
 from elasticthought.api.services import blobs, config, store
-from elasticthought.blobs import layout
 from elasticthought.documents.fields import (
-    CLASSIFIER,
     CLASSIFY_JOB,
     DATAFILE,
     DATASET,
@@ -18,7 +17,7 @@ from elasticthought.documents.fields import (
     TRAINING_JOB,
 )
 from elasticthought.documents.states import FINAL_STATES
-from elasticthought.store.base import id_prefix
+from elasticthought.storage_quota import QuotaExceeded, check_stored_bytes, quota_text, room_left
 
 JOB_TYPES = (DATAFILE, DATASET, TRAINING_JOB, CLASSIFY_JOB)
 
@@ -44,27 +43,23 @@ def check_queue_quota() -> None:
         )
 
 
-BLOB_TYPES = (DATAFILE, DATASET, TRAINING_JOB, CLASSIFIER, CLASSIFY_JOB)
-
-
-def stored_bytes(owner: str) -> int:
-    """Bytes the owner's documents keep in the blob store."""
-    total = 0
-    for doc_type in BLOB_TYPES:
-        for key in blobs().list(layout.prefix(id_prefix(doc_type, owner))[:-1]):
-            total += blobs().size(key)
-    return total
-
-
-def check_storage_quota(incoming: int | None) -> None:
-    """Refuse an upload (413) that would take the caller past their stored-bytes quota."""
-    limit = config().max_stored_bytes_per_user
-    if limit <= 0:
-        return
-    used = stored_bytes(user_id())
-    if used + max(0, incoming or 0) > limit:
-        raise ApiError(
-            413,
-            f"this upload would take your stored data past {limit} bytes "
-            f"(--max-stored-bytes-per-user; {used} bytes used): delete something first",
+def check_storage_quota(incoming: int | None, what: str = "this upload") -> None:
+    """Refuse (413) storing `incoming` more bytes for the caller past their stored-bytes quota
+    (the rule: `elasticthought.storage_quota`)."""
+    try:
+        check_stored_bytes(
+            blobs(), user_id(), config().max_stored_bytes_per_user, incoming or 0, what
         )
+    except QuotaExceeded as exc:
+        raise ApiError(413, str(exc)) from None
+
+
+def storage_room() -> int | None:
+    """Bytes the caller may still store (None: no quota)."""
+    return room_left(blobs(), user_id(), config().max_stored_bytes_per_user)
+
+
+def quota_error(room: int, incoming: int, what: str) -> ApiError:
+    """The 413 of `what` (`incoming` bytes) not fitting in the caller's `room`."""
+    limit = config().max_stored_bytes_per_user
+    return ApiError(413, quota_text(limit, limit - room, incoming, what))

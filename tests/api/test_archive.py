@@ -115,3 +115,48 @@ def test_huge_pax_or_gnu_long_header_is_refused_before_reading_it(tmp_path, kind
     archive.write_bytes(gzip.compress(buf.getvalue()))
     with pytest.raises(ArchiveError, match=f"limit is {MAX_ARCHIVE_HEADER_BYTES} bytes"):
         extract(archive, tmp_path / "out", max_bytes=10**10, max_files=10)
+
+
+def test_disk_budget_is_checked_before_writing(tmp_path):
+    """A member that would take the written bytes past `disk_bytes` is refused before any of
+    it is written (ArchiveLimit "disk"); the budget counts across members."""
+    from elasticthought.archive import LIMIT_DISK, ArchiveLimit
+
+    src = _tar([_file("a/1.png", b"x" * 400), _file("a/2.png", b"x" * 700)])
+    with pytest.raises(ArchiveLimit, match="would write more than 1000 bytes") as caught:
+        extract(src, tmp_path / "d", 10_000, 10, disk_bytes=1000)
+    assert caught.value.limit == LIMIT_DISK
+    assert not (tmp_path / "d" / "a").exists()  # the header pass refused it: nothing written
+    src.seek(0)
+    assert extract(src, tmp_path / "ok", 10_000, 10, disk_bytes=1100) == ["a/1.png", "a/2.png"]
+
+
+class _OneWay(io.RawIOBase):
+    """A stream that cannot seek (a download, say)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_member_count_is_refused_from_the_headers_before_writing(tmp_path):
+    """Too many members: a seekable source is refused by the header pass, nothing written; a
+    one-way stream (no header pass) stops at the limit."""
+    from elasticthought.archive import LIMIT_FILES, ArchiveLimit
+
+    members = [_file(f"a/{i}.png") for i in range(6)]
+    with pytest.raises(ArchiveLimit, match="more than 5 members, the member-count") as caught:
+        extract(_tar(members), tmp_path / "seek", 10_000, 5)
+    assert caught.value.limit == LIMIT_FILES
+    assert not (tmp_path / "seek" / "a").exists()
+    one_way = _OneWay(_tar(members).getvalue())
+    with pytest.raises(ArchiveLimit, match="more than 5 members"):
+        extract(one_way, tmp_path / "stream", 10_000, 5)
+    assert len(list((tmp_path / "stream" / "a").iterdir())) == 5

@@ -54,10 +54,12 @@ def test_hostile_and_broken_datafiles(api, files):
         ("", 400, ["empty"]),
         ('{"url": "http://example.org/x.tar.gz", "colour": 1}', 400, ["unknown", "colour"]),
         ('{"url": "http://example.org/a", "layers_type": "VIDEO"}', 400, ["layers_type"]),
-        ('{"url": "http://example.org/a", "layers_data_param": {"backend": "HDF5"}}', 400,
-         ["backend"]),
-        ('{"url": "http://example.org/a", "layers_data_param": {"x": 1}}', 400,
-         ["unknown", "x"]),
+        (
+            '{"url": "http://example.org/a", "layers_data_param": {"backend": "HDF5"}}',
+            400,
+            ["backend"],
+        ),
+        ('{"url": "http://example.org/a", "layers_data_param": {"x": 1}}', 400, ["unknown", "x"]),
         ('{"url": "ftp://example.org/a.tar.gz"}', 422, ["scheme"]),
         ('{"url": "file:///etc/passwd"}', 422, ["file://"]),
         ('{"url": 7}', 400, ["url"]),
@@ -85,11 +87,28 @@ def test_upload_over_limit(api):
 
 def test_private_address_refused_by_default(closed_server, files):
     admin = h.Client(closed_server.url, "root", "rootpass1")
-    for url in (files.url + "/alphabet.tar.gz", "http://10.1.2.3/a.tar.gz",
-                "http://169.254.169.254/latest", "http://[::1]:80/x"):
+    for url in (
+        files.url + "/alphabet.tar.gz",
+        "http://10.1.2.3/a.tar.gz",
+        "http://169.254.169.254/latest",
+        "http://[::1]:80/x",
+    ):
         r = admin.post("/datafiles", json={"url": url})
         assert r.status_code == 422, r.text
         assert "allow-private-urls" in r.json()["detail"]
+    # the same policy holds in the child processes that make a request's downloads
+    deploy = "input: 'data'\ninput_shape { dim: 1 dim: 1 dim: 8 dim: 8 }\n"
+    for url in (files.url + "/bad_net.prototxt", "http://[::ffff:127.0.0.1]/x"):
+        for field, body in (
+            ("specification-url", {"specification-url": url}),
+            ("model-url", {"specification": deploy, "model-url": url}),
+        ):
+            r = admin.post("/classifiers", json=body)
+            assert r.status_code == 422, r.text
+            assert f"'{field}'" in r.json()["detail"]
+            assert "allow-private-urls" in r.json()["detail"], r.text
+    r = admin.post("/classifiers", json={"specification-url": "file:///etc/passwd"})
+    assert r.status_code == 422 and "allow-file-urls" in r.json()["detail"], r.text
 
 
 def test_bad_solvers(api, files):
@@ -120,14 +139,30 @@ def test_bad_solvers(api, files):
     assert r.status_code == 400 and "specification-net" in r.json()["detail"]
     r = post(specification=solver_text, **{"specification-net": net_text, "gpu": True})
     assert r.status_code == 400 and "gpu" in r.json()["detail"]
-    r = user.post("/solvers", json={"dataset-id": "dataset:x:y", "specification": solver_text,
-                                    "specification-net": net_text})
+    r = user.post(
+        "/solvers",
+        json={
+            "dataset-id": "dataset:x:y",
+            "specification": solver_text,
+            "specification-net": net_text,
+        },
+    )
     assert r.status_code == 422 and "dataset-id" in r.json()["detail"]
     for body, word in [
-        ({"training": {"datafile-id": df["id"], "split-percentage": 1.5},
-          "testing": {"datafile-id": df["id"]}}, "split-percentage"),
-        ({"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-          "testing": {"datafile-id": df["id"], "split-percentage": 0.5}}, "1 - "),
+        (
+            {
+                "training": {"datafile-id": df["id"], "split-percentage": 1.5},
+                "testing": {"datafile-id": df["id"]},
+            },
+            "split-percentage",
+        ),
+        (
+            {
+                "training": {"datafile-id": df["id"], "split-percentage": 0.7},
+                "testing": {"datafile-id": df["id"], "split-percentage": 0.5},
+            },
+            "1 - ",
+        ),
         ({"training": {"datafile-id": df["id"]}}, "testing"),
         ({"training": "x", "testing": {"datafile-id": df["id"]}}, "training"),
     ]:
