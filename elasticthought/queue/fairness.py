@@ -1,6 +1,9 @@
 """The order in which pending jobs are taken: owners in turn; within one owner, priority, then
 age.
 
+A user's running jobs are capped (`--max-running-jobs-per-user`, `at_cap`): workers skip the
+jobs of an owner at the cap, whose jobs wait while other users' jobs run.
+
 Owners take turns: the owner with the fewest running jobs goes first, ties broken by who started
 a job least recently, then by the age of the owner's oldest waiting job. `priority` (bounded,
 `limits.PRIORITY_MIN`..`PRIORITY_MAX`) orders only its owner's own jobs, higher first, so no
@@ -42,6 +45,11 @@ def age_key(doc: dict) -> tuple[float, str]:
 
 def owner_of(doc: dict) -> str:
     return str(doc.get(USER_ID) or "")
+
+
+def at_cap(owner: str, running: Mapping[str, int], cap: int) -> bool:
+    """Whether `owner` runs as many jobs as one user may (`cap` 0 = no cap)."""
+    return cap > 0 and running.get(owner, 0) >= cap
 
 
 def fair_order(

@@ -217,3 +217,31 @@ def test_a_runner_registered_after_start_gets_its_waiting_jobs(store, make_pool)
     finally:
         unregister_runner("late-test")
     assert doc["processing-state"] == "finished_successfully"
+
+
+def test_a_claim_past_the_running_cap_is_undone_before_the_job_starts(
+    store, make_pool, tmp_path: Path, monkeypatch
+) -> None:
+    """Another node claimed the owner's last slot, which this pool's pick did not see yet (its
+    view is made stale on purpose: the pick's cap test always says 'room'): the claim comes
+    back on the feed with the other claim before it, so it is undone and the job never starts;
+    once the other job ends, it runs."""
+    from elasticthought.queue import control
+    from elasticthought.queue import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "at_cap", lambda *args: False)
+    other_node = submit(store, "user:a", sleep=30)
+    assert control.claim(store, other_node, "other-node/0", lease_seconds=60) is not None
+    output = tmp_path / "ran"
+    make_pool(workers=1, max_running_jobs_per_user=1)
+    job = submit(store, "user:a", output=str(output))
+    # created (1), claimed (2), undone (3): the pool tried, and gave the job back
+    wait_for(lambda: int(store.get(job)["_rev"].split("-")[0]) >= 3, 10, "a claim and its undo")
+    time.sleep(1.0)
+    assert not output.exists(), "a job past the cap started"
+    doc = store.get(job)
+    assert doc["processing-state"] == "pending" or "claim-id" in doc, doc
+    claimed = store.get(other_node)
+    assert control.finish(store, other_node, claimed["claim-id"], "finished_successfully", {})
+    assert wait_state(store, job, FINAL)["processing-state"] == "finished_successfully"
+    assert output.read_text().split() == [job]
