@@ -14,6 +14,7 @@ from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.pending import add_reasons, with_reason
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -35,7 +36,7 @@ from elasticthought.documents.fields import (
     PROCESSING_STATE,
     REV,
 )
-from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED, PENDING
+from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED
 from elasticthought.engine.registry import WARM_ENGINES, engine_or_default
 from elasticthought.fetch import FetchError
 from elasticthought.store.base import NotFound, new_id
@@ -219,22 +220,14 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 def _show(doc: dict) -> dict[str, Any]:
     out = present(_ordered(public(doc, INTERNAL)), chosen_format(doc, request.args))
-    if doc.get(PROCESSING_STATE) == PENDING:
-        from elasticthought.queue import explain_pending
-
-        try:
-            reason = explain_pending(store(), doc)
-        except Exception:  # noqa: BLE001 - an explanation is optional
-            reason = None
-        if reason:
-            out["pending-reason"] = reason
-    return out
+    return with_reason(out, doc)
 
 
 @bp.get("")
 def list_classify_jobs():
     page = list_owned("classify-job", INTERNAL)
     page["items"] = [present(_ordered(i), chosen_format(i, request.args)) for i in page["items"]]
+    add_reasons(page["items"])
     return jsonify(page)
 
 

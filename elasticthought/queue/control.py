@@ -229,20 +229,3 @@ def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None
         return True
 
     return _written(_modify(store, job_id, change), requeue_reason="lease_expired")
-
-
-def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | None:
-    """Record (or clear) why a pending job waits."""
-
-    def change(doc: dict) -> bool:
-        if doc.get(PROCESSING_STATE) != PENDING:
-            return False
-        if doc.get("pending-reason") == reason:
-            return False
-        if reason is None:
-            doc.pop(PENDING_REASON, None)
-        else:
-            doc["pending-reason"] = reason
-        return True
-
-    return _modify(store, job_id, change)

@@ -15,8 +15,9 @@ One pool per process (`elasticthought serve` or `worker`). Threads:
   (a fraction of a second; `CAP_CONFIRM_TIMEOUT` at most). When both racers back off, the
   owner's next job starts on the next pick, after a random pause;
 - the keeper writes this process's presence heartbeat, returns jobs whose lease expired to
-  `pending` (whoever held them), cancels pending jobs whose cancel was requested, and records
-  why a job no live worker can run is waiting (`pending-reason`).
+  `pending` (whoever held them) and cancels pending jobs whose cancel was requested.
+Why a pending job waits is worked out when the API answers (reasons.py), from an index like
+this pool's; nothing writes it into the documents.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from elasticthought.documents.fields import (
 from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.budget import CpuBudget, os_cpus
-from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
+from elasticthought.queue.capabilities import missing, probe_capabilities
 from elasticthought.queue.execution import JobRun, RunHandle
-from elasticthought.queue.fairness import at_cap, fair_order, owner_of
+from elasticthought.queue.fairness import owner_of
+from elasticthought.queue.reasons import startable_order
 from elasticthought.queue.registry import (
     PENDING,
     PROCESSING,
@@ -75,9 +77,11 @@ class JobIndex:
         self.pending: dict[str, dict] = {}
         self.processing: dict[str, dict] = {}
         self.last_started: dict[str, float] = {}
+        self.version = 0  # counts changes (answers cache what they derive from one version)
 
     def apply(self, doc_id: str, doc: dict | None) -> None:
         with self.cond:
+            self.version += 1
             self.pending.pop(doc_id, None)
             self.processing.pop(doc_id, None)
             state = doc.get(PROCESSING_STATE) if doc else None
@@ -295,14 +299,17 @@ class WorkerPool:
         """The next job this pool can run (reserved for the caller), the GPUs and the cores it
         gets (a job waits while its cores are not free)."""
         with self.index.cond:
-            running = self.running_owners()
-            order = fair_order(self.index.pending.values(), running, self.index.last_started)
+            order = startable_order(
+                self.index.pending.values(),
+                self.running_owners(),
+                self.index.last_started,
+                self.cap,
+                {**self.index.pending, **self.index.processing},
+            )
             for doc in order:
                 doc_id = doc["_id"]
                 runner = runner_for(doc.get("type"))
-                if runner is None or doc_id in self.reserved or doc.get(CANCEL_REQUESTED):
-                    continue
-                if at_cap(owner_of(doc), running, self.cap):
+                if runner is None or doc_id in self.reserved:
                     continue
                 try:
                     needs = runner.needs(doc)
@@ -455,7 +462,7 @@ class WorkerPool:
     def _keep(self) -> None:
         last_prune = 0.0
         while not self.halt.wait(self._interval()):
-            for task in (self._heartbeat, self._recover, self._explain_pending):
+            for task in (self._heartbeat, self._recover, self._cancel_asked):
                 if self.halt.is_set():
                     return
                 try:
@@ -494,23 +501,9 @@ class WorkerPool:
                 )
                 self._saw(doc_id, doc)
 
-    def _explain_pending(self) -> None:
-        """Cancel pending jobs asked to cancel; say why jobs nobody can run are waiting."""
+    def _cancel_asked(self) -> None:
+        """Cancel pending jobs whose cancel was requested."""
         with self.index.cond:
-            pending = list(self.index.pending.values())
-        if not pending:
-            return
-        caps = [w.get("capabilities") or {} for w in presence.list_workers(self.store, True)]
-        for doc in pending:
-            if doc.get(CANCEL_REQUESTED):
-                control.cancel_pending(self.store, doc["_id"])
-                continue
-            runner = runner_for(doc.get("type"))
-            if runner is None:
-                continue
-            try:
-                reason = pending_reason(caps, runner.needs(doc))
-            except Exception:  # noqa: BLE001
-                continue
-            if reason != doc.get("pending-reason"):
-                control.set_pending_reason(self.store, doc["_id"], reason)
+            asked = [d["_id"] for d in self.index.pending.values() if d.get(CANCEL_REQUESTED)]
+        for doc_id in asked:
+            control.cancel_pending(self.store, doc_id)

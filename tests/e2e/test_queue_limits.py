@@ -123,7 +123,7 @@ def test_one_user_never_runs_more_than_the_cap_while_others_run(
     tmp_path: Path, gated: GatedFiles
 ) -> None:
     """User A queues 4 downloads, user B one, on 4 workers with a cap of 2: B's job runs while
-    A has 2 running and 2 pending; when one of A's ends, the
+    A has 2 running and 2 pending (with the cap as their reason); when one of A's ends, the
     next starts; A never has more than 2 running at once."""
     srv = serve(tmp_path, 4, "--max-running-jobs-per-user", str(CAP))
     try:
@@ -142,6 +142,14 @@ def test_one_user_never_runs_more_than_the_cap_while_others_run(
         assert list(seen.values()).count("processing") == CAP, seen
         waiting = [j for j in a_jobs if seen[j] == "pending"]
         assert len(waiting) == 2
+        cap_reason = (
+            f"waiting: you have {CAP} jobs running, the most allowed (--max-running-jobs-per-user)"
+        )
+        for job_id in waiting:
+            assert hog.ok("GET", f"/datafiles/{job_id}").get("pending-reason") == cap_reason
+        listed = {d["id"]: d for d in hog.ok("GET", "/datafiles")["items"]}
+        assert {listed[j].get("pending-reason") for j in waiting} == {cap_reason}
+        assert all("pending-reason" not in listed[j] for j in a_jobs if j not in waiting)
         first = next(j for j in a_jobs if seen[j] == "processing")
         gated.open(f"a{a_jobs.index(first)}")
         assert hog.wait(f"/datafiles/{first}", 60)["processing-state"] == "finished_successfully"
@@ -161,4 +169,65 @@ def test_one_user_never_runs_more_than_the_cap_while_others_run(
         raise
     finally:
         gated.open_all()
+        srv.stop()
+
+
+def reason_of(user: h.Client, path: str) -> str | None:
+    return user.ok("GET", path).get("pending-reason")
+
+
+def test_jobs_behind_a_long_one_say_where_they_are_in_line(
+    tmp_path: Path, gated: GatedFiles
+) -> None:
+    """One worker, busy with a long download: the jobs behind it show their place in line
+    (other users' turns come first), and a dataset names the datafile it waits for."""
+    srv = serve(tmp_path, 1)
+    try:
+        me, other = h.new_user(srv.url, "me"), h.new_user(srv.url, "other")
+        long_one = datafile(me, gated, "long")
+        h.wait_for(lambda: states(me)[long_one] == "processing", "the long job to start", 60)
+        assert reason_of(me, f"/datafiles/{long_one}") is None
+        mine = [datafile(me, gated, f"m{n}") for n in range(2)]
+        theirs = datafile(other, gated, "t0")
+        dataset = me.ok(
+            "POST",
+            "/datasets",
+            201,
+            json={"training": {"datafile-id": mine[0], "split-percentage": 0.7},
+                  "testing": {"datafile-id": mine[0], "split-percentage": 0.3}},
+        )["id"]  # fmt: skip
+        # Fair share: the other user's job goes first (I already have one running), then mine.
+        assert reason_of(other, f"/datafiles/{theirs}") == (
+            "waiting for a free worker (next in line)"
+        )
+        assert reason_of(me, f"/datafiles/{mine[0]}") == (
+            "waiting for a free worker (1 job ahead of it: 1 of other users, whose turn comes "
+            "first)"
+        )
+        assert reason_of(me, f"/datafiles/{mine[1]}") == (
+            "waiting for a free worker (2 jobs ahead of it: 1 of other users, whose turn comes "
+            "first; 1 of yours, of higher priority or submitted earlier)"
+        )
+        assert reason_of(me, f"/datasets/{dataset}") == f"waiting for datafile {mine[0]} to finish"
+        gated.open_all()
+        for job_id in mine:
+            assert me.wait(f"/datafiles/{job_id}", 90)["processing-state"] == (
+                "finished_successfully"
+            )
+        assert me.wait(f"/datasets/{dataset}", 90)["processing-state"] == "finished_successfully"
+    finally:
+        gated.open_all()
+        srv.stop()
+
+
+def test_without_workers_a_job_says_no_worker_is_running(tmp_path: Path, gated: GatedFiles) -> None:
+    """`serve --workers 0` (and no worker elsewhere): every pending job says so."""
+    srv = serve(tmp_path, 0)
+    try:
+        me = h.new_user(srv.url, "alone")
+        job = datafile(me, gated, "never")
+        assert reason_of(me, f"/datafiles/{job}") == "no worker is running"
+        listed = me.ok("GET", "/datafiles")["items"]
+        assert [d.get("pending-reason") for d in listed] == ["no worker is running"]
+    finally:
         srv.stop()
