@@ -51,7 +51,12 @@ def apply_job_limits(job: dict, config: Any, gpus: list[int] | None = None) -> i
 def memory_limit_text(config: Any) -> str:
     """The job memory limit in words with its flag."""
     memory = limits.job_memory_limit(int(config.job_memory_limit or 0), int(config.workers or 1))
-    return f"the job memory limit of {memory // limits.MIB} MiB (--job-memory-limit)"
+    return limit_text(memory)
+
+
+def limit_text(memory_bytes: int) -> str:
+    """A job memory limit of `memory_bytes` in words with its flag."""
+    return f"the job memory limit of {memory_bytes // limits.MIB} MiB (--job-memory-limit)"
 
 
 def scrub_paths(text: str, config: Any) -> str:
