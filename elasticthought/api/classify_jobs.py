@@ -22,7 +22,7 @@ from elasticthought.api.result_format import (
     parse_result_format,
     present,
 )
-from elasticthought.api.services import blobs, inference, store
+from elasticthought.api.services import blobs, config, inference, store
 from elasticthought.api.validation import vet_url
 from elasticthought.blobs import layout
 from elasticthought.documents import model
@@ -39,6 +39,7 @@ from elasticthought.documents.fields import (
 from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED
 from elasticthought.engine.registry import WARM_ENGINES, engine_or_default
 from elasticthought.fetch import FetchError
+from elasticthought.queue.limits import scrub_paths
 from elasticthought.store.base import NotFound, new_id
 
 bp = Blueprint("classify_jobs", __name__, url_prefix="/classify-jobs")
@@ -188,7 +189,7 @@ def _answer_warm(
                 blobs().put(image["blob"], uploads[image["name"]][1])
         return model.submit(store(), doc)
     except InferenceFailed as exc:
-        fields, state = {PROCESSING_LOG: str(exc)[:2000]}, FAILED
+        fields, state = {PROCESSING_LOG: scrub_paths(str(exc), config())[:2000]}, FAILED
     return store().create(model.answered(doc, state, started, WARM_WORKER, fields))
 
 

@@ -34,6 +34,13 @@ def test_result_progress_and_failures_are_written(store, make_pool) -> None:
     assert crashed["processing-log"] == "ValueError: unexpected failure"
 
 
+def test_a_failure_reason_names_no_server_path(store, make_pool) -> None:
+    make_pool(workers=1)
+    job = submit(store, action="oserror")
+    log = wait_state(store, job, FINAL)["processing-log"]
+    assert log == "FileNotFoundError: [Errno 2] No such file or directory: '<path>'", log
+
+
 def test_abort_fails_the_job_and_the_same_worker_runs_the_next(store, make_pool) -> None:
     make_pool(workers=1)
     aborting = submit(store, action="abort")
