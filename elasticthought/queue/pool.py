@@ -247,6 +247,7 @@ class WorkerPool:
                 self.halt.wait(1.0)
                 continue
             seen: set[str] = set()
+            read: list[dict] = []
             failed = False
             for doc_id in page.ids:
                 if doc_id in seen or doc_id.split(ID_SEP, 1)[0] not in RUNNERS:
@@ -255,7 +256,7 @@ class WorkerPool:
                 try:
                     doc = self.store.get(doc_id)
                     self._saw(doc_id, doc)
-                    self._confirm_claim(doc)
+                    read.append(doc)
                 except NotFound:
                     self._saw(doc_id, None)
                 except Exception as exc:  # noqa: BLE001
@@ -267,6 +268,10 @@ class WorkerPool:
             if failed:
                 self.halt.wait(1.0)
                 continue  # read the same page again
+            # Only once the whole page is in the index: a claim written before ours may be
+            # listed after ours (at the sequence of its own later change).
+            for doc in read:
+                self._confirm_claim(doc)
             since = page.last_seq
             self.caught_up.set()
 

@@ -251,3 +251,37 @@ def test_a_claim_past_the_running_cap_is_undone_before_the_job_starts(
     assert control.finish(store, other_node, claimed["claim-id"], "finished_successfully", {})
     assert wait_state(store, job, FINAL)["processing-state"] == "finished_successfully"
     assert output.read_text().split() == [job]
+
+
+def test_a_job_waits_pending_while_a_job_it_needs_is_unfinished(
+    store, make_pool, tmp_path: Path
+) -> None:
+    """The older job needs the newer one (as a training job needs its dataset): the only
+    worker runs the newer one first instead of holding itself while the other waits."""
+    register_runner(
+        "queue-dep-test",
+        "tests.queue.runner:run_test_job",
+        dependencies=lambda doc: [("queue test", doc["after"])] if doc.get("after") else [],
+    )
+    try:
+        output = tmp_path / "order"
+        gate = tmp_path / "gate"
+        blocker = submit(store, "user:a", gate=str(gate), sleep=30)
+        make_pool(workers=1)
+        wait_state(store, blocker, "processing")
+        needed_id = "queue-dep-test:user~a:later"  # made now, created after its dependent
+        dependent = store.create(
+            {"_id": "queue-dep-test:user~a:earlier", "type": "queue-dep-test",
+             "user-id": "user:a", "processing-state": "pending", "created-at": time.time(),
+             "after": needed_id, "output": str(output)}
+        )["_id"]  # fmt: skip
+        store.create(
+            {"_id": needed_id, "type": "queue-dep-test", "user-id": "user:a",
+             "processing-state": "pending", "created-at": time.time() + 1,
+             "output": str(output)}
+        )  # fmt: skip
+        gate.touch()
+        wait_state(store, dependent, FINAL)
+        assert output.read_text().split() == [needed_id, dependent]
+    finally:
+        unregister_runner("queue-dep-test")
