@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.api import helpers as h
-from tests.e2e.training_support import start_server
+from tests.e2e.training_support import seed_text, start_server
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -229,5 +229,28 @@ def test_without_workers_a_job_says_no_worker_is_running(tmp_path: Path, gated: 
         assert reason_of(me, f"/datafiles/{job}") == "no worker is running"
         listed = me.ok("GET", "/datafiles")["items"]
         assert [d.get("pending-reason") for d in listed] == ["no worker is running"]
+        # What a job waits for first: the job it needs (here the dataset, on the status route).
+        dataset = me.ok(
+            "POST",
+            "/datasets",
+            201,
+            json={"training": {"datafile-id": job, "split-percentage": 0.7},
+                  "testing": {"datafile-id": job, "split-percentage": 0.3}},
+        )["id"]  # fmt: skip
+        solver = me.ok(
+            "POST",
+            "/solvers",
+            201,
+            json={
+                "dataset-id": dataset,
+                "specification-net": seed_text("alphabet/alpha_net.prototxt"),
+                "specification": seed_text("alphabet/alpha_solver.prototxt"),
+            },
+        )["id"]
+        training = me.ok("POST", "/training-jobs", 201, json={"solver-id": solver})
+        waits = f"waiting for dataset {dataset} to finish"
+        assert training["pending-reason"] == waits
+        status = me.ok("GET", f"/training-jobs/{training['id']}/status")
+        assert status["state"] == "pending" and status["pending-reason"] == waits
     finally:
         srv.stop()
