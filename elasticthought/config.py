@@ -191,6 +191,13 @@ class Config:
         default=limits.MAX_QUEUED_JOBS_PER_USER,
         metadata={"help": "jobs one user may have waiting in the queue (429 beyond)"},
     )
+    max_running_jobs_per_user: int = field(
+        default=limits.MAX_RUNNING_JOBS_PER_USER,
+        metadata={
+            "help": "jobs of one user running at once across all workers sharing the store "
+            "(0 = no cap); the rest wait pending while other users' jobs run"
+        },
+    )
     max_extract_bytes: int = field(
         default=limits.MAX_EXTRACT_BYTES,
         metadata={"help": "largest total size an archive expands to"},

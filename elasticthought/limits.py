@@ -55,6 +55,12 @@ def body_too_large(limit: int, flag: str) -> str:
 PRIORITY_MIN = -100  # `priority` of a training job: orders only its owner's own jobs
 PRIORITY_MAX = 100
 MAX_QUEUED_JOBS_PER_USER = 100  # jobs of one user waiting in the queue (429 beyond)
+# Jobs of one user running at once, across every worker sharing the store (0 = no cap). Fair
+# share alone only decides who goes next when a worker frees up: a user who filled every worker
+# with week-long jobs would hold the whole cluster until they end. With a cap, workers beyond
+# the first 4 always stay open to other users' work; one node with up to 4 workers (the usual
+# single-team setup) never notices it. Raise it (or 0) on a cluster one team owns.
+MAX_RUNNING_JOBS_PER_USER = 4
 MAX_STORED_BYTES_PER_USER = 2048 * MIB  # uploads a user keeps in the blob store (413 beyond)
 
 # --- Job resources ----------------------------------------------------------------------------

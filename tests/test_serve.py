@@ -3,6 +3,7 @@ clean shutdown; the app factory's error handling in process."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -128,8 +129,10 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         if kind == "500":
             raise InternalServerError("oops")
         if kind == "store":
-            raise StoreError("connection refused")
-        raise RuntimeError("something broke")
+            raise StoreError("store sqlite:/srv/et-secret/elasticthought.db: connection refused")
+        if kind == "oserror":
+            raise OSError(2, "No such file or directory", "/srv/et-secret/blobs/model.bin")
+        raise RuntimeError("something broke in /srv/et-secret/app.py")
 
     module = type("M", (), {"bp": boom})
     monkeypatch.setitem(sys.modules, "tests_boom_bp", module)
@@ -141,19 +144,32 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     store.close()
 
 
-def test_unexpected_exception_is_503_json(app) -> None:
+def test_unexpected_exception_is_503_json_without_server_paths(
+    app, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OSError naming a server file (and any other exception): the answer names the kind
+    and a reference, never the exception's text; the log line with that reference keeps it."""
     client = app.test_client()
-    response = client.get("/boom/runtime")
-    assert response.status_code == 503
-    assert response.json["error"] == "Service Unavailable"
-    assert "something broke" in response.json["detail"]
+    for kind, name in (("oserror", "FileNotFoundError"), ("runtime", "RuntimeError")):
+        caplog.clear()
+        response = client.get(f"/boom/{kind}")
+        assert response.status_code == 503
+        assert response.json["error"] == "Service Unavailable"
+        detail = response.json["detail"]
+        assert detail.startswith(f"internal error ({name}); the server's log has the details")
+        assert "/srv" not in detail and "et-secret" not in detail and "model.bin" not in detail
+        assert "something broke" not in detail
+        reference = re.search(r"\(reference (\w+)\)", detail).group(1)
+        logged = [r for r in caplog.records if reference in r.getMessage()]
+        assert logged and "et-secret" in logged[0].exc_text
 
 
 def test_store_error_is_503_http_errors_keep_status_and_headers(app) -> None:
     client = app.test_client()
     response = client.get("/boom/store")
     assert response.status_code == 503
-    assert "connection refused" in response.json["detail"]
+    assert response.json["detail"].startswith("the document store is unavailable (StoreError)")
+    assert "et-secret" not in response.json["detail"]
     response = client.get("/boom/http")
     assert response.status_code == 401
     assert response.json == {"error": "Unauthorized", "detail": "who are you?"}

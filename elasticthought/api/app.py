@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,22 +119,27 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    """Exceptions no handler caught: store/blob lookups map to 404/409, outages and bugs to
-    503 with the reason (logged with a traceback when it is a bug)."""
+    """Exceptions no handler caught: store/blob lookups map to 404/409 (their texts name ids
+    and keys), outages and bugs to 503. A 503 names the kind of failure and a reference, never
+    the exception's text (it may hold the server's paths or file names); the log line with
+    the same reference keeps the details (with a traceback when it is a bug)."""
     if isinstance(exc, NotFound | BlobNotFound):
         return error_response(404, "Not Found", str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, "Conflict", str(exc))
+    reference = uuid.uuid4().hex[:12]
     if isinstance(exc, StoreError):
-        log.warning("store error: %s", exc)
-        return error_response(503, "Service Unavailable", f"document store: {exc}")
-    if isinstance(exc, BlobError):
-        log.warning("blob store error: %s", exc)
-        return error_response(503, "Service Unavailable", f"blob store: {exc}")
-    log.exception("unexpected error while answering a request")
-    return error_response(
-        503, "Service Unavailable", f"internal error ({type(exc).__name__}): {exc}"
-    )
+        log.warning("store error (reference %s): %s", reference, exc)
+        what = "the document store is unavailable"
+    elif isinstance(exc, BlobError):
+        log.warning("blob store error (reference %s): %s", reference, exc)
+        what = "the blob store is unavailable"
+    else:
+        log.exception("unexpected error while answering a request (reference %s)", reference)
+        what = "internal error"
+    name = type(exc).__name__
+    detail = f"{what} ({name}); the server's log has the details (reference {reference})"
+    return error_response(503, "Service Unavailable", detail)
 
 
 def register_blueprints(app: Flask) -> None:

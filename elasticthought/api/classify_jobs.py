@@ -14,6 +14,7 @@ from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.pending import add_reasons, with_reason
 from elasticthought.api.quotas import check_storage_quota
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
@@ -22,7 +23,7 @@ from elasticthought.api.result_format import (
     parse_result_format,
     present,
 )
-from elasticthought.api.services import blobs, inference, store
+from elasticthought.api.services import blobs, config, inference, store
 from elasticthought.api.validation import vet_url
 from elasticthought.blobs import layout
 from elasticthought.documents import model
@@ -36,9 +37,10 @@ from elasticthought.documents.fields import (
     PROCESSING_STATE,
     REV,
 )
-from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED, PENDING
+from elasticthought.documents.states import FAILED, FINAL_STATES, FINISHED
 from elasticthought.engine.registry import WARM_ENGINES, engine_or_default
 from elasticthought.fetch import FetchError
+from elasticthought.queue.limits import scrub_paths
 from elasticthought.store.base import NotFound, new_id
 
 bp = Blueprint("classify_jobs", __name__, url_prefix="/classify-jobs")
@@ -190,7 +192,7 @@ def _answer_warm(
                 blobs().put(image["blob"], uploads[image["name"]][1])
         return model.submit(store(), doc)
     except InferenceFailed as exc:
-        fields, state = {PROCESSING_LOG: str(exc)[:2000]}, FAILED
+        fields, state = {PROCESSING_LOG: scrub_paths(str(exc), config())[:2000]}, FAILED
     return store().create(model.answered(doc, state, started, WARM_WORKER, fields))
 
 
@@ -222,22 +224,14 @@ def _ordered(out: dict[str, Any]) -> dict[str, Any]:
 
 def _show(doc: dict) -> dict[str, Any]:
     out = present(_ordered(public(doc, INTERNAL)), chosen_format(doc, request.args))
-    if doc.get(PROCESSING_STATE) == PENDING:
-        from elasticthought.queue import explain_pending
-
-        try:
-            reason = explain_pending(store(), doc)
-        except Exception:  # noqa: BLE001 - an explanation is optional
-            reason = None
-        if reason:
-            out["pending-reason"] = reason
-    return out
+    return with_reason(out, doc)
 
 
 @bp.get("")
 def list_classify_jobs():
     page = list_owned("classify-job", INTERNAL)
     page["items"] = [present(_ordered(i), chosen_format(i, request.args)) for i in page["items"]]
+    add_reasons(page["items"])
     return jsonify(page)
 
 

@@ -10,6 +10,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.pending import add_reasons, with_reason
 from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import (
@@ -129,12 +130,15 @@ def _limited(stream, limit: int):
 
 @bp.get("")
 def list_datafiles():
-    return jsonify(list_owned("datafile", INTERNAL))
+    page = list_owned("datafile", INTERNAL)
+    add_reasons(page["items"])
+    return jsonify(page)
 
 
 @bp.get("/<doc_id>")
 def get_datafile(doc_id: str):
-    return jsonify(public(owned(doc_id, "datafile"), INTERNAL))
+    doc = owned(doc_id, "datafile")
+    return jsonify(with_reason(public(doc, INTERNAL), doc))
 
 
 @bp.delete("/<doc_id>")

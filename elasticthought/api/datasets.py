@@ -10,6 +10,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.pending import add_reasons, with_reason
 from elasticthought.api.quotas import check_queue_quota
 from elasticthought.api.seed_compat import DATASET_ALIASES, fold_aliases
 from elasticthought.api.services import store
@@ -109,12 +110,15 @@ def post_dataset():
 
 @bp.get("")
 def list_datasets():
-    return jsonify(list_owned("dataset", INTERNAL))
+    page = list_owned("dataset", INTERNAL)
+    add_reasons(page["items"])
+    return jsonify(page)
 
 
 @bp.get("/<doc_id>")
 def get_dataset(doc_id: str):
-    return jsonify(public(owned(doc_id, "dataset"), INTERNAL))
+    doc = owned(doc_id, "dataset")
+    return jsonify(with_reason(public(doc, INTERNAL), doc))
 
 
 @bp.delete("/<doc_id>")

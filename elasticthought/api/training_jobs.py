@@ -16,6 +16,7 @@ from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
+from elasticthought.api.pending import add_reasons, with_reason
 from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import json_body, want_str
@@ -30,7 +31,7 @@ from elasticthought.documents.fields import (
     TRAINING_JOB,
 )
 from elasticthought.documents.states import FINAL_STATES, FINISHED, PROCESSING
-from elasticthought.documents.status import STATUS_KEYS
+from elasticthought.documents.status import PENDING_REASON, STATUS_KEYS
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.limits import MAX_ITERATIONS, PRIORITY_MAX, PRIORITY_MIN
 from elasticthought.queue.control import request_cancel
@@ -208,7 +209,7 @@ def post_training_job():
     if upload is not None:
         doc["weights"] = _store_upload(doc["_id"], upload)
     doc = model.submit(store(), doc)
-    return jsonify(public(doc, INTERNAL)), 201
+    return jsonify(with_reason(public(doc, INTERNAL), doc)), 201
 
 
 # Reading -------------------------------------------------------------------------------------
@@ -216,12 +217,15 @@ def post_training_job():
 
 @bp.get("")
 def list_training_jobs():
-    return jsonify(list_owned(TYPE, INTERNAL))
+    page = list_owned(TYPE, INTERNAL)
+    add_reasons(page["items"])
+    return jsonify(page)
 
 
 @bp.get("/<doc_id>")
 def get_training_job(doc_id: str):
-    return jsonify(public(owned(doc_id, TYPE), INTERNAL))
+    doc = owned(doc_id, TYPE)
+    return jsonify(with_reason(public(doc, INTERNAL), doc))
 
 
 def _no_args(*allowed: str) -> None:
@@ -255,6 +259,7 @@ def get_status(doc_id: str):
     out: dict[str, Any] = {"id": doc["_id"], "state": doc.get(PROCESSING_STATE)}
     for name in STATUS_KEYS:
         out[name] = doc.get(name)
+    out[PENDING_REASON] = with_reason({}, doc).get(PENDING_REASON)
     out["logs"] = public_link(f"/training-jobs/{doc_id}/logs")
     out["eta-seconds"] = eta_seconds(doc)
     return jsonify(out)

@@ -23,7 +23,10 @@ from elasticthought.engine.errors import FormatError
 
 BACKENDS = ("lmdb", "leveldb")
 COMMIT_EVERY = 1000
-_LMDB_INITIAL_MAP = 1 << 30
+# A new LMDB's first map (it doubles whenever full). Its address space counts against a job's
+# memory limit (RLIMIT_AS) from the start, so it starts small: three 1 GiB maps (a dataset
+# split reads one database and writes two) already exceeded a 2 GiB limit.
+_LMDB_INITIAL_MAP = 64 << 20
 
 
 def _key_bytes(key: str | bytes) -> bytes:
@@ -41,7 +44,7 @@ def normalize_backend(backend: str | int) -> str:
 
 
 def detect_backend(path: str | os.PathLike) -> str:
-    """"lmdb" for a folder holding data.mdb (or an LMDB file), "leveldb" for a LevelDB folder."""
+    """ "lmdb" for a folder holding data.mdb (or an LMDB file), "leveldb" for a LevelDB folder."""
     p = Path(path)
     if p.is_dir():
         if (p / "data.mdb").is_file():

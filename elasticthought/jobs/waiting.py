@@ -1,4 +1,8 @@
-"""Waiting inside a job for another document (a datafile, dataset or training job) to finish."""
+"""The jobs a job needs finished first, and waiting inside a job for one to finish.
+
+Workers leave a job pending while the jobs `*_dependencies` name are pending or processing
+(registered with the runners, see `queue.registry`); `wait_finished` still covers a job started
+before its worker saw them (e.g. right after the worker started)."""
 
 from __future__ import annotations
 
@@ -35,3 +39,20 @@ def wait_finished(ctx: JobContext, doc_id: str, what: str, timeout: float) -> di
         ctx.progress(step=f"waiting for {what} {doc_id}")
         time.sleep(delay)
         delay = min(delay * 1.5, 2.0)
+
+
+def dataset_dependencies(doc: dict) -> list[tuple[str, str]]:
+    """A dataset waits for its datafiles."""
+    ids = [(doc.get(side) or {}).get("datafile-id") for side in ("training", "testing")]
+    return [("datafile", i) for i in dict.fromkeys(i for i in ids if isinstance(i, str))]
+
+
+def training_dependencies(doc: dict) -> list[tuple[str, str]]:
+    """A training job waits for its dataset and for the training job it takes weights from."""
+    deps = []
+    if isinstance(doc.get("dataset-id"), str):
+        deps.append(("dataset", doc["dataset-id"]))
+    weights = doc.get("weights")
+    if isinstance(weights, dict) and isinstance(weights.get("training-job-id"), str):
+        deps.append(("training job", weights["training-job-id"]))
+    return deps

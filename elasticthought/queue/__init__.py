@@ -10,7 +10,8 @@ Public surface:
   (registry.py) and `JobContext` (context.py): what a job runner is and sees;
 - `WorkerPool(config, store, blobs)` with `.start()` / `.stop(grace)` (pool.py);
 - `request_cancel(store, job_id)` (control.py), `list_workers(store)` (presence.py),
-  `probe_capabilities(config)` and `explain_pending(store, doc)` for the API.
+  `probe_capabilities(config)` and `explain_pending(store, doc, index, cap)` (why a pending job
+  waits, reasons.py) for the API.
 """
 
 from __future__ import annotations
@@ -60,17 +61,17 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def explain_pending(store: Any, doc: dict) -> str | None:
-    """Why a pending job is waiting for lack of a capable live worker (None: someone can run
-    it, or it is not a pending job of a registered type)."""
-    from elasticthought.queue.capabilities import pending_reason
+def explain_pending(store: Any, doc: dict, index: Any = None, cap: int = 0) -> str | None:
+    """Why a pending job waits (None: not a pending job of a registered type). `index`: a
+    `pool.JobIndex` of the changes feed (without one, the job's place in the queue and its
+    owner's running jobs are unknown); `cap`: `--max-running-jobs-per-user`."""
     from elasticthought.queue.presence import list_workers
+    from elasticthought.queue.reasons import QueueView
 
-    runner = runner_for(doc.get("type"))
-    if runner is None or doc.get(PROCESSING_STATE) != PENDING:
+    if runner_for(doc.get("type")) is None or doc.get(PROCESSING_STATE) != PENDING:
         return None
-    caps = [w.get("capabilities") or {} for w in list_workers(store, alive_only=True)]
-    return pending_reason(caps, runner.needs(doc))
+    workers = list_workers(store, alive_only=True)
+    return QueueView(index, workers, cap, store).reason(doc)
 
 
 __all__ = [

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from elasticthought.config import Config
 from elasticthought.engine.registry import available_engines
 
+NO_WORKER = "no worker is running"  # the pending reason when no worker announces itself
+
 
 def _probe_gpus() -> list[int]:
     if not os.path.exists("/proc/driver/nvidia/gpus") and not os.path.exists("/dev/nvidiactl"):
@@ -58,7 +60,7 @@ def pending_reason(worker_caps: Iterable[dict], needs: dict) -> str | None:
     """Why no live worker can run the job (None when one can)."""
     caps = list(worker_caps)
     if not caps:
-        return "waiting: no live worker"
+        return NO_WORKER
     if any(missing(c, needs) is None for c in caps):
         return None
-    return f"waiting: no live worker offers {describe(needs)}"
+    return f"no live worker can run it: none offers {describe(needs)}"

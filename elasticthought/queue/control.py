@@ -25,7 +25,7 @@ from elasticthought.documents.fields import (
     STARTED_AT,
     WORKER_ID,
 )
-from elasticthought.documents.status import RUN_FIELDS
+from elasticthought.documents.status import PENDING_REASON, RUN_FIELDS
 from elasticthought.metrics import hooks as metrics
 from elasticthought.queue.registry import (
     CANCELED,
@@ -69,7 +69,7 @@ def request_cancel(store: Store, job_id: str) -> dict | None:
         if state != PROCESSING:
             doc[PROCESSING_STATE] = CANCELED
             doc[FINISHED_AT] = time.time()
-            doc.pop("pending-reason", None)
+            doc.pop(PENDING_REASON, None)
             _drop(doc, RUN_FIELDS)
         return True
 
@@ -103,7 +103,7 @@ def claim(
     doc[LEASE_EXPIRES] = now + lease_seconds
     doc[ATTEMPTS] = int(doc.get(ATTEMPTS) or 0) + 1
     doc[STARTED_AT] = now
-    doc.pop("pending-reason", None)
+    doc.pop(PENDING_REASON, None)
     doc.pop(FINISHED_AT, None)
     try:
         written = store.update(doc)
@@ -121,7 +121,7 @@ def cancel_pending(store: Store, job_id: str) -> dict | None:
             return False
         doc[PROCESSING_STATE] = CANCELED
         doc[FINISHED_AT] = time.time()
-        doc.pop("pending-reason", None)
+        doc.pop(PENDING_REASON, None)
         return True
 
     return _written(_modify(store, job_id, change))
@@ -184,6 +184,26 @@ def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) 
     return _written(_modify(store, job_id, change), requeue_reason="shutdown")
 
 
+def unclaim(store: Store, job_id: str, claim_id: str) -> dict | None:
+    """Undo a claim before the job started (its owner turned out to be at the running-jobs
+    cap): `pending` again, the attempt not counted. None when the claim was lost."""
+
+    def change(doc: dict) -> bool:
+        if not holds(doc, claim_id):
+            return False
+        if doc.get(CANCEL_REQUESTED):
+            doc[PROCESSING_STATE] = CANCELED
+            doc[FINISHED_AT] = time.time()
+        else:
+            doc[PROCESSING_STATE] = PENDING
+            doc[ATTEMPTS] = max(0, int(doc.get(ATTEMPTS) or 1) - 1)
+            doc.pop(STARTED_AT, None)
+        _drop(doc, RUN_FIELDS)
+        return True
+
+    return _written(_modify(store, job_id, change))
+
+
 def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None:
     """Return a job whose lease expired to `pending` (or `failed` past `max_attempts`;
     `canceled` when a cancel was requested). None when the lease is alive after all."""
@@ -209,20 +229,3 @@ def recover_expired(store: Store, job_id: str, max_attempts: int) -> dict | None
         return True
 
     return _written(_modify(store, job_id, change), requeue_reason="lease_expired")
-
-
-def set_pending_reason(store: Store, job_id: str, reason: str | None) -> dict | None:
-    """Record (or clear) why a pending job waits."""
-
-    def change(doc: dict) -> bool:
-        if doc.get(PROCESSING_STATE) != PENDING:
-            return False
-        if doc.get("pending-reason") == reason:
-            return False
-        if reason is None:
-            doc.pop("pending-reason", None)
-        else:
-            doc["pending-reason"] = reason
-        return True
-
-    return _modify(store, job_id, change)

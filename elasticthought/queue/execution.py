@@ -299,6 +299,8 @@ class JobRun:
             if message[2]:
                 log.info("job %s failed:\n%s", self.doc["_id"], message[2])
             reason = explain_failure(message[1], None, self.config, bool(self.gpus))
+            if reason != message[1]:  # the log keeps what the answer leaves out
+                log.info("job %s failed: %s", self.doc["_id"], message[1])
             return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: reason})
         reason = explain_failure(_describe_exit(exitcode), exitcode, self.config, bool(self.gpus))
         return Outcome(FAILED, {**watch.progress, PROCESSING_LOG: reason})

@@ -15,6 +15,7 @@ limit it hit, and `max_runtime(job, config)` is the wall-time limit of a job.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 from typing import Any
@@ -51,11 +52,23 @@ def apply_job_limits(job: dict, config: Any, gpus: list[int] | None = None) -> i
 def memory_limit_text(config: Any) -> str:
     """The job memory limit in words with its flag."""
     memory = limits.job_memory_limit(int(config.job_memory_limit or 0), int(config.workers or 1))
-    return f"the job memory limit of {memory // limits.MIB} MiB (--job-memory-limit)"
+    return limit_text(memory)
+
+
+def limit_text(memory_bytes: int) -> str:
+    """A job memory limit of `memory_bytes` in words with its flag."""
+    return f"the job memory limit of {memory_bytes // limits.MIB} MiB (--job-memory-limit)"
+
+
+# An absolute path: a "/" that starts a word (not inside a URL, a relative path or after a
+# placeholder such as <work>) followed by path characters.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~>-])/(?=[\w.~-])[^\s'\"`,;:()\[\]{}<>]*")
 
 
 def scrub_paths(text: str, config: Any) -> str:
-    """`text` without the server's own folders (work, data): users see `<work>` etc."""
+    """`text` without the server's paths: its own folders (work, data) become `<work>`,
+    `<data>`, `<server>` (what follows them is the job's own names), any other absolute path
+    `<path>` (library, engine and system files are none of a user's business)."""
     places = [
         (str(config.work_path), "<work>"),
         (os.path.abspath(config.data_dir), "<data>"),
@@ -64,7 +77,7 @@ def scrub_paths(text: str, config: Any) -> str:
     for path, name in sorted(places, key=lambda p: -len(p[0])):
         if path and path != "/":
             text = text.replace(path, name)
-    return text
+    return _ABSOLUTE_PATH.sub("<path>", text)
 
 
 # How a process dies when an allocation fails in native code under RLIMIT_AS (a C++

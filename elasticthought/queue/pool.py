@@ -5,15 +5,26 @@ One pool per process (`elasticthought serve` or `worker`). Threads:
 - N workers pick the next job in fair order (fairness.py), claim it by compare-and-swap and
   run it in a child process (execution.py), forked from a warm fork server (warm.py); each
   job holds its cores of the worker's CPU budget while it runs (budget.py);
+- a user's running jobs are capped (`--max-running-jobs-per-user`) across every pool sharing
+  the store: a pool picks no job of an owner at the cap (its index holds every processing job
+  of every node), and after a claim it waits until the claim came back on its own changes
+  feed (so every claim written before it is in its index too) and undoes it, before the job
+  starts, when the owner's other processing jobs already fill the cap. Of two nodes racing
+  for an owner's last slot, the later writer always sees the earlier claim, so a job never
+  starts beyond the cap; a claim beyond it stays `processing` only for that feed round trip
+  (a fraction of a second; `CAP_CONFIRM_TIMEOUT` at most). When both racers back off, the
+  owner's next job starts on the next pick, after a random pause;
 - the keeper writes this process's presence heartbeat, returns jobs whose lease expired to
-  `pending` (whoever held them), cancels pending jobs whose cancel was requested, and records
-  why a job no live worker can run is waiting (`pending-reason`).
+  `pending` (whoever held them) and cancels pending jobs whose cancel was requested.
+Why a pending job waits is worked out when the API answers (reasons.py), from an index like
+this pool's; nothing writes it into the documents.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -32,9 +43,10 @@ from elasticthought.documents.fields import (
 from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.budget import CpuBudget, os_cpus
-from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
+from elasticthought.queue.capabilities import missing, probe_capabilities
 from elasticthought.queue.execution import JobRun, RunHandle
-from elasticthought.queue.fairness import fair_order, owner_of
+from elasticthought.queue.fairness import owner_of
+from elasticthought.queue.reasons import startable_order
 from elasticthought.queue.registry import (
     PENDING,
     PROCESSING,
@@ -48,6 +60,8 @@ from elasticthought.store.base import ID_SEP, NotFound, Store, StoreError
 log = logging.getLogger(__name__)
 
 FEED_TIMEOUT = 1.0  # longpoll wait of the follower (bounds how long stop() waits for it)
+# Longest wait for a claim to come back on this pool's own changes feed (the cap's check).
+CAP_CONFIRM_TIMEOUT = 5.0
 PRUNE_EVERY = 300.0
 
 
@@ -63,9 +77,11 @@ class JobIndex:
         self.pending: dict[str, dict] = {}
         self.processing: dict[str, dict] = {}
         self.last_started: dict[str, float] = {}
+        self.version = 0  # counts changes (answers cache what they derive from one version)
 
     def apply(self, doc_id: str, doc: dict | None) -> None:
         with self.cond:
+            self.version += 1
             self.pending.pop(doc_id, None)
             self.processing.pop(doc_id, None)
             state = doc.get(PROCESSING_STATE) if doc else None
@@ -101,7 +117,9 @@ class WorkerPool:
         self.index = JobIndex()
         self.capabilities: dict = {"engines": [], "gpus": []}
         self.running: dict[str, RunHandle] = {}
-        self.reserved: set[str] = set()
+        self.reserved: dict[str, str] = {}  # picked, not yet ended: job id -> owner
+        self.cap = max(0, int(config.max_running_jobs_per_user or 0))
+        self._claims_seen: dict[str, threading.Event] = {}  # claim id -> back on our feed
         self.free_gpus: list[int] = []
         self.budget = CpuBudget(config.cpus or os_cpus(), self.threads_wanted)
         self.warm_ready = threading.Event()  # the warm fork server is up (or not used)
@@ -229,13 +247,16 @@ class WorkerPool:
                 self.halt.wait(1.0)
                 continue
             seen: set[str] = set()
+            read: list[dict] = []
             failed = False
             for doc_id in page.ids:
                 if doc_id in seen or doc_id.split(ID_SEP, 1)[0] not in RUNNERS:
                     continue
                 seen.add(doc_id)
                 try:
-                    self._saw(doc_id, self.store.get(doc_id))
+                    doc = self.store.get(doc_id)
+                    self._saw(doc_id, doc)
+                    read.append(doc)
                 except NotFound:
                     self._saw(doc_id, None)
                 except Exception as exc:  # noqa: BLE001
@@ -247,6 +268,10 @@ class WorkerPool:
             if failed:
                 self.halt.wait(1.0)
                 continue  # read the same page again
+            # Only once the whole page is in the index: a claim written before ours may be
+            # listed after ours (at the sequence of its own later change).
+            for doc in read:
+                self._confirm_claim(doc)
             since = page.last_seq
             self.caught_up.set()
 
@@ -257,21 +282,39 @@ class WorkerPool:
         if handle is not None and doc is not None:
             handle.seen(doc)
 
+    def _confirm_claim(self, doc: dict) -> None:
+        """(Follower) a claim this pool waits for came back on the feed."""
+        with self._lock:
+            event = self._claims_seen.get(str(doc.get(CLAIM_ID) or ""))
+        if event is not None:
+            event.set()
+
     # Workers --------------------------------------------------------------------------------
+
+    def running_owners(self) -> Counter:
+        """(Under index.cond) running jobs per owner: every processing job the feed showed,
+        and the jobs this pool picked but has not claimed yet."""
+        running = self.index.running_by_owner()
+        for doc_id, owner in self.reserved.items():
+            if doc_id not in self.index.processing:
+                running[owner] += 1
+        return running
 
     def _pick(self) -> tuple[dict, list[int], int] | None:
         """The next job this pool can run (reserved for the caller), the GPUs and the cores it
         gets (a job waits while its cores are not free)."""
         with self.index.cond:
-            order = fair_order(
+            order = startable_order(
                 self.index.pending.values(),
-                self.index.running_by_owner(),
+                self.running_owners(),
                 self.index.last_started,
+                self.cap,
+                {**self.index.pending, **self.index.processing},
             )
             for doc in order:
                 doc_id = doc["_id"]
                 runner = runner_for(doc.get("type"))
-                if runner is None or doc_id in self.reserved or doc.get(CANCEL_REQUESTED):
+                if runner is None or doc_id in self.reserved:
                     continue
                 try:
                     needs = runner.needs(doc)
@@ -286,7 +329,7 @@ class WorkerPool:
                         continue
                     gpus = self.free_gpus[: needs["gpu"]]
                     del self.free_gpus[: needs["gpu"]]
-                self.reserved.add(doc_id)
+                self.reserved[doc_id] = owner_of(doc)
                 return doc, gpus, cores
         return None
 
@@ -313,14 +356,14 @@ class WorkerPool:
                     self.free_gpus.sort()
                     self.budget.give_back(cores)
                 with self.index.cond:
-                    self.reserved.discard(doc["_id"])
+                    self.reserved.pop(doc["_id"], None)
                     self.index.cond.notify_all()  # freed cores: another job may start
 
     def _claim_and_run(self, doc: dict, gpus: list[int], cores: int, thread_worker_id: str) -> None:
         doc_id = doc["_id"]
         if self.stopping.is_set():
             return
-        claimed = control.claim(self.store, doc_id, thread_worker_id, self.lease, seen=doc)
+        claimed = self._claim(doc, thread_worker_id)
         if claimed is None:
             try:
                 self._saw(doc_id, self.store.get(doc_id))  # refresh: no longer ours to take
@@ -363,6 +406,42 @@ class WorkerPool:
                 self.running.pop(doc_id, None)
                 self.jobs_run += 1
 
+    def _claim(self, doc: dict, thread_worker_id: str) -> dict | None:
+        """Claim `doc`; with a running-jobs cap, keep the claim only when the owner's other
+        processing jobs (every claim written before this one included) leave room for it."""
+        doc_id = doc["_id"]
+        if not self.cap:
+            return control.claim(self.store, doc_id, thread_worker_id, self.lease, seen=doc)
+        claimed = control.claim(self.store, doc_id, thread_worker_id, self.lease, seen=doc)
+        if claimed is None:
+            return None
+        claim_id = claimed[CLAIM_ID]
+        event = threading.Event()
+        with self._lock:
+            self._claims_seen[claim_id] = event
+        try:
+            with self.index.cond:  # the follower may have applied it already
+                back = self.index.processing.get(doc_id, {}).get(CLAIM_ID) == claim_id
+            if not back and not event.wait(CAP_CONFIRM_TIMEOUT):
+                log.warning("job %s: claim not back on the feed; checking the cap anyway", doc_id)
+        finally:
+            with self._lock:
+                self._claims_seen.pop(claim_id, None)
+        self.index.apply(doc_id, claimed)
+        owner = owner_of(claimed)
+        with self.index.cond:
+            others = sum(
+                1
+                for other_id, other in self.index.processing.items()
+                if other_id != doc_id and owner_of(other) == owner
+            )
+        if others < self.cap:
+            return claimed
+        log.info("job %s: %s already runs %d jobs (the cap); claim undone", doc_id, owner, others)
+        control.unclaim(self.store, doc_id, claim_id)
+        self.halt.wait(random.uniform(0.05, 0.5))  # racers back off at different times
+        return None
+
     # Keeper ---------------------------------------------------------------------------------
 
     def _interval(self) -> float:
@@ -388,7 +467,7 @@ class WorkerPool:
     def _keep(self) -> None:
         last_prune = 0.0
         while not self.halt.wait(self._interval()):
-            for task in (self._heartbeat, self._recover, self._explain_pending):
+            for task in (self._heartbeat, self._recover, self._cancel_asked):
                 if self.halt.is_set():
                     return
                 try:
@@ -427,23 +506,9 @@ class WorkerPool:
                 )
                 self._saw(doc_id, doc)
 
-    def _explain_pending(self) -> None:
-        """Cancel pending jobs asked to cancel; say why jobs nobody can run are waiting."""
+    def _cancel_asked(self) -> None:
+        """Cancel pending jobs whose cancel was requested."""
         with self.index.cond:
-            pending = list(self.index.pending.values())
-        if not pending:
-            return
-        caps = [w.get("capabilities") or {} for w in presence.list_workers(self.store, True)]
-        for doc in pending:
-            if doc.get(CANCEL_REQUESTED):
-                control.cancel_pending(self.store, doc["_id"])
-                continue
-            runner = runner_for(doc.get("type"))
-            if runner is None:
-                continue
-            try:
-                reason = pending_reason(caps, runner.needs(doc))
-            except Exception:  # noqa: BLE001
-                continue
-            if reason != doc.get("pending-reason"):
-                control.set_pending_reason(self.store, doc["_id"], reason)
+            asked = [d["_id"] for d in self.index.pending.values() if d.get(CANCEL_REQUESTED)]
+        for doc_id in asked:
+            control.cancel_pending(self.store, doc_id)

@@ -11,6 +11,9 @@ job's own child process (spawn start method) as `fn(ctx: JobContext) -> dict | N
 `requirements(doc) -> {"engine": str | None, "gpu": bool | int}` says what a worker must offer to
 run that job (evaluated in the worker, from the job document alone: copy what it needs onto the
 job document when creating it). Without one, the job's own `engine` and `gpu` fields are used.
+`dependencies(doc) -> [(what, job id), ...]` names the jobs it needs finished first (a dataset's
+datafiles, a training job's dataset): workers leave it pending while one of them is pending or
+processing, and `pending-reason` names it.
 
 Job documents need ids made by `new_id(type, owner)` (what `Store.create` does when no `_id` is
 given) and `processing-state: pending`: workers pick jobs off the changes feed by id prefix.
@@ -42,6 +45,7 @@ __all__ = [
 ]  # fmt: skip
 
 Requirements = Callable[[dict], dict]
+Dependencies = Callable[[dict], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,16 @@ class Runner:
     doc_type: str
     target: str
     requirements: Requirements | None = None
+    dependencies: Dependencies | None = None
+
+    def waits_for(self, doc: dict) -> list[tuple[str, str]]:
+        """The (kind, id) of the jobs `doc` needs finished before it can run."""
+        if self.dependencies is None:
+            return []
+        try:
+            return [(str(what), str(dep)) for what, dep in self.dependencies(doc) if dep]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return []  # a malformed document: its runner reports the problem
 
     def needs(self, doc: dict) -> dict:
         """What a worker must offer to run `doc`: {"engine": str | None, "gpu": int}."""
@@ -61,12 +75,17 @@ class Runner:
 RUNNERS: dict[str, Runner] = {}
 
 
-def register_runner(doc_type: str, target: str, requirements: Requirements | None = None) -> Runner:
+def register_runner(
+    doc_type: str,
+    target: str,
+    requirements: Requirements | None = None,
+    dependencies: Dependencies | None = None,
+) -> Runner:
     """Run documents of `doc_type` with `target` ("module:function"); re-registering replaces."""
     module, sep, func = target.partition(":")
     if not sep or not module or not func:
         raise ValueError(f"runner target must be 'module:function', got {target!r}")
-    runner = Runner(doc_type, target, requirements)
+    runner = Runner(doc_type, target, requirements, dependencies)
     RUNNERS[doc_type] = runner
     return runner
 

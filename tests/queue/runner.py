@@ -9,7 +9,8 @@ to register it. The document's fields drive the child:
 - `burst`: report progress this many times at once first (`burst-step` = the last one);
 - `sleep`: seconds to sleep (in small steps, reporting progress);
 - `gate`: a file to wait for (bounded by `sleep` or 60 s) before going on;
-- `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError);
+- `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError),
+  "oserror" (opens a missing file under /opt, so the error names a server path);
 - `engine` / `gpu`: requirements (the default requirements read them).
 The result names the threads the job was given (`omp-threads`, `torch-threads`) and when the
 runner began (`began-at`, for the job-start latency: claimed until the job's own work).
@@ -71,6 +72,8 @@ def run_test_job(ctx: JobContext) -> dict:
         raise JobError("the test job failed as asked")
     if action == "crash":
         raise ValueError("unexpected failure")
+    if action == "oserror":
+        open("/opt/elasticthought-test-missing/secret.key").close()
     return {
         "result": f"ran {ctx.job_id}",
         "ran-attempt": ctx.attempt,

@@ -45,6 +45,33 @@ def test_failure_reasons_name_the_limit_without_server_paths(tmp_path) -> None:
     assert plain == "bad solver"
 
 
+def test_failure_reasons_carry_no_server_paths(tmp_path) -> None:
+    """Absolute paths anywhere in a reason (libraries, engine, system files) become <path>;
+    URLs, relative names and the placeholders of the server's folders stay readable."""
+    config = config_from_env(data_dir=str(tmp_path / "d"))
+    work = str(config.work_path)
+    cases = {
+        "FileNotFoundError: [Errno 2] No such file or directory: '/opt/et/secret.key'": (
+            "FileNotFoundError: [Errno 2] No such file or directory: '<path>'"
+        ),
+        "ImportError: /usr/lib/x86_64-linux-gnu/libfoo.so.1: cannot open": (
+            "ImportError: <path>: cannot open"
+        ),
+        f"cannot open LMDB: {work}/job/training: Permission denied": (
+            "cannot open LMDB: <work>/job/training: Permission denied"
+        ),
+        "download failed: http://files.example/a/b.tar.gz answered 404": (
+            "download failed: http://files.example/a/b.tar.gz answered 404"
+        ),
+        "label folder alphabet/A/x.png is not an image; 3/4 done": (
+            "label folder alphabet/A/x.png is not an image; 3/4 done"
+        ),
+        "loss diverged (NaN at iteration 12)": "loss diverged (NaN at iteration 12)",
+    }
+    for reason, shown in cases.items():
+        assert explain_failure(reason, None, config, gpu_job=False) == shown
+
+
 def test_max_runtime_default_and_ceiling() -> None:
     config = config_from_env(default_max_runtime=100.0, max_max_runtime=1000.0)
     assert max_runtime({}, config) == 100.0

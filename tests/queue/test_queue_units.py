@@ -71,5 +71,62 @@ def test_requirements_and_reasons() -> None:
     assert missing(gpu, {"engine": None, "gpu": 2}) == "2 GPUs"
     assert pending_reason([cpu, gpu], {"engine": "caffe", "gpu": 1}) is None
     reason = pending_reason([cpu], {"engine": "caffe", "gpu": 1})
-    assert reason == "waiting: no live worker offers engine 'caffe' and 1 GPU"
-    assert pending_reason([], {"engine": None, "gpu": 0}) == "waiting: no live worker"
+    assert reason == "no live worker can run it: none offers engine 'caffe' and 1 GPU"
+    assert pending_reason([], {"engine": None, "gpu": 0}) == "no worker is running"
+
+
+def _job(n: int, owner: str, **fields: object) -> dict:
+    return {
+        "_id": f"reason-job:{owner}:{n:04d}",
+        "type": "reason-job",
+        "user-id": owner,
+        "processing-state": "pending",
+        "created-at": float(n),
+        **fields,
+    }
+
+
+def test_every_pending_job_gets_one_reason() -> None:
+    """Dependencies first, then workers, capabilities, the running cap, then the turn (with
+    the jobs ahead split into other users' turns and the owner's own)."""
+    from elasticthought.queue.pool import JobIndex
+    from elasticthought.queue.reasons import QueueView
+
+    register_runner(
+        "reason-job",
+        "tests.queue.runner:run_test_job",
+        dependencies=lambda d: [("dataset", d["after"])] if d.get("after") else [],
+    )
+    try:
+        index = JobIndex()
+        running = [_job(n, "a", **{"processing-state": "processing"}) for n in (1, 2)]
+        waiting = [_job(3, "a"), _job(4, "b"), _job(5, "b"), _job(6, "c")]
+        child = _job(7, "c", after=waiting[1]["_id"])
+        for doc in [*running, *waiting, child]:
+            index.apply(doc["_id"], doc)
+        cpu = [{"capabilities": {"engines": ["torch"], "gpus": []}}]
+        view = QueueView(index, cpu, cap=2)
+        assert view.reason(waiting[0]) == (
+            "waiting: you have 2 jobs running, the most allowed (--max-running-jobs-per-user)"
+        )
+        assert view.reason(waiting[1]) == "waiting for a free worker (next in line)"
+        assert view.reason(waiting[3]) == (
+            "waiting for a free worker (1 job ahead of it: 1 of other users, whose turn "
+            "comes first)"
+        )
+        assert view.reason(waiting[2]) == (
+            "waiting for a free worker (2 jobs ahead of it: 1 of other users, whose turn "
+            "comes first; 1 of yours, of higher priority or submitted earlier)"
+        )
+        assert view.reason(child) == f"waiting for dataset {waiting[1]['_id']} to finish"
+        gpu_job = _job(8, "d", gpu=2)
+        assert view.reason(gpu_job) == "no live worker can run it: none offers 2 GPUs"
+        assert QueueView(index, [], cap=2).reason(waiting[1]) == "no worker is running"
+        assert (
+            QueueView(index, cpu, cap=0)
+            .reason(waiting[0])
+            .startswith("waiting for a free worker (")
+        )
+        assert view.reason(running[0]) is None
+    finally:
+        unregister_runner("reason-job")

@@ -23,7 +23,7 @@ def resolve_device(device: str | int | torch.device | None = "cpu") -> torch.dev
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise DeviceError(f"bad device {device!r}: {exc}") from None
-    if dev.type == "cpu":
+    if dev.type in ("cpu", "meta"):  # meta: shapes only, no memory (memory estimates)
         return dev
     if dev.type != "cuda":
         raise DeviceError(f"unsupported device {str(dev)!r} (use cpu or cuda[:N])")

@@ -163,6 +163,8 @@ class Layer:
         """A new float32 parameter tensor on the layer's device, filled per Caffe's filler."""
         from elasticthought.engine.torch.fillers import fill
 
+        if self.device.type == "meta":  # shapes only (shapes.py): nothing to fill
+            return torch.empty(tuple(int(d) for d in shape), device=self.device)
         return fill(shape, filler).to(self.device)
 
     def filler(self, msg: Any, field: str) -> Any | None:

@@ -52,6 +52,24 @@ def _mean_for(net: Any, space: workspace.Workspace) -> str | None:
     return space.mean_file
 
 
+def check_memory(files: Any) -> None:
+    """Refuse at once, before any net is built, nets whose blobs alone can never fit the job
+    memory limit (`engine.memory`'s lower bound against the limit this process runs under)."""
+    from elasticthought.engine.memory import describe, solver_needs
+    from elasticthought.queue.limits import job_memory_bytes, limit_text
+
+    limit = job_memory_bytes()
+    if limit <= 0:
+        return
+    try:
+        needs = solver_needs(files.solver, files.net)
+    except Exception:  # noqa: BLE001 - no estimate: the net builds (and fails) as usual
+        log.debug("no memory estimate", exc_info=True)
+        return
+    if sum(n.bytes for n in needs) > limit:
+        raise JobError(f"the nets need {describe(needs)}, more than {limit_text(limit)}")
+
+
 def rewrite(ctx: JobContext, solver_doc: dict, space: workspace.Workspace) -> Any:
     """The solver and net rewritten for this job (sources, backend, mean file, snapshot
     prefix, solver mode), written to the work dir and kept in the blob store."""

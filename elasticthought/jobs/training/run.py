@@ -96,6 +96,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     dataset = wait_finished(ctx, solver_doc["dataset-id"], "dataset", prepare.WAIT_SECONDS)
     space = workspace.prepare(ctx, dataset)
     files = prepare.rewrite(ctx, solver_doc, space)
+    prepare.check_memory(files)
     weights = prepare.weights(ctx)
     # An earlier attempt (lease lost, or released at shutdown) left its log, metrics and
     # snapshots: keep the log, continue from the newest snapshot.

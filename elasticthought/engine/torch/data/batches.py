@@ -3,8 +3,11 @@ class of the prefetching layers."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import resource
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -27,10 +30,25 @@ class BatchTooLarge(ValueError):
     """A data layer's batches cannot fit the process's memory limit, whatever happens."""
 
 
+_SHAPES_ONLY = contextvars.ContextVar("shapes_only", default=False)
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Data layers built inside are asked for their shapes only (shapes.py): no batch check."""
+    token = _SHAPES_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.reset(token)
+
+
 def check_batch_fits(where: str, shape: tuple[int, ...], copies: int = 2) -> None:
     """Refuse at setup a batch that can never fit this process's address-space limit
     (RLIMIT_AS, set by whoever runs the engine): `copies` float32 arrays of `shape` (a batch is
     assembled, then transformed) are the least it needs, whatever the rest of the net."""
+    if _SHAPES_ONLY.get():
+        return
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return
