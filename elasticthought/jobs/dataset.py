@@ -14,13 +14,12 @@ import numpy as np
 from elasticthought import archive
 from elasticthought.blobs import layout
 from elasticthought.documents.errors import JobError
-from elasticthought.documents.fields import LAYERS_TYPE, USER_ID
+from elasticthought.documents.fields import LAYERS_TYPE
 from elasticthought.documents.split import assign_by_label, share, split_items
-from elasticthought.jobs import imagefolders, records
+from elasticthought.jobs import imagefolders, quota, records
 from elasticthought.jobs.datafile import extract_blob
 from elasticthought.jobs.waiting import wait_finished
 from elasticthought.queue.context import JobContext
-from elasticthought.storage_quota import QuotaExceeded, check_stored_bytes
 
 DATAFILE_WAIT_SECONDS = 1800.0  # how long a dataset job waits for its datafiles
 
@@ -29,30 +28,11 @@ def _archive_key(datafile: dict) -> str:
     return datafile.get("archive") or layout.datafile_archive(datafile["_id"])
 
 
-def _put_file(ctx: JobContext, key: str, path: Path) -> None:
-    """Store the file `path` as `key`, unless it would take the owner past their stored-bytes
-    quota (then the job fails naming it)."""
-    limit = int(ctx.config.max_stored_bytes_per_user or 0)
-    try:
-        check_stored_bytes(
-            ctx.blobs,
-            ctx.job[USER_ID],
-            limit,
-            path.stat().st_size,
-            "storing the dataset's split archive",
-            ignore=(key,),
-        )
-    except QuotaExceeded as exc:
-        raise JobError(str(exc)) from None
-    with path.open("rb") as f:
-        ctx.blobs.put(key, f)
-
-
 def _pack(ctx: JobContext, key: str, folder: Path, names: list[str] | None = None) -> None:
     with tempfile.NamedTemporaryFile(dir=ctx.work_dir, suffix=".tar.gz", delete=False) as tmp:
         archive.pack(folder, tmp, names)
     try:
-        _put_file(ctx, key, Path(tmp.name))
+        quota.put_file(ctx, key, Path(tmp.name), "storing the dataset's split archive")
     finally:
         os.unlink(tmp.name)
 

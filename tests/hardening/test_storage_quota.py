@@ -138,3 +138,36 @@ def test_classify_uploads_past_the_quota_are_413(server: LiveServer) -> None:
     assert r.status_code == 413 and FLAG in r.json()["detail"], r.text
     r = user.post(f"/classifiers/{clf['id']}/classify", files=parts[:1])
     assert r.status_code == 201, r.text
+
+
+def test_training_outputs_past_the_quota_fail_naming_it(server: LiveServer) -> None:
+    """A training job's snapshots and final model are stored for its owner too: the seed's
+    alphabet LeNet (a ~1.7 MB caffemodel) with the 2 MB quota holding the data already fails
+    naming the quota at its first snapshot (model + solver state), never storing past it."""
+    from tests.e2e import training_support as ts
+
+    alphabet = h.ALPHABET.read_bytes()
+    user = h.new_user(server.url, "trainer")
+    df = user.ok("POST", "/datafiles", 201, files={"file": ("alphabet.tar.gz", alphabet)})
+    ds = user.ok(
+        "POST", "/datasets", 201,
+        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
+              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+    )  # fmt: skip
+    assert user.wait(f"/datasets/{ds['id']}", timeout=120)["processing-state"] == (
+        "finished_successfully"
+    )
+    solver = ts.edit_solver(ts.seed_text("alphabet/alpha_solver.prototxt"), max_iter=4, snapshot=2)
+    net = ts.seed_text("alphabet/alpha_net.prototxt").replace("batch_size: 500", "batch_size: 8")
+    sv = user.ok(
+        "POST", "/solvers", 201,
+        json={"dataset-id": ds["id"], "specification": solver, "specification-net": net},
+    )  # fmt: skip
+    job = ts.train(user, sv["id"])
+    doc = user.wait(f"/training-jobs/{job['id']}", timeout=240)
+    assert doc["processing-state"] == "failed", doc
+    log = doc["processing-log"]
+    assert FLAG in log and "snapshot at iteration 2" in log and str(QUOTA) in log, log
+    owner = job["id"].split(":")[1]
+    kept = [p for p in (server.data_dir / "blobs").rglob("*") if p.is_file() and owner in str(p)]
+    assert kept and sum(p.stat().st_size for p in kept) <= QUOTA

@@ -16,6 +16,7 @@ from elasticthought.blobs import layout
 from elasticthought.documents import status as st
 from elasticthought.documents.fields import ENGINE
 from elasticthought.engine.registry import DEFAULT_ENGINE
+from elasticthought.jobs import quota
 from elasticthought.metrics import hooks as metric_hooks
 from elasticthought.queue.context import JobContext
 from elasticthought.queue.registry import JobError
@@ -205,8 +206,12 @@ class Recorder:
             if not path or not os.path.exists(path):
                 continue
             blob_key = layout.snapshot(self.ctx.job_id, os.path.basename(path))
-            with open(path, "rb") as f:
-                self.ctx.blobs.put(blob_key, f)
+            quota.put_file(
+                self.ctx,
+                blob_key,
+                Path(path),
+                f"storing the snapshot at iteration {entry['iteration']}",
+            )
             entry[kind] = blob_key
         self.snapshots = [s for s in self.snapshots if s["iteration"] != entry["iteration"]]
         self.snapshots.append(entry)

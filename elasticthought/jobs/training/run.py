@@ -22,7 +22,7 @@ from elasticthought.documents.fields import ENGINE, GPU, LAYERS_TYPE
 from elasticthought.documents.states import CANCELED
 from elasticthought.engine.interface import EngineError, EvaluationError, TrainRun
 from elasticthought.engine.registry import DEFAULT_ENGINE, UnknownEngine, get_engine
-from elasticthought.jobs import workspace
+from elasticthought.jobs import quota, workspace
 from elasticthought.jobs.training import prepare, resume
 from elasticthought.jobs.training.progress import Recorder, Uploader
 from elasticthought.jobs.waiting import wait_finished
@@ -147,8 +147,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         if final is None:
             return {st.STEP: CANCELED}
         model_key = layout.model(ctx.job_id)
-        with final.open("rb") as f:
-            ctx.blobs.put(model_key, f)
+        quota.put_file(ctx, model_key, Path(final), "storing the trained model")
         seconds = time.time() - started
         ctx.progress(**{st.STEP: "evaluating", st.TRAINED_MODEL: model_key})
         evaluation = _evaluate(ctx, engine, files, final, space.counts["TEST"])
