@@ -2,7 +2,8 @@
 user keeps is the sum of the blobs under their documents (datafiles, datasets, training jobs,
 classifiers, classify jobs). The API checks it for uploads and for a classifier's `model-url`
 and classify-job images (413), a datafile job while it downloads its URL and a dataset job
-before it stores each split archive (`failed`); all through `check_stored_bytes`, `room_left`
+before it stores each split archive, a training job before it stores a snapshot or its model
+(`failed`); all through `check_stored_bytes`, `room_left`
 and `QuotaGuard` here, with the words of `quota_text`."""
 
 from __future__ import annotations
