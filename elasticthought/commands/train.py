@@ -67,6 +67,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, log) -> int:
+    from elasticthought.engine.torch import startup
+
+    with startup.setting_up():
+        solver = _build_solver(args, log)
+    try:
+        log.info("Starting Optimization")
+        solver.solve(args.snapshot or None)
+        log.info("Optimization Done.")
+    finally:
+        solver.close()
+    return 0
+
+
+def _build_solver(args: argparse.Namespace, log):
+    """Import torch and the engine, read the solver and build it (with its nets)."""
     import torch
 
     from elasticthought.engine.prototxt import read_solver
@@ -92,11 +107,4 @@ def _train(args: argparse.Namespace, log) -> int:
         param.weights.append(args.weights)
     if torch.get_num_threads() < 1:
         torch.set_num_threads(1)
-    solver = Solver(param, device=device)
-    try:
-        log.info("Starting Optimization")
-        solver.solve(args.snapshot or None)
-        log.info("Optimization Done.")
-    finally:
-        solver.close()
-    return 0
+    return Solver(param, device=device)
