@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 COMMANDS: dict[str, str] = {
@@ -52,13 +54,39 @@ def seed_compatible(argv: list[str]) -> list[str]:
     return argv
 
 
+#: Set on the parsed arguments by a command whose process may end without the interpreter's
+#: tear-down (see `exit_without_teardown`).
+SKIP_TEARDOWN = "exit_without_teardown"
+
+
+def exit_without_teardown(code: int) -> None:
+    """End the process now with `code`, after flushing the logs and the standard streams but
+    without the interpreter's tear-down, which after a torch run frees every module and object
+    one by one (about 0.2 s after a LeNet training). Only for a command that has closed
+    everything it opened (files, databases, threads) and runs no user code that might rely on
+    atexit handlers: `train` sets `SKIP_TEARDOWN` on its arguments when that holds."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command in `argv` (default: this program's arguments). Called with the
+    program's own arguments (argv None: the console script, `python -m elasticthought`), a
+    command that allows it ends the process without the interpreter's tear-down."""
     parser = build_parser()
     args = parser.parse_args(seed_compatible(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    code = int(args._run(args) or 0)
+    if argv is None and getattr(args, SKIP_TEARDOWN, False):
+        exit_without_teardown(code)
+    return code
 
 
 if __name__ == "__main__":

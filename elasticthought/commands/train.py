@@ -49,13 +49,19 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from elasticthought.cli import SKIP_TEARDOWN
     from elasticthought.engine.torch.glog import attach, capture
 
     handler = attach(sys.stderr)
     log = logging.getLogger("elasticthought.engine")
     try:
         with capture(args.log_file) if args.log_file else contextlib.nullcontext():
-            return _train(args, log)
+            code = _train(args, log)
+        # A completed run has closed all it opened (solver.close); Python layers run user
+        # code, which might leave work to atexit handlers: those keep the interpreter's
+        # tear-down, as do failed runs.
+        setattr(args, SKIP_TEARDOWN, code == 0 and not args.allow_python_layers)
+        return code
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
