@@ -76,6 +76,8 @@ def _train(args: argparse.Namespace, log) -> int:
     from elasticthought.engine.torch import startup
 
     with startup.setting_up():
+        if not args.allow_python_layers:  # user code might use what torch imports eagerly
+            startup.defer_torch_modules()
         solver = _build_solver(args, log)
     try:
         log.info("Starting Optimization")

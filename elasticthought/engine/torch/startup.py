@@ -13,24 +13,51 @@ and the final ones at exit, no longer walk. Objects created afterwards are colle
 
 Numerics are untouched: the collector only frees unreachable objects.
 
-Deferring torch's own submodules was measured and left out: the one large, otherwise unused
-module, `torch._meta_registrations` (about 0.35 s), registers the Python kernels of the Meta
-dispatch key; it is reached through the dispatcher, never by touching the module, so a deferred
-copy would make meta-device operations (e.g. a convolution on `device="meta"`) fail instead of
-loading transparently, and the Meta key already has a C++ fallback, so no on-demand hook can be
-registered there. Deferring others (torch.export, torch.nested, torch.fx) either saves nothing
-(their dependencies are imported anyway) or breaks torch's import order.
+One of torch's own modules is deferred as well (`defer_torch_modules`, before torch is
+imported): `torch._meta_registrations`, about 0.27 s of CPU time of the 1.1 s torch import. It
+registers the Python kernels of the Meta dispatch key (shape-only "meta" tensors, used by
+fake tensors, torch.export, torch.compile), which eager training on real CPU or CUDA tensors
+never calls. It loads, with the same registrations as an eager import, when
+
+- any of its attributes is read (a module-level `__getattr__`; `from torch import
+  _meta_registrations` alone only binds the module),
+- one of `LOADED_BEFORE` is imported (torch.export's `export`, torch.compile and ONNX import
+  torch._dynamo first), or
+- `load_deferred_modules()` is called.
+
+Code that runs operators on meta tensors directly (`torch.empty(..., device="meta")`,
+FakeTensorMode) without any of these would find some Meta kernels missing (a loud
+NotImplementedError, never a wrong number): the dispatcher reaches the kernels, not the
+module, and the Meta key already has torch's C++ fallback, so no on-demand hook can sit there.
+Hence only processes that run the engine and nothing else defer it: `elasticthought train`,
+not with `--allow-python-layers` (user code). `ELASTICTHOUGHT_LAZY_TORCH=0` turns it off.
+Other candidates were measured and left eager: torch.export, torch.nested and torch.fx save
+nothing (their dependencies are imported anyway) or break torch's import order, and a generic
+`importlib.util.LazyLoader` does not defer at all (torch's own import calls
+`inspect.getmodule`, which touches every module in sys.modules).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.abc
+import importlib.machinery
 import os
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import Any
 
 #: Set to "0" to keep the collector as Python sets it (for comparing, or if a process must).
 ENV_SWITCH = "ELASTICTHOUGHT_GC_TUNING"
+#: Set to "0" to import all of torch eagerly.
+LAZY_TORCH_SWITCH = "ELASTICTHOUGHT_LAZY_TORCH"
+#: torch's modules that `defer_torch_modules` defers (see the module docstring).
+DEFERRED_MODULES = ("torch._meta_registrations",)
+#: Importing any of these first loads the deferred modules (they use Meta kernels).
+LOADED_BEFORE = ("torch._dynamo", "torch._inductor", "torch.onnx", "torch._export.non_strict_utils")
 
 
 def enabled() -> bool:
@@ -56,3 +83,76 @@ def setting_up() -> Iterator[None]:
         gc.freeze()
     finally:
         gc.enable()
+
+
+_lock = threading.RLock()
+_pending: dict[str, tuple[ModuleType, Any]] = {}  # name -> (module, its real loader)
+
+
+def lazy_torch_enabled() -> bool:
+    """Whether torch modules may be deferred (the environment switch is not "0")."""
+    return os.environ.get(LAZY_TORCH_SWITCH, "1") != "0"
+
+
+def load_deferred_modules() -> None:
+    """Execute every deferred module now (no-op for those already loaded)."""
+    with _lock:
+        while _pending:
+            name, (module, loader) = _pending.popitem()
+            module.__dict__.pop("__getattr__", None)
+            module.__spec__.loader = loader
+            module.__loader__ = loader
+            loader.exec_module(module)
+
+
+def deferred_modules() -> list[str]:
+    """The deferred modules not loaded yet."""
+    with _lock:
+        return sorted(_pending)
+
+
+class _DeferredLoader(importlib.abc.Loader):
+    """Creates the module (name, file, spec set) but leaves its code for later."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        def __getattr__(name: str) -> Any:  # only for attributes the module does not have
+            load_deferred_modules()
+            return getattr(module, name)
+
+        module.__getattr__ = __getattr__  # type: ignore[method-assign]
+        with _lock:
+            _pending[module.__name__] = (module, self.loader)
+
+
+class _Deferrer(importlib.abc.MetaPathFinder):
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = set(names)
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname in LOADED_BEFORE:
+            load_deferred_modules()
+            return None
+        if fullname not in self.names:
+            return None
+        self.names.discard(fullname)  # deferred once; a later import finds it in sys.modules
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _DeferredLoader(spec.loader)
+        return spec
+
+
+def defer_torch_modules() -> bool:
+    """Defer `DEFERRED_MODULES` when torch is imported next; False (nothing deferred) when
+    switched off or torch is already imported. Only for processes that run the engine and
+    nothing else (see the module docstring)."""
+    if not lazy_torch_enabled() or "torch" in sys.modules:
+        return False
+    if not any(isinstance(f, _Deferrer) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Deferrer(DEFERRED_MODULES))
+    return True
