@@ -27,13 +27,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of all commands, or of the command `only` alone (importing just its module:
+    a `train` process need not import the service's modules)."""
     parser = argparse.ArgumentParser(
         prog="elasticthought",
         description="Queue, train and serve Caffe models over a REST API.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -78,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command in `argv` (default: this program's arguments). Called with the
     program's own arguments (argv None: the console script, `python -m elasticthought`), a
     command that allows it ends the process without the interpreter's tear-down."""
-    parser = build_parser()
-    args = parser.parse_args(seed_compatible(sys.argv[1:] if argv is None else list(argv)))
+    arguments = seed_compatible(sys.argv[1:] if argv is None else list(argv))
+    parser = build_parser(arguments[0] if arguments and arguments[0] in COMMANDS else None)
+    args = parser.parse_args(arguments)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
