@@ -58,6 +58,10 @@ def seed_compatible(argv: list[str]) -> list[str]:
     return argv
 
 
+#: True on the parsed arguments when the command runs as the program itself (the console
+#: script, `python -m elasticthought`), not as a call of `main(argv)` inside another program:
+#: only then may a command tune the process for one run (`engine/torch/startup.py`).
+PROGRAM_RUN = "program_run"
 #: Set on the parsed arguments by a command whose process may end without the interpreter's
 #: tear-down (see `exit_without_teardown`).
 SKIP_TEARDOWN = "exit_without_teardown"
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    setattr(args, PROGRAM_RUN, argv is None)
     code = int(args._run(args) or 0)
     if argv is None and getattr(args, SKIP_TEARDOWN, False):
         exit_without_teardown(code)

@@ -73,10 +73,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, log) -> int:
+    import contextlib
+
+    from elasticthought.cli import PROGRAM_RUN
     from elasticthought.engine.torch import startup
 
-    with startup.setting_up():
-        if not args.allow_python_layers:  # user code might use what torch imports eagerly
+    # A program run builds one solver and ends: its start-up is tuned for that (a call of
+    # main() inside a longer-lived process leaves that process as it is).
+    program = getattr(args, PROGRAM_RUN, False)
+    with startup.setting_up() if program else contextlib.nullcontext():
+        if program and not args.allow_python_layers:  # user code might use more of torch
             startup.defer_torch_modules()
         solver = _build_solver(args, log)
     try:

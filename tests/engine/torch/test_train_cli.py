@@ -53,7 +53,11 @@ atexit.register(lambda: print("TEARDOWN-RAN", file=sys.stderr, flush=True))
 from elasticthought.cli import main
 ARGV = {argv!r}
 sys.argv = ["elasticthought", "train", "--solver", "lenet_solver.prototxt", "--log-file", "t.log"]
-sys.exit(main(ARGV))
+code = main(ARGV)
+import gc
+from elasticthought.engine.torch import startup
+print("AFTER", gc.get_freeze_count(), startup.deferred_modules(), file=sys.stderr, flush=True)
+sys.exit(code)
 """
 
 
@@ -86,7 +90,8 @@ def test_train_program_ends_without_teardown_after_a_complete_run(tmp_path):
     """Run as the program, a completed `train` ends without the interpreter's tear-down (no
     atexit handler runs) yet with everything written: the full log on stderr and in the log
     file, the final snapshot. Called as a library (main(list)), or when the run fails, the
-    process ends normally."""
+    process ends normally, and a library call leaves the collector and torch's imports of the
+    calling process as they were."""
     from elasticthought.engine.caffemodel import read_caffemodel
 
     folder = _short_lenet(tmp_path / "run")
@@ -101,6 +106,7 @@ def test_train_program_ends_without_teardown_after_a_complete_run(tmp_path):
     library = _run_child(folder, ["train", "--solver", "lenet_solver.prototxt"])
     assert library.returncode == 0, library.stderr[-2000:]
     assert "TEARDOWN-RAN" in library.stderr
+    assert "AFTER 0 []" in library.stderr  # the calling process: nothing frozen or deferred
 
     (folder / "lenet_solver.prototxt").write_text('net: "missing.prototxt" lr_policy: "fixed"')
     failed = _run_child(folder, None)
