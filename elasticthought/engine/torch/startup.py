@@ -10,6 +10,8 @@ builds its solver or net, inside `setting_up()`: collection is off in there (not
 makes cyclic garbage worth reclaiming), and at its end `gc.freeze()` moves everything alive
 (modules, the nets and their parameters) to the permanent generation, which later collections,
 and the final ones at exit, no longer walk. Objects created afterwards are collected as usual.
+(A completed program run of `train` also skips the interpreter's tear-down altogether:
+`elasticthought.cli.exit_without_teardown`.)
 
 Numerics are untouched: the collector only frees unreachable objects.
 
@@ -29,12 +31,12 @@ Code that runs operators on meta tensors directly (`torch.empty(..., device="met
 FakeTensorMode) without any of these would find some Meta kernels missing (a loud
 NotImplementedError, never a wrong number): the dispatcher reaches the kernels, not the
 module, and the Meta key already has torch's C++ fallback, so no on-demand hook can sit there.
-Hence only processes that run the engine and nothing else defer it: `elasticthought train`,
-not with `--allow-python-layers` (user code). `ELASTICTHOUGHT_LAZY_TORCH=0` turns it off.
-Other candidates were measured and left eager: torch.export, torch.nested and torch.fx save
-nothing (their dependencies are imported anyway) or break torch's import order, and a generic
-`importlib.util.LazyLoader` does not defer at all (torch's own import calls
-`inspect.getmodule`, which touches every module in sys.modules).
+Hence only processes that run the engine and nothing else defer it: a program run of
+`elasticthought train`, not with `--allow-python-layers` (user code).
+`ELASTICTHOUGHT_LAZY_TORCH=0` turns it off. Other candidates were measured and left eager:
+torch.export, torch.nested and torch.fx save nothing (their dependencies are imported anyway)
+or break torch's import order, and a generic `importlib.util.LazyLoader` does not defer at all
+(torch's own import calls `inspect.getmodule`, which touches every module in sys.modules).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from types import ModuleType
 from typing import Any
 
 #: Set to "0" to keep the collector as Python sets it (for comparing, or if a process must).
-ENV_SWITCH = "ELASTICTHOUGHT_GC_TUNING"
+GC_SWITCH = "ELASTICTHOUGHT_GC_TUNING"
 #: Set to "0" to import all of torch eagerly.
 LAZY_TORCH_SWITCH = "ELASTICTHOUGHT_LAZY_TORCH"
 #: torch's modules that `defer_torch_modules` defers (see the module docstring).
@@ -60,9 +62,9 @@ DEFERRED_MODULES = ("torch._meta_registrations",)
 LOADED_BEFORE = ("torch._dynamo", "torch._inductor", "torch.onnx", "torch._export.non_strict_utils")
 
 
-def enabled() -> bool:
-    """Whether the start-up tuning applies (the environment switch is not "0")."""
-    return os.environ.get(ENV_SWITCH, "1") != "0"
+def gc_tuning_enabled() -> bool:
+    """Whether `setting_up` tunes the collector (the environment switch is not "0")."""
+    return os.environ.get(GC_SWITCH, "1") != "0"
 
 
 @contextlib.contextmanager
@@ -74,7 +76,7 @@ def setting_up() -> Iterator[None]:
     generation, and the first collection after turning it on would walk them all (about 0.1 s
     after importing torch). No collection precedes the freeze either (a full one costs about
     0.4 s here and finds little; the few cycles the imports left stay, as modules do)."""
-    if not enabled() or not gc.isenabled():
+    if not gc_tuning_enabled() or not gc.isenabled():
         yield
         return
     gc.disable()
