@@ -155,8 +155,10 @@ def make_databases(folder: Path) -> dict[str, Path]:
     from elasticthought.engine.db import open_db
 
     paths = {"lenet": folder / "mnist_lmdb", "cifar": folder / "cifar_lmdb"}
-    with open_db(str(GOLDEN_MNIST), "lmdb", "r") as src, \
-            open_db(str(paths["lenet"]), "lmdb", "w") as dst:
+    with (
+        open_db(str(GOLDEN_MNIST), "lmdb", "r") as src,
+        open_db(str(paths["lenet"]), "lmdb", "w") as dst,
+    ):
         for i, (key, value) in enumerate(src):
             if i == 1024:
                 break
@@ -281,8 +283,20 @@ def time_models(models: list[str], paths: dict[str, Path], args) -> dict[str, di
 
 def peak_memory(model: str, side: str, source: Path, args) -> float:
     """Peak memory (MiB) of `iters` training iterations of one side, in a fresh process."""
-    cmd = [sys.executable, __file__, "--memory-child", model, side, str(source),
-           "--threads", str(args.threads), "--iters", str(args.iters), "--device", args.device]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        model,
+        side,
+        str(source),
+        "--threads",
+        str(args.threads),
+        "--iters",
+        str(args.iters),
+        "--device",
+        args.device,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"])
 
@@ -342,28 +356,144 @@ def whole_process_cases(folder: Path, lenet_iters: int, cifar_iters: int) -> dic
     (cifar / "net.prototxt").write_text(CIFAR.replace("SOURCE", str(paths["cifar"])))
     (cifar / "solver.prototxt").write_text(
         f'net: "net.prototxt"\n{SOLVER.replace("max_iter: 1000000", f"max_iter: {cifar_iters}")}'
-        '\ndisplay: 10\nsnapshot: 0\nsnapshot_after_train: false\nsolver_mode: CPU\n'
+        "\ndisplay: 10\nsnapshot: 0\nsnapshot_after_train: false\nsolver_mode: CPU\n"
     )
     return {"lenet": lenet / "lenet_solver.prototxt", "cifar": cifar / "solver.prototxt"}
 
 
-def run_train(side: str, solver: Path, threads: int) -> float:
+def run_train(side: str, solver: Path, threads: int, extra_env: dict | None = None) -> float:
     """Wall seconds of one whole training process (`ours` or `caffe`)."""
+    return run_train_timed(side, solver, threads, extra_env)["wall"]
+
+
+def installed_package_env(folder: Path, as_source: bool) -> dict[str, str]:
+    """The environment under which ours runs as installed: a copy of this checkout's package,
+    byte-compiled as the Docker images do at build time (`compileall`), first on PYTHONPATH.
+    (This checkout may run with PYTHONDONTWRITEBYTECODE, which makes every process compile
+    our modules from source, about 0.2 s of start-up.) Empty with `as_source`."""
+    import compileall
+
+    if as_source:
+        return {}
+    package = Path(__file__).resolve().parents[1] / "elasticthought"
+    target = folder / "installed"
+    shutil.copytree(
+        package, target / "elasticthought", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    if not compileall.compile_dir(str(target / "elasticthought"), quiet=1):
+        raise RuntimeError("compileall failed on the package copy")
+    return {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+
+
+def run_train_timed(side: str, solver: Path, threads: int, extra_env: dict | None = None) -> dict:
+    """One whole training process (`ours` or `caffe`): wall and CPU seconds (user + system,
+    all threads), the epoch second it was started and its glog output (stderr); `extra_env`
+    is added to the environment of ours."""
+    import resource
+
     from elasticthought.engine.caffe.backend import caffe_env
 
     if side == "ours":
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "OMP_WAIT_POLICY": "PASSIVE"}  # fmt: skip
+               "OMP_WAIT_POLICY": "PASSIVE", **(extra_env or {})}  # fmt: skip
         cmd = [sys.executable, "-m", "elasticthought", "train", "--solver", solver.name]
     else:
         env = caffe_env(str(CAFFE_PREFIX), threads)
         cmd = [str(CAFFE_PREFIX / "bin" / "caffe"), "train", f"--solver={solver.name}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=solver.parent, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{side} train failed ({done.returncode}): {done.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": elapsed, "cpu": cpu, "started": started, "ended": ended,
+            "log": done.stderr}  # fmt: skip
+
+
+# Phases of a `train` process, each ending at the first glog line containing its marker (the
+# same lines in both engines' logs); the last phase ends when the process has exited.
+PHASES = (
+    ("start-up (interpreter, imports)", "] Use CPU."),
+    ("solver set-up (nets, LMDBs, fillers)", "] Iteration 0, Testing net"),
+    ("iterations (with test passes, snapshot)", "] Optimization Done."),
+    ("tear-down (after the last line)", None),
+)
+
+
+def glog_seconds(line: str, day_epoch: float) -> float:
+    """The epoch second of a glog line (`I20261202 21:13:05.410492 ...`)."""
+    hh, mm, ss = line[10:25].split(":")
+    return day_epoch + int(hh) * 3600 + int(mm) * 60 + float(ss)
+
+
+def phase_times(run: dict) -> list[float]:
+    """Seconds of each of PHASES in one run of `run_train_timed`."""
+    import datetime
+
+    start = datetime.datetime.fromtimestamp(run["started"])
+    day_epoch = datetime.datetime(start.year, start.month, start.day).timestamp()
+    lines = run["log"].splitlines()
+    marks = [run["started"]]
+    for _, marker in PHASES:
+        if marker is None:
+            marks.append(run["ended"])
+            continue
+        hit = next(line for line in lines if marker in line)
+        marks.append(glog_seconds(hit, day_epoch))
+    return [b - a for a, b in zip(marks, marks[1:], strict=False)]
+
+
+def startup_breakdown(args: argparse.Namespace) -> int:
+    """Where the time of whole `train` processes goes (LeNet, `--threads`), ours and Caffe
+    (and ours with `--variant` environments) interleaved `--reps` times; medians per phase, of
+    wall and CPU time."""
+    folder = Path(tempfile.mkdtemp(prefix="et-bench-whole-"))
+    installed = installed_package_env(folder, args.as_source)
+    sides: dict[str, tuple[str, dict]] = {"ours": ("ours", installed)}
+    for i, variant in enumerate(args.variant, 1):  # NAME=VALUE[,NAME=VALUE...]
+        env = dict(item.split("=", 1) for item in variant.split(","))
+        sides[f"ours-v{i}"] = ("ours", {**installed, **env})
+        print(f"ours-v{i}: ours with {variant}")
+    if (CAFFE_PREFIX / "bin" / "caffe").exists():
+        sides["caffe"] = ("caffe", {})
+    names = list(sides)
+    try:
+        solver = whole_process_cases(folder, args.lenet_iters, args.cifar_iters)["lenet"]
+        runs: dict[str, list[dict]] = {name: [] for name in names}
+        loads = []
+        for rep in range(args.reps):
+            for name in names if rep % 2 == 0 else names[::-1]:
+                kind, env = sides[name]
+                runs[name].append(run_train_timed(kind, solver, args.threads, env))
+            loads.append(os.getloadavg()[0])
+        print(f"Whole-process LeNet, {args.lenet_iters} iterations, {args.threads} thread(s), "
+              f"median of {args.reps} interleaved runs, load average "
+              f"{min(loads):.2f}-{max(loads):.2f}:")  # fmt: skip
+        width = max(len(name) for name in names)
+        print(f"  {'':42s}" + "".join(f"  {name:>{width}s}" for name in names))
+        phases = {name: [phase_times(r) for r in runs[name]] for name in names}
+        for i, (phase, _) in enumerate(PHASES):
+            print(f"  {phase:42s}" + "".join(
+                f"  {statistics.median(p[i] for p in phases[name]):{width - 2}.3f} s"
+                for name in names
+            ))  # fmt: skip
+        for what in ("wall", "cpu"):
+            med = {name: statistics.median(r[what] for r in runs[name]) for name in names}
+            line = f"  {'total ' + what:42s}" + "".join(
+                f"  {med[name]:{width - 2}.3f} s" for name in names
+            )
+            if "caffe" in med:
+                line += "  ours/caffe " + " ".join(
+                    f"{med[name] / med['caffe']:5.2f}" for name in names if name != "caffe"
+                )
+            print(line, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
 
 
 def whole_process(args: argparse.Namespace) -> int:
@@ -375,6 +505,7 @@ def whole_process(args: argparse.Namespace) -> int:
           f"LeNet {args.lenet_iters} iterations, CIFAR-10-quick {args.cifar_iters}"
           + ("" if have_caffe else "; real Caffe not installed"), flush=True)  # fmt: skip
     try:
+        installed = installed_package_env(folder, args.as_source)
         solvers = whole_process_cases(folder, args.lenet_iters, args.cifar_iters)
         for model in [m for m in args.models.split(",") if m]:
             for threads in (1, 2):
@@ -384,7 +515,10 @@ def whole_process(args: argparse.Namespace) -> int:
                     if load != "quiet":
                         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                     try:
-                        times = {side: run_train(side, solvers[model], threads) for side in sides}
+                        times = {
+                            side: run_train(side, solvers[model], threads, installed)
+                            for side in sides
+                        }
                     finally:
                         if hog is not None:
                             hog.kill()
@@ -414,12 +548,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--models", default="lenet,cifar")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
-    ap.add_argument("--whole-process", action="store_true",
-                    help="whole `elasticthought train` vs `caffe train` processes instead")
+    ap.add_argument(
+        "--whole-process",
+        action="store_true",
+        help="whole `elasticthought train` vs `caffe train` processes instead",
+    )
+    ap.add_argument(
+        "--startup-breakdown",
+        action="store_true",
+        help="where the time of whole LeNet `train` processes goes, per phase",
+    )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[,...]",
+        help="with --startup-breakdown: also ours with these environment variables",
+    )
+    ap.add_argument(
+        "--as-source",
+        action="store_true",
+        help="whole processes: run this checkout's package as it is (not byte-compiled)",
+    )
     ap.add_argument("--lenet-iters", type=int, default=100)
     ap.add_argument("--cifar-iters", type=int, default=20)
-    ap.add_argument("--memory-child", nargs=3, metavar=("MODEL", "SIDE", "SOURCE"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--memory-child", nargs=3, metavar=("MODEL", "SIDE", "SOURCE"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.device.startswith("cuda"):
@@ -428,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_child:
         memory_child(*args.memory_child, args)
         return 0
+    if args.startup_breakdown:
+        return startup_breakdown(args)
     if args.whole_process:
         return whole_process(args)
     models = [m for m in args.models.split(",") if m]
@@ -435,29 +592,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = make_databases(folder)
         results = time_models(models, paths, args)
-        print(f"Training iterations (Data layer + forward/backward + SGD update), "
-              f"{args.threads} thread(s), device {args.device}, median of {args.reps} x "
-              f"{args.iters} iterations, interleaved:")
+        print(
+            f"Training iterations (Data layer + forward/backward + SGD update), "
+            f"{args.threads} thread(s), device {args.device}, median of {args.reps} x "
+            f"{args.iters} iterations, interleaved:"
+        )
         for model in models:
             r = results[model]
-            line = (f"  {MODELS[model][3]:28s} ours {1 / r['ours']:7.2f} it/s "
-                    f"({r['ours'] * 1000:7.2f} ms)  hand-written {1 / r['hand']:7.2f} it/s "
-                    f"({r['hand'] * 1000:7.2f} ms)  ratio {r['ours'] / r['hand']:5.3f} "
-                    f"(target <= 1.15)")
-            line += (f"\n  {'':28s} CPU time per iteration (all threads of the process): "
-                     f"ours {r['cpu_ours'] * 1000:7.2f} ms  hand-written "
-                     f"{r['cpu_hand'] * 1000:7.2f} ms  ratio {r['cpu_ours'] / r['cpu_hand']:5.3f}")
+            line = (
+                f"  {MODELS[model][3]:28s} ours {1 / r['ours']:7.2f} it/s "
+                f"({r['ours'] * 1000:7.2f} ms)  hand-written {1 / r['hand']:7.2f} it/s "
+                f"({r['hand'] * 1000:7.2f} ms)  ratio {r['ours'] / r['hand']:5.3f} "
+                f"(target <= 1.15)"
+            )
+            line += (
+                f"\n  {'':28s} CPU time per iteration (all threads of the process): "
+                f"ours {r['cpu_ours'] * 1000:7.2f} ms  hand-written "
+                f"{r['cpu_hand'] * 1000:7.2f} ms  ratio {r['cpu_ours'] / r['cpu_hand']:5.3f}"
+            )
             if "caffe" in r:
-                line += (f"\n  {'':28s} real BVLC Caffe {1 / r['caffe']:7.2f} it/s "
-                         f"({r['caffe'] * 1000:7.2f} ms)  ratio ours/caffe "
-                         f"{r['ours'] / r['caffe']:5.3f}")
+                line += (
+                    f"\n  {'':28s} real BVLC Caffe {1 / r['caffe']:7.2f} it/s "
+                    f"({r['caffe'] * 1000:7.2f} ms)  ratio ours/caffe "
+                    f"{r['ours'] / r['caffe']:5.3f}"
+                )
             if not args.no_memory:
                 mem_ours = peak_memory(model, "ours", paths[model], args)
                 mem_hand = peak_memory(model, "hand", paths[model], args)
-                kind = ("CUDA max allocated" if args.device.startswith("cuda")
-                        else "peak RSS above imports")
-                line += (f"\n  {'':28s} {kind}: ours {mem_ours:7.1f} MiB  hand-written "
-                         f"{mem_hand:7.1f} MiB  ratio {mem_ours / mem_hand:5.3f}")
+                kind = (
+                    "CUDA max allocated"
+                    if args.device.startswith("cuda")
+                    else "peak RSS above imports"
+                )
+                line += (
+                    f"\n  {'':28s} {kind}: ours {mem_ours:7.1f} MiB  hand-written "
+                    f"{mem_hand:7.1f} MiB  ratio {mem_ours / mem_hand:5.3f}"
+                )
             print(line, flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -49,13 +49,19 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from elasticthought.cli import SKIP_TEARDOWN
     from elasticthought.engine.torch.glog import attach, capture
 
     handler = attach(sys.stderr)
     log = logging.getLogger("elasticthought.engine")
     try:
         with capture(args.log_file) if args.log_file else contextlib.nullcontext():
-            return _train(args, log)
+            code = _train(args, log)
+        # A completed run has closed all it opened (solver.close); Python layers run user
+        # code, which might leave work to atexit handlers: those keep the interpreter's
+        # tear-down, as do failed runs.
+        setattr(args, SKIP_TEARDOWN, code == 0 and not args.allow_python_layers)
+        return code
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
@@ -67,6 +73,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, log) -> int:
+    import contextlib
+
+    from elasticthought.cli import PROGRAM_RUN
+    from elasticthought.engine.torch import startup
+
+    # A program run builds one solver and ends: its start-up is tuned for that (a call of
+    # main() inside a longer-lived process leaves that process as it is).
+    program = getattr(args, PROGRAM_RUN, False)
+    with startup.setting_up() if program else contextlib.nullcontext():
+        if program and not args.allow_python_layers:  # user code might use more of torch
+            startup.defer_torch_modules()
+        solver = _build_solver(args, log)
+    try:
+        log.info("Starting Optimization")
+        solver.solve(args.snapshot or None)
+        log.info("Optimization Done.")
+    finally:
+        solver.close()
+    return 0
+
+
+def _build_solver(args: argparse.Namespace, log):
+    """Import torch and the engine, read the solver and build it (with its nets)."""
     import torch
 
     from elasticthought.engine.prototxt import read_solver
@@ -92,11 +121,4 @@ def _train(args: argparse.Namespace, log) -> int:
         param.weights.append(args.weights)
     if torch.get_num_threads() < 1:
         torch.set_num_threads(1)
-    solver = Solver(param, device=device)
-    try:
-        log.info("Starting Optimization")
-        solver.solve(args.snapshot or None)
-        log.info("Optimization Done.")
-    finally:
-        solver.close()
-    return 0
+    return Solver(param, device=device)

@@ -81,4 +81,14 @@ class Prefetcher(Generic[T]):
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
+            # A producer waiting in `_put` for room would only see the stop at its next poll
+            # (0.1 s); taking the queued batches makes room, so it returns at once.
+            self._drain()
             thread.join(timeout=5)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
