@@ -26,7 +26,7 @@ from elasticthought.api.deploy_check import check_deploy_bounded
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
-from elasticthought.api.quotas import check_queue_quota, check_storage_quota
+from elasticthought.api.quotas import check_storage_quota
 from elasticthought.api.request_fetch import fetch_in_request, fetch_small, request_policy
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
@@ -454,7 +454,6 @@ def delete_classifier(doc_id: str):
 
 @bp.post("/<doc_id>/classify")
 def classify(doc_id: str):
-    check_queue_quota()
     return classify_request(owned(doc_id, "classifier"))
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from elasticthought.api.auth import require_auth
 from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
+from elasticthought.api.quotas import check_queue_quota
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -110,7 +111,9 @@ def _wait_params() -> tuple[bool, float]:
 
 
 def classify_request(classifier: dict) -> Any:
-    """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait."""
+    """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait.
+    A warm answer carries a `Server-Timing` header (`server_timing`)."""
+    timing: dict[str, float] = {"begin": time.perf_counter()}
     wait, timeout = _wait_params()
     chosen_format(classifier, request.args)  # a bad ?format= is refused before queueing
     urls, files = _request_parts()
@@ -129,6 +132,8 @@ def classify_request(classifier: dict) -> Any:
     job_id = new_id(CLASSIFY_JOB, user_id())
     warm = wait and _warm_eligible(classifier, len(images) + len(files))
     service = inference() if warm else None
+    if service is None:
+        check_queue_quota()  # a warm answer never waits in the queue: no queue quota
     uploads: dict[str, tuple[str, bytes]] = {}  # warm: name -> (blob key, bytes), not stored
     try:
         for i, upload in enumerate(files):
@@ -144,7 +149,8 @@ def classify_request(classifier: dict) -> Any:
         fmt = parse_result_format(classifier.get(RESULT_FORMAT_FIELD))
         doc = model.classify_job(user_id(), job_id, classifier, images, fmt)
         if service is not None:
-            doc = _answer_warm(service, doc, classifier, uploads, timeout)
+            timing["read"] = time.perf_counter()
+            doc = _answer_warm(service, doc, classifier, uploads, timeout, timing)
         else:
             doc = model.submit(store(), doc)
     except BaseException:
@@ -152,7 +158,30 @@ def classify_request(classifier: dict) -> Any:
         raise
     if wait:
         doc = _wait(doc, timeout)
-    return jsonify(_show(doc)), 201
+    response = jsonify(_show(doc))
+    if "stored" in timing:
+        response.headers["Server-Timing"] = server_timing(timing, time.perf_counter())
+    return response, 201
+
+
+def server_timing(timing: dict[str, float], end: float) -> str:
+    """The `Server-Timing` header of a warm answer, in milliseconds: `app` (from the request's
+    dispatch by Flask: authentication and the classifier's lookup), `read` (the query and the
+    multipart body, the uploads read), `infer` (the round trip to the inference process), of
+    which `model` (that process's work on the batch: decoding, preprocessing, the forward,
+    the results), `store` (the answered job written), `respond` (the job shown as JSON) and
+    `total` (dispatch until the response was made; the HTTP front adds its own time)."""
+    start = float(g.get("et_started", timing["begin"]))
+    spans = {
+        "app": timing["begin"] - start,
+        "read": timing["read"] - timing["begin"],
+        "infer": timing["answered"] - timing["read"],
+        "model": timing.get("model", 0.0),
+        "store": timing["stored"] - timing["answered"],
+        "respond": end - timing["stored"],
+        "total": end - start,
+    }
+    return ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in spans.items())
 
 
 def _warm_eligible(classifier: dict, count: int) -> bool:
@@ -164,11 +193,13 @@ def _warm_eligible(classifier: dict, count: int) -> bool:
 
 def _answer_warm(
     service: Any, doc: dict, classifier: dict, uploads: dict[str, tuple[str, bytes]],
-    timeout: float,
+    timeout: float, timing: dict[str, float],
 ) -> dict:  # fmt: skip
     """The classify job answered by the warm inference process and stored final (finished,
     or failed with the reason); the uploads go to it as bytes (not stored). Queued as usual
-    (uploads stored) when no answer comes within `timeout`."""
+    (uploads stored) when no answer comes within `timeout`. `timing` gets when the answer
+    came (`answered`), the inference process's own time (`model`) and when the job was
+    stored (`stored`; absent when it was queued)."""
     from elasticthought.queue.inference import InferenceFailed, InferenceTimeout
 
     started = time.time()
@@ -178,9 +209,10 @@ def _answer_warm(
         for image in doc["images"]
     ]
     try:
-        fields = service.run(key, version, classifier, items, timeout)
+        fields = service.run(key, version, classifier, items, timeout, timing)
         state = FINISHED
     except InferenceTimeout:
+        check_queue_quota()  # no warm answer in time: it goes to the queue after all
         for image in doc["images"]:
             if image["name"] in uploads:
                 image["blob"] = uploads[image["name"]][0]
@@ -188,7 +220,10 @@ def _answer_warm(
         return model.submit(store(), doc)
     except InferenceFailed as exc:
         fields, state = {PROCESSING_LOG: str(exc)[:2000]}, FAILED
-    return store().create(model.answered(doc, state, started, WARM_WORKER, fields))
+    timing["answered"] = time.perf_counter()
+    stored = store().create(model.answered(doc, state, started, WARM_WORKER, fields))
+    timing["stored"] = time.perf_counter()
+    return stored
 
 
 def _wait(doc: dict, timeout: float) -> dict:
