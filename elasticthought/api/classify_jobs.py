@@ -12,6 +12,7 @@ from flask import Blueprint, g, jsonify, request
 from elasticthought.api.auth import require_auth
 from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
+from elasticthought.api.multipart_form import Form, Upload, read_form
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
 from elasticthought.api.quotas import check_queue_quota
@@ -77,12 +78,15 @@ def _unique(name: str, taken: set[str]) -> str:
     return out
 
 
-def _request_parts() -> tuple[list[Any], list[Any]]:
+def _request_parts() -> tuple[list[Any], list[Upload], Form | None]:
+    """The request's URLs and uploads, and the parsed form to close (a multipart body)."""
     if request.mimetype == "multipart/form-data":
-        unknown = sorted((set(request.form) - {"urls"}) | (set(request.files) - {"files"}))
+        form = read_form(MAX_IMAGES + 1)
+        unknown = sorted((set(form.fields) - {"urls"}) | (set(form.files) - {"files"}))
         if unknown:
+            form.close()
             raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: urls, files")
-        return request.form.getlist("urls"), request.files.getlist("files")
+        return form.fields.get("urls", []), form.files.get("files", []), form
     from elasticthought.api.validation import json_body
 
     body = json_body(("urls",), ("urls",))
@@ -91,7 +95,7 @@ def _request_parts() -> tuple[list[Any], list[Any]]:
         urls = [urls]
     if not isinstance(urls, list):
         raise bad_request("'urls' must be a list of URLs")
-    return urls, []
+    return urls, [], None
 
 
 def _wait_params() -> tuple[bool, float]:
@@ -116,7 +120,18 @@ def classify_request(classifier: dict) -> Any:
     timing: dict[str, float] = {"begin": time.perf_counter()}
     wait, timeout = _wait_params()
     chosen_format(classifier, request.args)  # a bad ?format= is refused before queueing
-    urls, files = _request_parts()
+    urls, files, form = _request_parts()
+    try:
+        return _classify(classifier, wait, timeout, urls, files, timing)
+    finally:
+        if form is not None:
+            form.close()
+
+
+def _classify(
+    classifier: dict, wait: bool, timeout: float, urls: list[Any], files: list[Upload],
+    timing: dict[str, float],
+) -> Any:  # fmt: skip
     if not urls and not files:
         raise bad_request("give at least one image: 'urls' (repeatable) or 'files' (uploads)")
     if len(urls) + len(files) > MAX_IMAGES:

@@ -86,13 +86,15 @@ class ModelCache:
         self.loads = 0
         self.evictions = 0
 
-    def get(self, key: str, version: str, spec: dict, env: InferenceEnv) -> Any:
+    def get(self, key: str, version: str, spec: dict, make_env: Any) -> Any:
+        """The model `key` at `version`, loaded from `spec` with `make_env()` when not held."""
         held = self.models.get(key)
         if held is not None and held[0] == version:
             self.models.move_to_end(key)
             return held[1]
         if held is not None:
             self._drop(key)
+        env = make_env()
         env.work_dir.mkdir(parents=True, exist_ok=True)
         before = _rss_bytes()
         model = self.load(env, spec)
@@ -153,10 +155,14 @@ def _serve(batch: list, cache: ModelCache, config: Config, store_url: str, blobs
             groups.setdefault(msg[2], []).append(msg)
     for key, msgs in groups.items():
         _, _, _, version, spec, _ = msgs[0]
-        env = InferenceEnv(config, store_url, blobs_url, job_work_dir(config, WORK_PREFIX + key))
+
+        def make_env(key: str = key) -> InferenceEnv:
+            work = job_work_dir(config, WORK_PREFIX + key)
+            return InferenceEnv(config, store_url, blobs_url, work)
+
         started = time.perf_counter()
         try:
-            model = cache.get(key, version, spec, env)
+            model = cache.get(key, version, spec, make_env)
             results = model.run([m[5] for m in msgs])
             took = time.perf_counter() - started
             replies = [("ok", m[1], r, took) for m, r in zip(msgs, results, strict=True)]
