@@ -33,7 +33,7 @@ from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.budget import CpuBudget, os_cpus
 from elasticthought.queue.capabilities import missing, pending_reason, probe_capabilities
-from elasticthought.queue.execution import JobRun, RunHandle
+from elasticthought.queue.execution import JobRun, RunHandle, Standby
 from elasticthought.queue.fairness import fair_order, owner_of
 from elasticthought.queue.registry import (
     PENDING,
@@ -294,6 +294,16 @@ class WorkerPool:
         thread_worker_id = f"{self.worker_id}/{slot}"
         while not self.stopping.is_set() and not self.warm_ready.wait(0.5):
             pass  # claim nothing before job processes can start
+        standby = Standby(self.config.runner_modules) if self.config.warm_jobs else None
+        try:
+            self._work_loop(thread_worker_id, standby)
+        finally:
+            if standby is not None:
+                standby.close()
+
+    def _work_loop(self, thread_worker_id: str, standby: Standby | None) -> None:
+        if standby is not None and not self.stopping.is_set():
+            standby.prepare()
         while not self.stopping.is_set():
             picked = self._pick()
             if picked is None:
@@ -303,7 +313,7 @@ class WorkerPool:
                 continue
             doc, gpus, cores = picked
             try:
-                self._claim_and_run(doc, gpus, cores, thread_worker_id)
+                self._claim_and_run(doc, gpus, cores, thread_worker_id, standby)
             except Exception:  # noqa: BLE001 - the worker lives on whatever a job does
                 log.exception("worker %s: job %s", thread_worker_id, doc.get("_id"))
                 self.halt.wait(0.5)
@@ -316,7 +326,10 @@ class WorkerPool:
                     self.reserved.discard(doc["_id"])
                     self.index.cond.notify_all()  # freed cores: another job may start
 
-    def _claim_and_run(self, doc: dict, gpus: list[int], cores: int, thread_worker_id: str) -> None:
+    def _claim_and_run(
+        self, doc: dict, gpus: list[int], cores: int, thread_worker_id: str,
+        standby: Standby | None = None,
+    ) -> None:  # fmt: skip
         doc_id = doc["_id"]
         if self.stopping.is_set():
             return
@@ -350,6 +363,7 @@ class WorkerPool:
                 self.stopping,
                 self.stop_deadline,
                 cores,
+                standby,
             )
             outcome = run.run()
             log.info(
