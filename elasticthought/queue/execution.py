@@ -273,11 +273,10 @@ class JobRun:
         proc, events, commands = started
         try:
             outcome = self.perform_job(proc, events, commands)
-            kill_group(proc.pid)  # its processes end before the job's end is written
-            return self.handle_job_end(outcome)
         finally:
-            kill_group(proc.pid)
+            kill_group(proc.pid)  # its processes end before the job's end is written
             _reap_later(proc, events, commands)
+        return self.handle_job_end(outcome)
 
     def prepare_job_execution(self) -> tuple[Any, Any, Any] | Outcome:
         """Start the job's child (the worker's pre-started process, a fork of the warm fork

@@ -13,9 +13,11 @@ when torch loads); thread counts are set per job in the child (`budget.apply_thr
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 from multiprocessing.context import BaseContext
 
@@ -34,6 +36,29 @@ _lock = threading.Lock()
 _started = False
 
 
+def main_preload() -> list[str]:
+    """The parent's main module, for the fork server to import once: multiprocessing runs the
+    main module again in every process it starts (milliseconds of CPU per job, more when the
+    main script imports much). A script is run once in the fork server (`forkserver_main`;
+    its children then skip it); for `python -m pkg.mod` the module is imported there, so that
+    its imports are already done when a child runs it again. A package's `__main__` (`python
+    -m pkg`) is never re-run in children and is not imported either."""
+    from multiprocessing import spawn
+
+    from elasticthought.queue.forkserver_main import ARGV_ENV, MAIN_ENV
+
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name:
+        return [] if name == "__main__" or name.endswith(".__main__") else [name]
+    path = spawn.get_preparation_data("et-warm").get("init_main_from_path")
+    if not path:
+        return []
+    os.environ[MAIN_ENV] = path  # read (and dropped) by the fork server only
+    os.environ[ARGV_ENV] = json.dumps(sys.argv)
+    return ["elasticthought.queue.forkserver_main"]
+
+
 def cold_context() -> BaseContext:
     """A fresh interpreter per job (spawn)."""
     return multiprocessing.get_context("spawn")
@@ -48,6 +73,7 @@ def warm_context(runner_modules: str = "") -> BaseContext:
         if not _started:
             modules = list(ENGINE_PRELOAD)
             modules += [m.strip() for m in runner_modules.split(",") if m.strip()]
+            modules += main_preload()
             ctx.set_forkserver_preload(modules)
             os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
             _started = True
