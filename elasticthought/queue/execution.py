@@ -471,9 +471,10 @@ class JobRun:
                     control.release(self.store, job_id, claim_id, fields)
                 elif outcome.state is not None:
                     state = outcome.state
-                    doc = self._fresh()
-                    if state == FAILED and doc is not None and doc.get(CANCEL_REQUESTED):
-                        state = CANCELED
+                    if state == FAILED:  # a failure while a cancel was asked is a cancel
+                        doc = self._fresh()
+                        if doc is not None and doc.get(CANCEL_REQUESTED):
+                            state = CANCELED
                     if control.finish(self.store, job_id, claim_id, state, fields) is None:
                         log.warning("job %s: claim lost before its end was written", job_id)
                 return outcome
