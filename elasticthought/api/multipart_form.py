@@ -86,4 +86,7 @@ def read_form(part_limit: int) -> Form:
     except (multipart.MultipartError, UnicodeDecodeError) as exc:
         form.close()
         raise bad_request(f"malformed multipart body: {exc}") from None
+    except BaseException:  # e.g. the body over the upload limit (413 from the stream)
+        form.close()
+        raise
     return form
