@@ -14,7 +14,8 @@ request's time goes: the server's phases from its `Server-Timing` header (app: r
 authentication, the classifier's lookup; read: the multipart body; ipc: the round trip to
 the inference process less its own time; model: that process's decode, transform, forward
 and results; store: the answered job written; respond: the JSON answer) and the HTTP front
-with the client (the client's time less the server's total).
+with the client (the client's time less the server's total); and, as the floor of any request,
+the round trip of an authenticated `GET /classifiers/{id}` with the same client.
 """
 
 from __future__ import annotations
@@ -180,6 +181,11 @@ def main() -> int:
                 t0 = time.perf_counter()
                 post(user, clf["id"], one, single_timing)
                 single.append(time.perf_counter() - t0)
+            floor = []  # the HTTP round trip of a small authenticated request, same client
+            for _ in range(args.samples):
+                t0 = time.perf_counter()
+                user.ok("GET", f"/classifiers/{clf['id']}")
+                floor.append(time.perf_counter() - t0)
             batch = images[:64]
             post(user, clf["id"], batch)
             batch_ms, batch_timing = [], []
@@ -204,6 +210,10 @@ def main() -> int:
           f"result, pycaffe's predict; {full1:.2f} ms): p50 = {p50 / full1:.1f}x")  # fmt: skip
     ms = [t * 1000 for t in single]
     print(f"  where the time goes (medians, ms): {breakdown(ms, single_timing)}")
+    floor50 = pct(floor, 0.5) * 1000
+    print(f"  floor: GET /classifiers/{{id}} (authenticated, one document read) p50 "
+          f"{floor50:.1f} ms = {floor50 / raw1:.1f}x the raw forward; classify p50 less this "
+          f"floor: {p50 - floor50:.1f} ms")  # fmt: skip
     prep_rate = 64 / raw[-64]
     print(f"64-image requests: {rate:.0f} images/s; raw forward {raw_rate:.0f} images/s "
           f"({raw_rate / rate:.2f}x HTTP); raw decode+preprocess+forward {prep_rate:.0f} "
