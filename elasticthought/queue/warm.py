@@ -37,24 +37,26 @@ _started = False
 
 
 def main_preload() -> list[str]:
-    """The parent's main module, for the fork server to import once: multiprocessing runs the
-    main module again in every process it starts (milliseconds of CPU per job, more when the
-    main script imports much). A script is run once in the fork server (`forkserver_main`;
-    its children then skip it); for `python -m pkg.mod` the module is imported there, so that
-    its imports are already done when a child runs it again. A package's `__main__` (`python
-    -m pkg`) is never re-run in children and is not imported either."""
+    """What the fork server imports to run the parent's main module once: multiprocessing runs
+    the main module again in every process it starts (milliseconds of CPU per job, more when
+    it imports much); run in the fork server first (`forkserver_main`), the forked children
+    skip it. A package's `__main__` (`python -m pkg`) is never run again in children and is
+    left alone; so is a main module without a file (`python -c`)."""
     from multiprocessing import spawn
 
-    from elasticthought.queue.forkserver_main import ARGV_ENV, MAIN_ENV
+    from elasticthought.queue.forkserver_main import ARGV_ENV, MAIN_ENV, MAIN_MODULE_ENV
 
     main = sys.modules.get("__main__")
     name = getattr(getattr(main, "__spec__", None), "name", None)
     if name:
-        return [] if name == "__main__" or name.endswith(".__main__") else [name]
-    path = spawn.get_preparation_data("et-warm").get("init_main_from_path")
-    if not path:
-        return []
-    os.environ[MAIN_ENV] = path  # read (and dropped) by the fork server only
+        if name == "__main__" or name.endswith(".__main__"):
+            return []
+        os.environ[MAIN_MODULE_ENV] = name  # read (and dropped) by the fork server only
+    else:
+        path = spawn.get_preparation_data("et-warm").get("init_main_from_path")
+        if not path:
+            return []
+        os.environ[MAIN_ENV] = path
     os.environ[ARGV_ENV] = json.dumps(sys.argv)
     return ["elasticthought.queue.forkserver_main"]
 

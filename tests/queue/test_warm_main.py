@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.support.server import REPO
 
 SCRIPT = textwrap.dedent(
@@ -39,21 +41,25 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_script(tmp_path: Path, *extra: str) -> list[str]:
-    """Run SCRIPT (three processes from the warm fork server); who ran its top level."""
+def run_script(tmp_path: Path, *extra: str, as_module: bool = False) -> list[str]:
+    """Run SCRIPT (three processes from the warm fork server) as a file or with `python -m`;
+    who ran its top level."""
     script = tmp_path / "main_script.py"
     script.write_text(SCRIPT)
     marks = tmp_path / "marks"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(script), str(marks), *extra], env=env,
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{tmp_path}"}
+    program = ["-m", "main_script"] if as_module else [str(script)]
+    done = subprocess.run([sys.executable, *program, str(marks), *extra], env=env,
                           timeout=300, capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "Warning" not in done.stderr, done.stderr[-2000:]
     return marks.read_text().split()
 
 
-def test_job_processes_do_not_run_the_main_script_again(tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_module", [False, True], ids=["script", "module"])
+def test_job_processes_do_not_run_the_main_script_again(tmp_path: Path, as_module: bool) -> None:
     # once as the program, once in the fork server; none of the three forked processes
-    assert run_script(tmp_path) == ["__main__", "__mp_main__"]
+    assert run_script(tmp_path, as_module=as_module) == ["__main__", "__mp_main__"]
 
 
 def test_a_script_failing_in_the_fork_server_is_run_by_each_child_as_before(
@@ -66,7 +72,7 @@ def test_main_preload_names_what_the_fork_server_imports(monkeypatch) -> None:
     import types
 
     from elasticthought.queue import warm
-    from elasticthought.queue.forkserver_main import MAIN_ENV
+    from elasticthought.queue.forkserver_main import ARGV_ENV, MAIN_ENV, MAIN_MODULE_ENV
 
     def main_named(name: str | None, file: str | None = None) -> None:
         module = types.ModuleType("__main__")
@@ -75,11 +81,14 @@ def test_main_preload_names_what_the_fork_server_imports(monkeypatch) -> None:
             module.__file__ = file
         monkeypatch.setitem(sys.modules, "__main__", module)
 
-    monkeypatch.delenv(MAIN_ENV, raising=False)
-    main_named("benchmarks.queue")
-    assert warm.main_preload() == ["benchmarks.queue"]
+    for name in (MAIN_ENV, MAIN_MODULE_ENV, ARGV_ENV):  # unset now and after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     main_named("elasticthought.__main__")  # `python -m elasticthought`: never re-run in children
     assert warm.main_preload() == []
+    main_named("benchmarks.queue")
+    assert warm.main_preload() == ["elasticthought.queue.forkserver_main"]
+    assert os.environ[MAIN_MODULE_ENV] == "benchmarks.queue"
     main_named(None, __file__)
     assert warm.main_preload() == ["elasticthought.queue.forkserver_main"]
     assert os.environ[MAIN_ENV] == os.path.normpath(__file__)
