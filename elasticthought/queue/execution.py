@@ -1,8 +1,10 @@
 """Running one claimed job: its child process, lease renewal, progress, cancel, limits, end.
 
 The worker thread that claimed the job stays here until the job ends. It starts the child
-(spawn), forwards progress to the document at most once a second, renews the lease, and ends
-the child's whole process group on cancel, max-runtime, shutdown past grace, or lost lease.
+(hands the job to the process it pre-started, `Standby`, or forks or spawns one), forwards
+progress to the document at most once a second, renews the lease, and ends the child's whole
+process group on cancel, max-runtime, shutdown past grace, or lost lease; the ended process is
+reaped in the background.
 """
 
 from __future__ import annotations
@@ -158,6 +160,11 @@ class Standby:
                 held = None
             self._held = held
             ready.set()
+
+    def waiting_pid(self) -> int | None:
+        """The pid of the process waiting for its job (None while there is none ready)."""
+        with self._lock:
+            return self._held[0].pid if self._held is not None else None
 
     def take(self, timeout: float = 30.0) -> tuple[Any, Any, Any] | None:
         """The waiting process (process, events pipe, commands pipe), or None when there is
@@ -326,7 +333,9 @@ class JobRun:
 
     def _hand_over(self, work_dir: str) -> tuple[Any, Any, Any] | None:
         """The job sent to the pre-started process; None when there is none to take it."""
-        held = self.standby.take() if self.standby is not None else None
+        # A fork still under way is waited for less than a lease renewal interval (the job
+        # is claimed); past that the job forks its own process.
+        held = self.standby.take(self.renew_every) if self.standby is not None else None
         if held is None:
             return None
         proc, events, commands = held

@@ -112,6 +112,7 @@ class WorkerPool:
         self.stop_deadline = [float("inf")]
         self.caught_up = threading.Event()
         self.jobs_run = 0
+        self.standbys: list[Standby] = []  # each worker thread's pre-started job process
         self._threads: list[threading.Thread] = []
         self._service: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -295,6 +296,9 @@ class WorkerPool:
         while not self.stopping.is_set() and not self.warm_ready.wait(0.5):
             pass  # claim nothing before job processes can start
         standby = Standby(self.config.runner_modules) if self.config.warm_jobs else None
+        if standby is not None:
+            with self._lock:
+                self.standbys.append(standby)
         try:
             self._work_loop(thread_worker_id, standby)
         finally:
