@@ -14,11 +14,12 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, g, jsonify
 from werkzeug.exceptions import HTTPException
 
 from elasticthought.api.bodylimits import BodyLimits
@@ -96,6 +97,12 @@ def get_config() -> Config:
     return get_services().config
 
 
+def stamp_request_start() -> None:
+    """`before_request` of the app (runs before the blueprints' own, e.g. authentication):
+    when Flask began dispatching this request, for `Server-Timing` answers."""
+    g.et_started = time.perf_counter()
+
+
 def error_response(status: int, error: str, detail: Any = None) -> Response:
     """The JSON body every error uses."""
     response = jsonify({"error": error, "detail": detail})
@@ -158,6 +165,7 @@ def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None)
     app.extensions[EXTENSION] = Services(config=config, store=store, blobs=blobs, pool=pool)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(stamp_request_start)
     register_blueprints(app)
     app.wsgi_app = BodyLimits(app.wsgi_app, config)  # type: ignore[method-assign]
     from elasticthought.metrics import attach

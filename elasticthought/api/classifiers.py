@@ -27,7 +27,6 @@ from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.quotas import (
-    check_queue_quota,
     check_storage_quota,
     quota_error,
     storage_room,
@@ -496,7 +495,6 @@ def delete_classifier(doc_id: str):
 
 @bp.post("/<doc_id>/classify")
 def classify(doc_id: str):
-    check_queue_quota()
     return classify_request(owned(doc_id, "classifier"))
 
 

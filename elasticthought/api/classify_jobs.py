@@ -7,15 +7,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from elasticthought.api.auth import require_auth
 from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
+from elasticthought.api.multipart_form import Form, Upload, read_form
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
 from elasticthought.api.pending import add_reasons, with_reason
-from elasticthought.api.quotas import check_storage_quota
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -79,12 +80,15 @@ def _unique(name: str, taken: set[str]) -> str:
     return out
 
 
-def _request_parts() -> tuple[list[Any], list[Any]]:
+def _request_parts() -> tuple[list[Any], list[Upload], Form | None]:
+    """The request's URLs and uploads, and the parsed form to close (a multipart body)."""
     if request.mimetype == "multipart/form-data":
-        unknown = sorted((set(request.form) - {"urls"}) | (set(request.files) - {"files"}))
+        form = read_form(MAX_IMAGES + 1)
+        unknown = sorted((set(form.fields) - {"urls"}) | (set(form.files) - {"files"}))
         if unknown:
+            form.close()
             raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: urls, files")
-        return request.form.getlist("urls"), request.files.getlist("files")
+        return form.fields.get("urls", []), form.files.get("files", []), form
     from elasticthought.api.validation import json_body
 
     body = json_body(("urls",), ("urls",))
@@ -93,7 +97,7 @@ def _request_parts() -> tuple[list[Any], list[Any]]:
         urls = [urls]
     if not isinstance(urls, list):
         raise bad_request("'urls' must be a list of URLs")
-    return urls, []
+    return urls, [], None
 
 
 def _wait_params() -> tuple[bool, float]:
@@ -113,10 +117,23 @@ def _wait_params() -> tuple[bool, float]:
 
 
 def classify_request(classifier: dict) -> Any:
-    """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait."""
+    """POST /classifiers/{id}/classify: store the uploads, queue the job, optionally wait.
+    A warm answer carries a `Server-Timing` header (`server_timing`)."""
+    timing: dict[str, float] = {"begin": time.perf_counter()}
     wait, timeout = _wait_params()
     chosen_format(classifier, request.args)  # a bad ?format= is refused before queueing
-    urls, files = _request_parts()
+    urls, files, form = _request_parts()
+    try:
+        return _classify(classifier, wait, timeout, urls, files, timing)
+    finally:
+        if form is not None:
+            form.close()
+
+
+def _classify(
+    classifier: dict, wait: bool, timeout: float, urls: list[Any], files: list[Upload],
+    timing: dict[str, float],
+) -> Any:  # fmt: skip
     if not urls and not files:
         raise bad_request("give at least one image: 'urls' (repeatable) or 'files' (uploads)")
     if len(urls) + len(files) > MAX_IMAGES:
@@ -132,8 +149,10 @@ def classify_request(classifier: dict) -> Any:
     job_id = new_id(CLASSIFY_JOB, user_id())
     warm = wait and _warm_eligible(classifier, len(images) + len(files))
     service = inference() if warm else None
-    if files and service is None:  # the uploads are stored with the job
-        check_storage_quota(request.content_length, "storing these images")
+    if service is None:
+        check_queue_quota()  # a warm answer never waits in the queue: no queue quota
+        if files:  # the uploads are stored with the job
+            check_storage_quota(request.content_length, "storing these images")
     uploads: dict[str, tuple[str, bytes]] = {}  # warm: name -> (blob key, bytes), not stored
     try:
         for i, upload in enumerate(files):
@@ -149,7 +168,8 @@ def classify_request(classifier: dict) -> Any:
         fmt = parse_result_format(classifier.get(RESULT_FORMAT_FIELD))
         doc = model.classify_job(user_id(), job_id, classifier, images, fmt)
         if service is not None:
-            doc = _answer_warm(service, doc, classifier, uploads, timeout)
+            timing["read"] = time.perf_counter()
+            doc = _answer_warm(service, doc, classifier, uploads, timeout, timing)
         else:
             doc = model.submit(store(), doc)
     except BaseException:
@@ -157,7 +177,30 @@ def classify_request(classifier: dict) -> Any:
         raise
     if wait:
         doc = _wait(doc, timeout)
-    return jsonify(_show(doc)), 201
+    response = jsonify(_show(doc))
+    if "stored" in timing:
+        response.headers["Server-Timing"] = server_timing(timing, time.perf_counter())
+    return response, 201
+
+
+def server_timing(timing: dict[str, float], end: float) -> str:
+    """The `Server-Timing` header of a warm answer, in milliseconds: `app` (from the request's
+    dispatch by Flask: authentication and the classifier's lookup), `read` (the query and the
+    multipart body, the uploads read), `infer` (the round trip to the inference process), of
+    which `model` (that process's work on the batch: decoding, preprocessing, the forward,
+    the results), `store` (the answered job written), `respond` (the job shown as JSON) and
+    `total` (dispatch until the response was made; the HTTP front adds its own time)."""
+    start = float(g.get("et_started", timing["begin"]))
+    spans = {
+        "app": timing["begin"] - start,
+        "read": timing["read"] - timing["begin"],
+        "infer": timing["answered"] - timing["read"],
+        "model": timing.get("model", 0.0),
+        "store": timing["stored"] - timing["answered"],
+        "respond": end - timing["stored"],
+        "total": end - start,
+    }
+    return ", ".join(f"{name};dur={seconds * 1000:.3f}" for name, seconds in spans.items())
 
 
 def _warm_eligible(classifier: dict, count: int) -> bool:
@@ -169,11 +212,13 @@ def _warm_eligible(classifier: dict, count: int) -> bool:
 
 def _answer_warm(
     service: Any, doc: dict, classifier: dict, uploads: dict[str, tuple[str, bytes]],
-    timeout: float,
+    timeout: float, timing: dict[str, float],
 ) -> dict:  # fmt: skip
     """The classify job answered by the warm inference process and stored final (finished,
     or failed with the reason); the uploads go to it as bytes (not stored). Queued as usual
-    (uploads stored) when no answer comes within `timeout`."""
+    (uploads stored) when no answer comes within `timeout`. `timing` gets when the answer
+    came (`answered`), the inference process's own time (`model`) and when the job was
+    stored (`stored`; absent when it was queued)."""
     from elasticthought.queue.inference import InferenceFailed, InferenceTimeout
 
     started = time.time()
@@ -183,9 +228,12 @@ def _answer_warm(
         for image in doc["images"]
     ]
     try:
-        fields = service.run(key, version, classifier, items, timeout)
+        fields = service.run(key, version, classifier, items, timeout, timing)
         state = FINISHED
     except InferenceTimeout:
+        check_queue_quota()  # no warm answer in time: it goes to the queue after all
+        if uploads:  # ... with its uploads stored
+            check_storage_quota(request.content_length, "storing these images")
         for image in doc["images"]:
             if image["name"] in uploads:
                 image["blob"] = uploads[image["name"]][0]
@@ -193,7 +241,10 @@ def _answer_warm(
         return model.submit(store(), doc)
     except InferenceFailed as exc:
         fields, state = {PROCESSING_LOG: scrub_paths(str(exc), config())[:2000]}, FAILED
-    return store().create(model.answered(doc, state, started, WARM_WORKER, fields))
+    timing["answered"] = time.perf_counter()
+    stored = store().create(model.answered(doc, state, started, WARM_WORKER, fields))
+    timing["stored"] = time.perf_counter()
+    return stored
 
 
 def _wait(doc: dict, timeout: float) -> dict:

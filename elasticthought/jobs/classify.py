@@ -11,6 +11,7 @@ classifier once and runs the forward on the same preprocessed arrays; results re
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,20 @@ def label_of(classifier: dict, index: int) -> Any:
 
 def entry(classifier: dict, probs: np.ndarray) -> dict[str, Any]:
     """One image's result from its probability vector."""
-    order = np.argsort(-probs, kind="stable")[:TOP_K]
+    return entries(classifier, probs[None])[0]
+
+
+def entries(classifier: dict, probs: np.ndarray) -> list[dict[str, Any]]:
+    """Each image's result from its row of probabilities (one argsort for the batch)."""
+    orders = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_K]
+    tops = np.take_along_axis(probs, orders, axis=1).tolist()
+    return [_entry(classifier, o, p) for o, p in zip(orders.tolist(), tops, strict=True)]
+
+
+def _entry(classifier: dict, order: list[int], probs: list[float]) -> dict[str, Any]:
     top = [
-        {"label": label_of(classifier, int(i)), "label-index": int(i),
-         "probability": _num(probs[i])}
-        for i in order
+        {"label": label_of(classifier, i), "label-index": i, "probability": _num(p)}
+        for i, p in zip(order, probs, strict=True)
     ]
     return {
         "label": top[0]["label"],
@@ -121,7 +131,7 @@ class Classifier:
         an image the net cannot take gets its `error`)."""
         try:
             probs = self.deploy.probabilities(np.stack(arrays).astype(np.float32, copy=False))
-            return [entry(self.doc, p) for p in probs]
+            return entries(self.doc, np.asarray(probs))
         except DeployError:
             if len(arrays) == 1:
                 raise
@@ -134,6 +144,16 @@ class Classifier:
         return out
 
 
+def image_fetch_policy(ctx: JobContext) -> Any:
+    """How a classify job fetches image URLs: the service's policy, bounded per image."""
+    from elasticthought.fetch import FetchPolicy
+
+    policy = FetchPolicy.from_config(ctx.config)
+    policy.max_bytes = min(policy.max_bytes, IMAGE_MAX_BYTES)
+    policy.total_timeout = min(policy.total_timeout, 120.0)
+    return policy
+
+
 def _image_bytes(ctx: JobContext, item: dict, policy: Any) -> bytes:
     from elasticthought.fetch import fetch_bytes
 
@@ -141,23 +161,23 @@ def _image_bytes(ctx: JobContext, item: dict, policy: Any) -> bytes:
         return item["data"]
     if item.get("blob"):
         return ctx.blobs.get(item["blob"])
-    return fetch_bytes(item["url"], policy)
+    return fetch_bytes(item["url"], policy())
 
 
 def classify_items(
-    ctx: JobContext, classifier: Classifier, items: list[dict], on_batch: Any = None
-) -> list[dict[str, Any]]:
+    ctx: JobContext, classifier: Classifier, items: list[dict], on_batch: Any = None,
+    policy: Any = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """One result per item ({"name", "url"} or {"name", "blob"}), in order: images read and
     preprocessed, classified `BATCH` at a time; an image that cannot be read gets its `error`.
     `on_batch(done, failed)` is told the counts so far after each batch; between batches a
-    cancel request stops the run (`JobError`)."""
+    cancel request stops the run (`JobError`). `policy` returns the fetch policy of image URLs
+    (`image_fetch_policy`, made once, when the first URL is fetched, by default)."""
     from elasticthought.engine.errors import FormatError
     from elasticthought.engine.preprocess import ImageError
-    from elasticthought.fetch import FetchError, FetchPolicy
+    from elasticthought.fetch import FetchError
 
-    policy = FetchPolicy.from_config(ctx.config)
-    policy.max_bytes = min(policy.max_bytes, IMAGE_MAX_BYTES)
-    policy.total_timeout = min(policy.total_timeout, 120.0)
+    policy = policy or functools.cache(lambda: image_fetch_policy(ctx))
     results: list[dict[str, Any]] = [{} for _ in items]
     done = failed = 0
     for start in range(0, len(items), BATCH):
@@ -234,11 +254,12 @@ class WarmClassifier:
             env.blobs_url,
         )
         self.classifier = Classifier(self.ctx, doc)
+        self.policy = functools.cache(lambda: image_fetch_policy(self.ctx))
 
     def run(self, payloads: list[list[dict]]) -> list[dict[str, Any]]:
         """Per payload (a classify job's `images`), the job's result fields."""
         items = [item for payload in payloads for item in payload]
-        results = classify_items(self.ctx, self.classifier, items)
+        results = classify_items(self.ctx, self.classifier, items, policy=self.policy)
         out, start = [], 0
         for payload in payloads:
             end = start + len(payload)

@@ -1,7 +1,8 @@
 """The job's child process: runs the registered function and reports back over pipes.
 
-Forked from the worker's warm fork server (engine already imported, `warm.py`) or, cold, a
-fresh spawned interpreter; both start in `child_main`, and the job itself starts executing in
+Forked from the worker's warm fork server (engine already imported, `warm.py`; usually ahead
+of time, waiting in `standby_main` for its job) or, cold, a fresh spawned interpreter; all
+start the job in `child_main`, and the job itself starts executing in
 `run_job`, the one place per-job settings are applied (its CPU threads). The child leads its own
 process group (so the worker can end it and everything it started at once), asks for SIGKILL
 when its parent dies (the fork server, which dies with the worker), and also watches the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import traceback
 from multiprocessing.connection import Connection
@@ -96,7 +98,37 @@ def child_main(
         reason = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
         send(("error", reason, traceback.format_exc()))
     finally:
+        for stream in (sys.stdout, sys.stderr):  # what it printed, before the worker ends it
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
         events.close()
+
+
+#: What a pre-started process says once it waits for its job.
+STANDBY_READY = ("ready",)
+
+
+def standby_main(events: Connection, commands: Connection) -> None:
+    """Entry point of a pre-started job process (a fork of the warm fork server made while the
+    worker was busy, `execution.Standby`): it leads its own process group and dies with its
+    parent from the start, waits for its one job on `commands` (`child_main`'s arguments
+    but the pipes) and runs it as `child_main`. A closed pipe (the worker gone, or the
+    process no longer wanted) ends it."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    set_parent_death_signal(signal.SIGKILL)
+    try:
+        events.send(STANDBY_READY)
+        job = commands.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    target, doc, config, store_url, blobs_url, work_dir, attempt, gpus, cores = job
+    child_main(target, doc, config, store_url, blobs_url, work_dir, attempt, gpus, events,
+               commands, 0, cores)  # fmt: skip
 
 
 def run_job(target: str, ctx: JobContext, cores: int) -> dict:

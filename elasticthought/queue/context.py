@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import subprocess
@@ -19,11 +20,20 @@ PR_SET_PDEATHSIG = 1
 PROGRESS_MIN_INTERVAL = 0.2  # seconds between progress messages sent to the worker
 
 
+@functools.cache
+def _libc() -> Any:
+    """The C library (the process's own symbols: no `find_library`, which runs `ldconfig`
+    in a subprocess and cost every job process milliseconds)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
     """Ask Linux to send `sig` to this process when its parent (thread) ends."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        _libc().prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the parent-watch thread still applies
         pass
 

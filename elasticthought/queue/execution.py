@@ -1,8 +1,10 @@
 """Running one claimed job: its child process, lease renewal, progress, cancel, limits, end.
 
 The worker thread that claimed the job stays here until the job ends. It starts the child
-(spawn), forwards progress to the document at most once a second, renews the lease, and ends
-the child's whole process group on cancel, max-runtime, shutdown past grace, or lost lease.
+(hands the job to the process it pre-started, `Standby`, or forks or spawns one), forwards
+progress to the document at most once a second, renews the lease, and ends the child's whole
+process group on cancel, max-runtime, shutdown past grace, or lost lease; the ended process is
+reaped in the background.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL = 1.0  # seconds between progress writes to the job document
 CANCEL_GRACE = 0.5  # seconds a child gets to stop by itself after a cancel request
 TICK = 0.1
+REAP_SECONDS = 5.0  # how long a reaper waits for a killed job process to be gone
+STANDBY_START_SECONDS = 60.0  # how long a pre-started job process may take to come up
 
 
 @dataclass
@@ -83,6 +87,112 @@ def _json_safe(fields: dict) -> dict:
         return fields
     except (TypeError, ValueError):
         return json.loads(json.dumps(fields, default=str))
+
+
+def _reap(proc: Any, events: Any, commands: Any) -> None:
+    proc.join(REAP_SECONDS)
+    events.close()
+    commands.close()
+    if proc.exitcode is not None:
+        proc.close()
+
+
+def _reap_later(proc: Any, events: Any, commands: Any) -> None:
+    """Collect an ended (killed) job process in the background: the worker goes on to its
+    next job while the kernel tears the old one down."""
+    threading.Thread(
+        target=_reap, args=(proc, events, commands), name="et-job-reaper", daemon=True
+    ).start()
+
+
+class Standby:
+    """One job process forked ahead of time from the warm fork server, per worker thread.
+
+    Forking costs tens of milliseconds (the fork server's address space holds the engine);
+    with a process waiting (`child.standby_main`), a claimed job starts as soon as its
+    arguments are sent, and the next one is forked in the background while the job runs.
+    Each process still runs exactly one job. `take()` hands the waiting process over (waiting
+    for a fork still under way) and starts forking the next; `close()` ends the one waiting."""
+
+    def __init__(self, runner_modules: str) -> None:
+        self.runner_modules = runner_modules
+        self._lock = threading.Lock()
+        self._ready: threading.Event | None = None
+        self._held: tuple[Any, Any, Any] | None = None
+        self._closed = False
+
+    def prepare(self) -> None:
+        """Fork the next waiting process in the background (unless one is ready or coming)."""
+        with self._lock:
+            if self._closed or self._ready is not None:
+                return
+            ready = self._ready = threading.Event()
+        threading.Thread(target=self._fork, args=(ready,), name="et-standby", daemon=True).start()
+
+    def _fork(self, ready: threading.Event) -> None:
+        from elasticthought.queue.child import STANDBY_READY, standby_main
+
+        held = None
+        try:
+            ctx = warm_context(self.runner_modules)
+            events_r, events_w = ctx.Pipe(duplex=False)
+            commands_r, commands_w = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=standby_main, name="et-job", args=(events_w, commands_r))
+            proc.start()
+            events_w.close()
+            commands_r.close()
+            try:
+                os.setpgid(proc.pid, proc.pid)
+            except OSError:
+                pass
+            held = (proc, events_r, commands_w)
+            # Ready once it waits for its job (its start-up done), not merely forked.
+            if not events_r.poll(STANDBY_START_SECONDS) or events_r.recv() != STANDBY_READY:
+                raise RuntimeError("the pre-started job process did not come up")
+        except Exception as exc:  # noqa: BLE001 - the job forks its own process instead
+            log.warning("pre-starting a job process: %s", exc)
+            if held is not None:
+                _end(*held)
+                held = None
+        with self._lock:
+            if self._closed and held is not None:
+                _end(*held)
+                held = None
+            self._held = held
+            ready.set()
+
+    def waiting_pid(self) -> int | None:
+        """The pid of the process waiting for its job (None while there is none ready)."""
+        with self._lock:
+            return self._held[0].pid if self._held is not None else None
+
+    def take(self, timeout: float = 30.0) -> tuple[Any, Any, Any] | None:
+        """The waiting process (process, events pipe, commands pipe), or None when there is
+        none (not prepared, or its fork failed or died); the next one is forked meanwhile."""
+        with self._lock:
+            ready = self._ready
+        if ready is None or not ready.wait(timeout):
+            return None
+        with self._lock:
+            held, self._held, self._ready = self._held, None, None
+        self.prepare()
+        if held is not None and not held[0].is_alive():
+            _end(*held)
+            return None
+        return held
+
+    def close(self) -> None:
+        """End the waiting process (and any being forked once it is there)."""
+        with self._lock:
+            self._closed = True
+            held, self._held = self._held, None
+        if held is not None:
+            _end(*held)
+
+
+def _end(proc: Any, events: Any, commands: Any) -> None:
+    kill_group(proc.pid)
+    _reap_later(proc, events, commands)
 
 
 @dataclass
@@ -140,6 +250,7 @@ class JobRun:
         stopping: threading.Event,
         stop_deadline: list[float],
         cores: int = 1,
+        standby: Standby | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -152,6 +263,7 @@ class JobRun:
         self.stopping = stopping
         self.stop_deadline = stop_deadline
         self.cores = cores
+        self.standby = standby
         self.lease = float(config.lease_seconds)
         self.renew_every = max(0.2, min(self.lease / 4.0, 5.0))
         # Stop the job this long before the lease we hold runs out (clock skew between nodes).
@@ -169,21 +281,21 @@ class JobRun:
         try:
             outcome = self.perform_job(proc, events, commands)
         finally:
-            kill_group(proc.pid)
-            proc.join(5)
-            events.close()
-            commands.close()
-            if proc.exitcode is not None:
-                proc.close()
+            kill_group(proc.pid)  # its processes end before the job's end is written
+            _reap_later(proc, events, commands)
         return self.handle_job_end(outcome)
 
     def prepare_job_execution(self) -> tuple[Any, Any, Any] | Outcome:
-        """Start the job's child (a fork of the warm fork server, or spawned cold) in its own
-        process group: (process, events pipe, commands pipe), or the failed `Outcome` when it
-        cannot start."""
+        """Start the job's child (the worker's pre-started process, a fork of the warm fork
+        server, or spawned cold) in its own process group: (process, events pipe, commands
+        pipe), or the failed `Outcome` when it cannot start."""
         job_id = self.doc["_id"]
         work_dir = job_work_dir(self.config, job_id)
         warm = bool(self.config.warm_jobs)
+        if warm and self.standby is not None:
+            started = self._hand_over(str(work_dir))
+            if started is not None:
+                return started
         ctx = warm_context(self.config.runner_modules) if warm else cold_context()
         events_r, events_w = ctx.Pipe(duplex=False)
         commands_r, commands_w = ctx.Pipe(duplex=False)
@@ -219,6 +331,23 @@ class JobRun:
             pass
         return proc, events_r, commands_w
 
+    def _hand_over(self, work_dir: str) -> tuple[Any, Any, Any] | None:
+        """The job sent to the pre-started process; None when there is none to take it."""
+        # A fork still under way is waited for less than a lease renewal interval (the job
+        # is claimed); past that the job forks its own process.
+        held = self.standby.take(self.renew_every) if self.standby is not None else None
+        if held is None:
+            return None
+        proc, events, commands = held
+        job = (self.runner.target, self.doc, self.config, self.store_url, self.blobs_url,
+               work_dir, int(self.doc.get(ATTEMPTS) or 1), self.gpus, self.cores)  # fmt: skip
+        try:
+            commands.send(job)
+        except (OSError, ValueError):
+            _end(proc, events, commands)
+            return None
+        return held
+
     def perform_job(self, proc: Any, events: Any, commands: Any) -> Outcome:
         """Watch the running child: take its reports, stop it when it must stop, hold the
         lease; then how it ended (`handle_job_success` / `handle_job_failure`)."""
@@ -227,6 +356,8 @@ class JobRun:
             ready = wait([events, proc.sentinel] if watch.events_open else [proc.sentinel], TICK)
             if watch.events_open and events in ready:
                 watch.receive(events)
+            if watch.message is not None and not watch.events_open:
+                break  # its last word said and its pipe closed: the child is only exiting
             if proc.sentinel in ready or (not watch.events_open and not proc.is_alive()):
                 proc.join(1)
                 break
@@ -351,9 +482,10 @@ class JobRun:
                     control.release(self.store, job_id, claim_id, fields)
                 elif outcome.state is not None:
                     state = outcome.state
-                    doc = self._fresh()
-                    if state == FAILED and doc is not None and doc.get(CANCEL_REQUESTED):
-                        state = CANCELED
+                    if state == FAILED:  # a failure while a cancel was asked is a cancel
+                        doc = self._fresh()
+                        if doc is not None and doc.get(CANCEL_REQUESTED):
+                            state = CANCELED
                     if control.finish(self.store, job_id, claim_id, state, fields) is None:
                         log.warning("job %s: claim lost before its end was written", job_id)
                 return outcome

@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 import traceback
 from collections import OrderedDict
 from concurrent.futures import Future
@@ -85,13 +86,15 @@ class ModelCache:
         self.loads = 0
         self.evictions = 0
 
-    def get(self, key: str, version: str, spec: dict, env: InferenceEnv) -> Any:
+    def get(self, key: str, version: str, spec: dict, make_env: Any) -> Any:
+        """The model `key` at `version`, loaded from `spec` with `make_env()` when not held."""
         held = self.models.get(key)
         if held is not None and held[0] == version:
             self.models.move_to_end(key)
             return held[1]
         if held is not None:
             self._drop(key)
+        env = make_env()
         env.work_dir.mkdir(parents=True, exist_ok=True)
         before = _rss_bytes()
         model = self.load(env, spec)
@@ -147,20 +150,26 @@ def _serve(batch: list, cache: ModelCache, config: Config, store_url: str, blobs
     groups: OrderedDict[str, list] = OrderedDict()
     for msg in batch:
         if msg[0] == "stats":
-            conn.send(("ok", msg[1], cache.stats()))
+            conn.send(("ok", msg[1], cache.stats(), 0.0))
         else:
             groups.setdefault(msg[2], []).append(msg)
     for key, msgs in groups.items():
         _, _, _, version, spec, _ = msgs[0]
-        env = InferenceEnv(config, store_url, blobs_url, job_work_dir(config, WORK_PREFIX + key))
+
+        def make_env(key: str = key) -> InferenceEnv:
+            work = job_work_dir(config, WORK_PREFIX + key)
+            return InferenceEnv(config, store_url, blobs_url, work)
+
+        started = time.perf_counter()
         try:
-            model = cache.get(key, version, spec, env)
+            model = cache.get(key, version, spec, make_env)
             results = model.run([m[5] for m in msgs])
-            replies = [("ok", m[1], r) for m, r in zip(msgs, results, strict=True)]
+            took = time.perf_counter() - started
+            replies = [("ok", m[1], r, took) for m, r in zip(msgs, results, strict=True)]
         except Exception as exc:  # noqa: BLE001 - the requests fail, the process serves on
             log.debug("inference %s failed:\n%s", key, traceback.format_exc())
             reason = str(exc) or type(exc).__name__
-            replies = [("error", m[1], reason) for m in msgs]
+            replies = [("error", m[1], reason, 0.0) for m in msgs]
         for reply in replies:
             conn.send(reply)
 
@@ -213,7 +222,7 @@ class _Process:
     def _read(self) -> None:
         while True:
             try:
-                status, req_id, value = self.conn.recv()
+                status, req_id, value, took = self.conn.recv()
             except (EOFError, OSError):
                 break
             with self.lock:
@@ -221,7 +230,7 @@ class _Process:
             if future is None:
                 continue
             if status == "ok":
-                future.set_result(value)
+                future.set_result((value, took))
             else:
                 future.set_exception(InferenceFailed(value))
         self.proc.join(5)
@@ -261,17 +270,25 @@ class InferenceService:
                 self._process = _Process(self)
             return self._process
 
-    def run(self, key: str, version: str, spec: dict, payload: Any, timeout: float) -> Any:
+    def run(
+        self, key: str, version: str, spec: dict, payload: Any, timeout: float,
+        timing: dict[str, float] | None = None,
+    ) -> Any:  # fmt: skip
         """The handler's result for `payload` with the model `key` at `version` (loaded from
         `spec` when the process does not hold it): `InferenceFailed` with the reason, or
-        `InferenceTimeout` after `timeout` seconds."""
-        return self._ask(("run", next(self._ids), key, version, spec, payload), timeout)
+        `InferenceTimeout` after `timeout` seconds. `timing`, when given, gets `model`: the
+        seconds the inference process spent on the batch this request was served in (loading
+        the model when it had to, and the handler's `run`)."""
+        value, took = self._ask(("run", next(self._ids), key, version, spec, payload), timeout)
+        if timing is not None:
+            timing["model"] = took
+        return value
 
     def stats(self, timeout: float = 30.0) -> dict[str, Any]:
         """The process's loaded models (least recently used first), loads, evictions, pid."""
-        return self._ask(("stats", next(self._ids)), timeout)
+        return self._ask(("stats", next(self._ids)), timeout)[0]
 
-    def _ask(self, msg: tuple, timeout: float) -> Any:
+    def _ask(self, msg: tuple, timeout: float) -> tuple[Any, float]:
         future: Future = Future()
         self._current().send(msg, future)
         try:

@@ -44,7 +44,7 @@ from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.budget import CpuBudget, os_cpus
 from elasticthought.queue.capabilities import missing, probe_capabilities
-from elasticthought.queue.execution import JobRun, RunHandle
+from elasticthought.queue.execution import JobRun, RunHandle, Standby
 from elasticthought.queue.fairness import owner_of
 from elasticthought.queue.reasons import startable_order
 from elasticthought.queue.registry import (
@@ -130,6 +130,7 @@ class WorkerPool:
         self.stop_deadline = [float("inf")]
         self.caught_up = threading.Event()
         self.jobs_run = 0
+        self.standbys: list[Standby] = []  # each worker thread's pre-started job process
         self._threads: list[threading.Thread] = []
         self._service: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -337,6 +338,19 @@ class WorkerPool:
         thread_worker_id = f"{self.worker_id}/{slot}"
         while not self.stopping.is_set() and not self.warm_ready.wait(0.5):
             pass  # claim nothing before job processes can start
+        standby = Standby(self.config.runner_modules) if self.config.warm_jobs else None
+        if standby is not None:
+            with self._lock:
+                self.standbys.append(standby)
+        try:
+            self._work_loop(thread_worker_id, standby)
+        finally:
+            if standby is not None:
+                standby.close()
+
+    def _work_loop(self, thread_worker_id: str, standby: Standby | None) -> None:
+        if standby is not None and not self.stopping.is_set():
+            standby.prepare()
         while not self.stopping.is_set():
             picked = self._pick()
             if picked is None:
@@ -346,7 +360,7 @@ class WorkerPool:
                 continue
             doc, gpus, cores = picked
             try:
-                self._claim_and_run(doc, gpus, cores, thread_worker_id)
+                self._claim_and_run(doc, gpus, cores, thread_worker_id, standby)
             except Exception:  # noqa: BLE001 - the worker lives on whatever a job does
                 log.exception("worker %s: job %s", thread_worker_id, doc.get("_id"))
                 self.halt.wait(0.5)
@@ -359,7 +373,10 @@ class WorkerPool:
                     self.reserved.pop(doc["_id"], None)
                     self.index.cond.notify_all()  # freed cores: another job may start
 
-    def _claim_and_run(self, doc: dict, gpus: list[int], cores: int, thread_worker_id: str) -> None:
+    def _claim_and_run(
+        self, doc: dict, gpus: list[int], cores: int, thread_worker_id: str,
+        standby: Standby | None = None,
+    ) -> None:  # fmt: skip
         doc_id = doc["_id"]
         if self.stopping.is_set():
             return
@@ -393,6 +410,7 @@ class WorkerPool:
                 self.stopping,
                 self.stop_deadline,
                 cores,
+                standby,
             )
             outcome = run.run()
             log.info(

@@ -13,9 +13,11 @@ when torch loads); thread counts are set per job in the child (`budget.apply_thr
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 from multiprocessing.context import BaseContext
 
@@ -34,6 +36,31 @@ _lock = threading.Lock()
 _started = False
 
 
+def main_preload() -> list[str]:
+    """What the fork server imports to run the parent's main module once: multiprocessing runs
+    the main module again in every process it starts (milliseconds of CPU per job, more when
+    it imports much); run in the fork server first (`forkserver_main`), the forked children
+    skip it. A package's `__main__` (`python -m pkg`) is never run again in children and is
+    left alone; so is a main module without a file (`python -c`)."""
+    from multiprocessing import spawn
+
+    from elasticthought.queue.forkserver_main import ARGV_ENV, MAIN_ENV, MAIN_MODULE_ENV
+
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name:
+        if name == "__main__" or name.endswith(".__main__"):
+            return []
+        os.environ[MAIN_MODULE_ENV] = name  # read (and dropped) by the fork server only
+    else:
+        path = spawn.get_preparation_data("et-warm").get("init_main_from_path")
+        if not path:
+            return []
+        os.environ[MAIN_ENV] = path
+    os.environ[ARGV_ENV] = json.dumps(sys.argv)
+    return ["elasticthought.queue.forkserver_main"]
+
+
 def cold_context() -> BaseContext:
     """A fresh interpreter per job (spawn)."""
     return multiprocessing.get_context("spawn")
@@ -48,6 +75,7 @@ def warm_context(runner_modules: str = "") -> BaseContext:
         if not _started:
             modules = list(ENGINE_PRELOAD)
             modules += [m.strip() for m in runner_modules.split(",") if m.strip()]
+            modules += main_preload()
             ctx.set_forkserver_preload(modules)
             os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
             _started = True

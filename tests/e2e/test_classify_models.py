@@ -171,6 +171,17 @@ def test_bad_input(server, classify_files):
     assert r.status_code == 422 and "urls[0]" in r.json()["detail"], r.text
     r = user.post(f"/classifiers/{clf['id']}/classify", files=[("other", (None, "x"))])
     assert r.status_code == 400
+    url = f"/classifiers/{clf['id']}/classify"
+    for body in (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x\"\r\n"
+                 b"\r\ncut short", b"no boundary in here"):  # fmt: skip
+        r = user.post(url, data=body, params={"wait": "true"},
+                      headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+        assert r.status_code == 400 and "multipart" in r.json()["detail"], r.text
+    r = user.post(url, data=b"", headers={"Content-Type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["detail"], r.text
+    many = [("files", (f"{i}.png", b"x", "image/png")) for i in range(1002)]
+    r = user.post(url, files=many)
+    assert r.status_code == 413 and "parts" in r.json()["detail"], r.text
 
 
 def test_private_urls_refused(server, classify_files, tmp_path):

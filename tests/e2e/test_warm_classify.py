@@ -43,15 +43,29 @@ def test_wait_true_is_answered_warm_like_the_queued_job(tmp_path, classify_files
 
 
 def test_no_worker_needed_for_wait_true(tmp_path, classify_files) -> None:
-    srv = start_server(tmp_path / "api", None, workers=0)
+    """No worker: wait=true is answered warm (with its Server-Timing phases); without wait
+    the job is queued, and counts against the per-user queue quota, which a warm answer (it
+    never waits in the queue) does not need."""
+    srv = start_server(tmp_path / "api", None, workers=0,
+                       args=("--max-queued-jobs-per-user", "1"))  # fmt: skip
     try:
         user = h.new_user(srv.url, "apionly")
         clf = upload_classifier(user, classify_files).json()
         images, _, probs = golden_digits()
         job = finished_job(classify(user, clf["id"], uploads=[("d.png", images[0])]))
         assert job["results"]["d.png"]["label"] == int(probs[0].argmax())
-        pending = user.post(f"/classifiers/{clf['id']}/classify",
-                            files=[("files", ("d.png", images[0], "image/png"))])  # fmt: skip
+        parts = [("files", ("d.png", images[0], "image/png"))]
+        url = f"/classifiers/{clf['id']}/classify"
+        pending = user.post(url, files=parts)
         assert pending.json()["processing-state"] == "pending"  # no wait: the queue, as before
+        refused = user.post(url, files=parts)  # a second queued job: past the quota
+        assert refused.status_code == 429, refused.text
+        warm = user.post(url, files=parts, params={"wait": "true"})
+        assert warm.status_code == 201, warm.text
+        assert warm.json()["results"]["d.png"]["label"] == int(probs[0].argmax())
+        phases = dict(p.strip().split(";dur=") for p in warm.headers["Server-Timing"].split(","))
+        assert {"app", "read", "infer", "model", "store", "total"} <= set(phases)
+        assert 0 < float(phases["model"]) <= float(phases["infer"]) <= float(phases["total"])
+        assert "Server-Timing" not in pending.headers
     finally:
         srv.stop()

@@ -79,3 +79,30 @@ def test_a_crash_in_a_job_process_fails_that_job_only(
     after = submit(store)
     assert wait_state(store, after, "finished_successfully", 60)["ran-attempt"] == 1
     assert pool.jobs_run == 4
+
+
+def test_a_warm_job_runs_in_a_process_started_before_it_was_claimed(
+    make_pool, store, tmp_path: Path
+) -> None:
+    """Each worker thread keeps one job process waiting: a job submitted later runs in that
+    process (forked by the warm fork server before the job existed), one job per process;
+    stopping the pool ends the waiting one."""
+    from multiprocessing import forkserver
+
+    from tests.queue.queue_helpers import pid_alive
+
+    pool = make_pool(workers=1)
+    first = tmp_path / "first"
+    wait_state(store, submit(store, **{"pid-file": str(first)}), "finished_successfully", 60)
+    (standby,) = pool.standbys
+    waiting = wait_for(standby.waiting_pid, 60, "a job process waiting for the next job")
+    parent = int(Path(f"/proc/{waiting}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert parent == forkserver._forkserver._forkserver_pid
+    second = tmp_path / "second"
+    wait_state(store, submit(store, **{"pid-file": str(second)}), "finished_successfully", 60)
+    assert read_pids(second)[0] == waiting  # the job ran in the process already waiting
+    assert read_pids(first)[0] != waiting  # a fresh process per job
+    following = wait_for(standby.waiting_pid, 60, "the next waiting process")
+    assert following != waiting
+    pool.stop(5)
+    wait_for(lambda: not pid_alive(following), 30, "the waiting process to end")
