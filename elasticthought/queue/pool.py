@@ -378,7 +378,7 @@ class WorkerPool:
         standby: Standby | None = None,
     ) -> None:  # fmt: skip
         doc_id = doc["_id"]
-        if self.stopping.is_set():
+        if self.stopping.is_set() or self._needs_unseen_active_job(doc):
             return
         claimed = self._claim(doc, thread_worker_id)
         if claimed is None:
@@ -423,6 +423,33 @@ class WorkerPool:
             with self._lock:
                 self.running.pop(doc_id, None)
                 self.jobs_run += 1
+
+    def _needs_unseen_active_job(self, doc: dict) -> bool:
+        """Whether a job `doc` needs, absent from the index (written after `doc`, or finished),
+        is pending or processing in the store; it is then put in the index, so the next pick
+        runs it first. Reads the store only for dependencies the feed has not shown active."""
+        runner = runner_for(doc.get("type"))
+        if runner is None:
+            return False
+        with self.index.cond:
+            unseen = [
+                dep_id
+                for _, dep_id in runner.waits_for(doc)
+                if dep_id not in self.index.pending and dep_id not in self.index.processing
+            ]
+        for dep_id in unseen:
+            try:
+                dep = self.store.get(dep_id)
+            except NotFound:
+                continue  # its runner reports the missing job
+            except StoreError:
+                log.warning("job %s: could not read the job it needs, %s", doc["_id"], dep_id)
+                self.halt.wait(0.5)
+                return True  # try again on the next pick
+            if dep.get(PROCESSING_STATE) in (PENDING, PROCESSING):
+                self._saw(dep_id, dep)
+                return True
+        return False
 
     def _claim(self, doc: dict, thread_worker_id: str) -> dict | None:
         """Claim `doc`; with a running-jobs cap, keep the claim only when the owner's other

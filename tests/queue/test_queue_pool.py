@@ -8,8 +8,16 @@ import time
 from pathlib import Path
 
 from elasticthought.queue import explain_pending, list_workers, register_runner, request_cancel
+from elasticthought.queue.pool import WorkerPool
 from elasticthought.queue.registry import unregister_runner
-from tests.queue.queue_helpers import pid_alive, read_pids, submit, wait_for, wait_state
+from tests.queue.queue_helpers import (
+    pid_alive,
+    pool_config,
+    read_pids,
+    submit,
+    wait_for,
+    wait_state,
+)
 
 FINAL = ("finished_successfully", "failed", "canceled")
 
@@ -283,5 +291,38 @@ def test_a_job_waits_pending_while_a_job_it_needs_is_unfinished(
         gate.touch()
         wait_state(store, dependent, FINAL)
         assert output.read_text().split() == [needed_id, dependent]
+    finally:
+        unregister_runner("queue-dep-test")
+
+
+def test_a_needed_job_the_feed_has_not_shown_yet_is_read_from_the_store(
+    store, tmp_path: Path
+) -> None:
+    """The pick saw the dependent before the feed brought the job it needs (the deterministic
+    form of the race above): before claiming, the pool reads that job, finds it unfinished,
+    indexes it and leaves the dependent pending; a finished or missing one does not hold it."""
+    register_runner(
+        "queue-dep-test",
+        "tests.queue.runner:run_test_job",
+        dependencies=lambda doc: [("queue test", dep) for dep in doc.get("after", [])],
+    )
+    try:
+        pool = WorkerPool(pool_config(store, tmp_path / "pool"), store)  # not started: no feed
+        needed = store.create(
+            {"_id": "queue-dep-test:user~a:needed", "type": "queue-dep-test",
+             "user-id": "user:a", "processing-state": "pending", "created-at": time.time()}
+        )  # fmt: skip
+        done = store.create(
+            {"_id": "queue-dep-test:user~a:done", "type": "queue-dep-test",
+             "user-id": "user:a", "processing-state": "finished_successfully"}
+        )  # fmt: skip
+        missing = "queue-dep-test:user~a:missing"
+        dependent = {"_id": "queue-dep-test:user~a:dependent", "type": "queue-dep-test",
+                     "user-id": "user:a", "processing-state": "pending",
+                     "after": [done["_id"], missing, needed["_id"]]}  # fmt: skip
+        assert pool._needs_unseen_active_job(dependent)
+        assert needed["_id"] in pool.index.pending
+        ready = {**dependent, "after": [done["_id"], missing]}
+        assert not pool._needs_unseen_active_job(ready)
     finally:
         unregister_runner("queue-dep-test")
