@@ -47,8 +47,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 def load(
-    method: str, url: str, clients: int, seconds: float, headers: dict, body: Any = None,
-    expect: int = 200, stop: threading.Event | None = None,
+    method: str,
+    url: str,
+    clients: int,
+    seconds: float,
+    headers: dict,
+    body: Any = None,
+    expect: int = 200,
+    stop: threading.Event | None = None,
 ) -> tuple[float, int]:
     """(requests/s, errors) of `clients` threads each looping one request for `seconds` (or
     until `stop` is set)."""
@@ -87,13 +93,25 @@ def setup_user(server: LiveServer, files: h.FileServer) -> tuple[h.Client, dict,
     user = h.new_user(server.url, "bench")
     token = user.ok("POST", "/tokens", 201, json={"name": "bench"})["token"]
     df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = user.ok("POST", "/datasets", 201, json={
-        "training": {"datafile-id": df["id"], "split-percentage": 0.7},
-        "testing": {"datafile-id": df["id"], "split-percentage": 0.3}})
-    solver = user.ok("POST", "/solvers", 201, json={
-        "dataset-id": ds["id"],
-        "specification-url": files.url + "/alphabet/alpha_solver.prototxt",
-        "specification-net-url": files.url + "/alphabet/alpha_net.prototxt"})
+    ds = user.ok(
+        "POST",
+        "/datasets",
+        201,
+        json={
+            "training": {"datafile-id": df["id"], "split-percentage": 0.7},
+            "testing": {"datafile-id": df["id"], "split-percentage": 0.3},
+        },
+    )
+    solver = user.ok(
+        "POST",
+        "/solvers",
+        201,
+        json={
+            "dataset-id": ds["id"],
+            "specification-url": files.url + "/alphabet/alpha_solver.prototxt",
+            "specification-net-url": files.url + "/alphabet/alpha_net.prototxt",
+        },
+    )
     return user, solver, token
 
 
@@ -105,16 +123,34 @@ def throughput(server: LiveServer, files: h.FileServer, clients: int, seconds: f
     rows = [
         ("GET /health (floor)", load("GET", server.url + "/health", clients, seconds, {})),
         ("GET status (token)", load("GET", status_url, clients, seconds, auth)),
-        ("GET status (Basic)", load(
-            "GET", status_url, clients, seconds,
-            {"Authorization": requests.auth._basic_auth_str(user.username, user.password)})),
-        ("POST /training-jobs", load(
-            "POST", server.url + "/training-jobs", clients, seconds, auth,
-            body={"solver-id": solver["id"]}, expect=201)),
+        (
+            "GET status (Basic)",
+            load(
+                "GET",
+                status_url,
+                clients,
+                seconds,
+                {"Authorization": requests.auth._basic_auth_str(user.username, user.password)},
+            ),
+        ),
+        (
+            "POST /training-jobs",
+            load(
+                "POST",
+                server.url + "/training-jobs",
+                clients,
+                seconds,
+                auth,
+                body={"solver-id": solver["id"]},
+                expect=201,
+            ),
+        ),
     ]
     floor = rows[0][1][0]
-    print(f"\nthroughput, {clients} concurrent clients, {seconds:g} s each (server A, "
-          "embedded store, --workers 0)")
+    print(
+        f"\nthroughput, {clients} concurrent clients, {seconds:g} s each (server A, "
+        "embedded store, --workers 0)"
+    )
     print(f"  {'route':<24} {'req/s':>9} {'errors':>7} {'ratio to /health':>17}")
     for name, (rps, errors) in rows:
         print(f"  {name:<24} {rps:9.1f} {errors:7d} {rps / floor:17.3f}")
@@ -152,8 +188,11 @@ def dispatch(server: LiveServer, files: h.FileServer, clients: int, samples: int
     status_url = f"{server.url}/training-jobs/{probe['id']}/status"
     result: dict[str, Any] = {}
     loader = threading.Thread(
-        target=lambda: result.update(rps=load(
-            "GET", status_url, clients, 3600, {"Authorization": f"Token {token}"}, stop=stop)),
+        target=lambda: result.update(
+            rps=load(
+                "GET", status_url, clients, 3600, {"Authorization": f"Token {token}"}, stop=stop
+            )
+        ),
         daemon=True,
     )
     loader.start()
@@ -163,15 +202,19 @@ def dispatch(server: LiveServer, files: h.FileServer, clients: int, samples: int
     finally:
         stop.set()
         loader.join()
-    print(f"\ndispatch latency of a training job (server B, --workers 1), {samples} samples; "
-          f"under load: {clients} clients on GET status ({result['rps'][0]:.1f} req/s)")
+    print(
+        f"\ndispatch latency of a training job (server B, --workers 1), {samples} samples; "
+        f"under load: {clients} clients on GET status ({result['rps'][0]:.1f} req/s)"
+    )
     print(f"  {'':<42} {'p50 s':>8} {'max s':>8} {'ratio to idle p50':>18}")
     for name, index in (("created-at -> started-at", 0), ("submit -> client sees processing", 1)):
         base = statistics.median(s[index] for s in idle)
         for label, values in (("idle", idle), ("loaded", loaded)):
             v = [s[index] for s in values]
-            print(f"  {name + ' (' + label + ')':<42} {pct(v, 0.5):8.3f} {max(v):8.3f} "
-                  f"{pct(v, 0.5) / base:18.2f}")
+            print(
+                f"  {name + ' (' + label + ')':<42} {pct(v, 0.5):8.3f} {max(v):8.3f} "
+                f"{pct(v, 0.5) / base:18.2f}"
+            )
 
 
 def main() -> int:

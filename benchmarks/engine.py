@@ -87,8 +87,12 @@ def _caffe_timer(net: Net, data: np.ndarray, label: np.ndarray, threads: int, de
     folder = Path(tempfile.mkdtemp(prefix="et-bench-caffe-"))
     (folder / "lenet.prototxt").write_text(LENET)
     net.save(folder / "lenet.caffemodel")
-    return CaffeTimer(folder / "lenet.prototxt", weights=folder / "lenet.caffemodel",
-                      inputs={"data": data, "label": label.astype(np.float32)}, threads=threads)
+    return CaffeTimer(
+        folder / "lenet.prototxt",
+        weights=folder / "lenet.caffemodel",
+        inputs={"data": data, "label": label.astype(np.float32)},
+        threads=threads,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=21)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-training", action="store_true",
-                    help="skip the whole-iteration training columns (engine_training.py)")
+    ap.add_argument(
+        "--no-training",
+        action="store_true",
+        help="skip the whole-iteration training columns (engine_training.py)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -115,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
     hand = HandLeNet().to(dev)
     with torch.no_grad():  # same weights, so both do the same arithmetic
-        for mod, name in ((hand.conv1, "conv1"), (hand.conv2, "conv2"), (hand.ip1, "ip1"),
-                          (hand.ip2, "ip2")):
+        for mod, name in (
+            (hand.conv1, "conv1"),
+            (hand.conv2, "conv2"),
+            (hand.ip1, "ip1"),
+            (hand.ip2, "ip2"),
+        ):
             mod.weight.copy_(net.params[name][0].tensor)
             mod.bias.copy_(net.params[name][1].tensor)
     x = torch.from_numpy(data).to(dev)
@@ -164,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     hand = times["theirs"]
     # ratios of runs made back to back cancel most of the machine's load changes
     ratio = statistics.median(a / b for a, b in zip(times["ours"], hand, strict=True))
-    ratio_all = statistics.median(
-        a / b for a, b in zip(times["ours_all_diffs"], hand, strict=True)
+    ratio_all = statistics.median(a / b for a, b in zip(times["ours_all_diffs"], hand, strict=True))
+    print(
+        f"LeNet batch 64 forward+backward, {args.threads} thread(s), device {dev}, "
+        f"{args.reps} interleaved repetitions x {args.iters} iterations (medians):"
     )
-    print(f"LeNet batch 64 forward+backward, {args.threads} thread(s), device {dev}, "
-          f"{args.reps} interleaved repetitions x {args.iters} iterations (medians):")
     print(f"  elasticthought Net (solver step)     : {med['ours']:8.2f} ms/iter")
     print(f"  elasticthought Net (all blob diffs)  : {med['ours_all_diffs']:8.2f} ms/iter")
     print(f"  hand-written torch                   : {med['theirs']:8.2f} ms/iter")

@@ -53,7 +53,7 @@ def _kind(layers_type: object, param: object) -> tuple[str, dict]:
     if param is None:
         param = {}
     if not isinstance(param, dict):
-        raise bad_request("'layers_data_param' must be an object like {\"backend\": \"LMDB\"}")
+        raise bad_request('\'layers_data_param\' must be an object like {"backend": "LMDB"}')
     check_fields(param, ("backend",), where="layers_data_param")
     backend = param.get("backend", "LEVELDB")
     if not isinstance(backend, str) or backend.upper() not in BACKENDS:

@@ -109,8 +109,10 @@ EXTRA_PATHS: dict[str, Any] = {
     "/health": {
         "get": op(
             "store and blob store reachability",
-            {"200": json_response("healthy", {"type": "object"}),
-             "503": json_response("unhealthy", {"type": "object"})},
+            {
+                "200": json_response("healthy", {"type": "object"}),
+                "503": json_response("unhealthy", {"type": "object"}),
+            },
             public=True,
             errors=(),
         )

@@ -98,8 +98,11 @@ def _check_engine(engine: Any, explicit: bool) -> str:
     if not isinstance(engine, str) or engine not in ENGINE_NAMES:
         raise ApiError(422, f"'engine' must be one of {', '.join(ENGINE_NAMES)}")
     if explicit:
-        offered = {e for w in list_workers(store()) for e in (w.get("capabilities") or {})
-                   .get("engines", [])}
+        offered = {
+            e
+            for w in list_workers(store())
+            for e in (w.get("capabilities") or {}).get("engines", [])
+        }
         if engine not in offered:
             have = ", ".join(sorted(offered)) or "none (no worker registered)"
             raise ApiError(
@@ -142,9 +145,7 @@ def _body() -> tuple[dict, Any]:
     check_storage_quota(request.content_length)
     unknown = sorted((set(request.form) - set(FIELDS)) | (set(request.files) - {"weights"}))
     if unknown:
-        raise bad_request(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}"
-        )
+        raise bad_request(f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
     body = {k: request.form[k] for k in request.form}
     upload = request.files.get("weights")
     if upload is not None and "weights" in body:
@@ -272,8 +273,10 @@ def get_metrics(doc_id: str):
     try:
         data = json.loads(blobs().get(layout.key(doc_id, layout.METRICS)))
     except (BlobNotFound, ValueError):
-        data = {"train": {"iteration": [], "loss": [], "lr": [], "outputs": {}},
-                "test": {"iteration": [], "net": [], "outputs": {}}}
+        data = {
+            "train": {"iteration": [], "loss": [], "lr": [], "outputs": {}},
+            "test": {"iteration": [], "net": [], "outputs": {}},
+        }
     return jsonify({"id": doc_id, "state": doc.get(PROCESSING_STATE), **data})
 
 
@@ -406,7 +409,8 @@ def delete_training_job(doc_id: str):
     doc = owned(doc_id, TYPE)
     users = [i for t in DEPENDENT_TYPES for i in dependents(t, "training-job-id", doc_id)]
     users += [
-        i for i in dependents(TYPE, "training-job-id", doc_id)
+        i
+        for i in dependents(TYPE, "training-job-id", doc_id)
         if store().get(i).get(PROCESSING_STATE) not in FINAL_STATES
     ]
     if not users and doc.get(PROCESSING_STATE) == PROCESSING:
@@ -465,13 +469,17 @@ OPENAPI_PATHS.update(
     {
         "/training-jobs/{doc_id}/status": {
             "parameters": _ITEM,
-            "get": op("state, loss, iterations, lr, tests, evaluation, eta",
-                      {"200": json_response("status", {"type": "object"})}),
+            "get": op(
+                "state, loss, iterations, lr, tests, evaluation, eta",
+                {"200": json_response("status", {"type": "object"})},
+            ),
         },
         "/training-jobs/{doc_id}/metrics": {
             "parameters": _ITEM,
-            "get": op("loss, lr and test-output series (columns)",
-                      {"200": json_response("series", {"type": "object"})}),
+            "get": op(
+                "loss, lr and test-output series (columns)",
+                {"200": json_response("series", {"type": "object"})},
+            ),
         },
         "/training-jobs/{doc_id}/logs": {
             "parameters": _ITEM,
@@ -480,8 +488,11 @@ OPENAPI_PATHS.update(
                 {"200": _TEXT},
                 params=[
                     {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                    {"name": "timeout", "in": "query",
-                     "schema": {"type": "number", "minimum": 0, "maximum": FOLLOW_MAX_SECONDS}},
+                    {
+                        "name": "timeout",
+                        "in": "query",
+                        "schema": {"type": "number", "minimum": 0, "maximum": FOLLOW_MAX_SECONDS},
+                    },
                 ],
             ),
         },
@@ -491,8 +502,10 @@ OPENAPI_PATHS.update(
         },
         "/training-jobs/{doc_id}/snapshots": {
             "parameters": _ITEM,
-            "get": op("snapshots (.caffemodel + .solverstate per iteration)",
-                      {"200": json_response("snapshots", {"type": "object"})}),
+            "get": op(
+                "snapshots (.caffemodel + .solverstate per iteration)",
+                {"200": json_response("snapshots", {"type": "object"})},
+            ),
         },
         "/training-jobs/{doc_id}/snapshots/{name}": {
             "parameters": [
@@ -503,9 +516,11 @@ OPENAPI_PATHS.update(
         },
         "/training-jobs/{doc_id}/cancel": {
             "parameters": _ITEM,
-            "post": op("cancel a pending or running job",
-                       {"202": json_response("the job, cancel requested")},
-                       errors=(400, 401, 404, 409)),
+            "post": op(
+                "cancel a pending or running job",
+                {"202": json_response("the job, cancel requested")},
+                errors=(400, 401, 404, 409),
+            ),
         },
     }
 )

@@ -57,6 +57,7 @@ def bootstrap_admin(st, username: str, password: str) -> None:
             pass
         return
     if not doc.get("admin") or not verify_password(password, doc.get("password-hash", "")):
+
         def change(d: Doc) -> None:
             d["admin"] = True
             d["password-hash"] = hash_password(password)

@@ -12,7 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("db", help="LMDB or LevelDB folder of Datums")
     parser.add_argument("output", nargs="?", help="mean .binaryproto to write (optional)")
     parser.add_argument(
-        "--backend", choices=("lmdb", "leveldb"), default=None,
+        "--backend",
+        choices=("lmdb", "leveldb"),
+        default=None,
         help="database kind (default: detected)",
     )
 

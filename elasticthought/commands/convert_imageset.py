@@ -26,17 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoded", action="store_true", help="store encoded images (PNG/JPEG bytes)"
     )
     parser.add_argument(
-        "--encode-type", "--encode_type", default="",
+        "--encode-type",
+        "--encode_type",
+        default="",
         help="png or jpg for --encoded (default: each file's own format)",
     )
     parser.add_argument("--shuffle", action="store_true", help="shuffle the order of the images")
     parser.add_argument("--seed", type=int, default=None, help="seed for --shuffle")
     parser.add_argument(
-        "--check-size", "--check_size", action="store_true",
+        "--check-size",
+        "--check_size",
+        action="store_true",
         help="fail unless every image has the same size",
     )
     parser.add_argument(
-        "--labels-file", default=None,
+        "--labels-file",
+        default=None,
         help="folder-per-label mode: write the label names (line N = label N) to this file",
     )
 
@@ -51,10 +56,18 @@ def run(args: argparse.Namespace) -> int:
     listfile, out = (None, args.paths[0]) if len(args.paths) == 1 else args.paths
     try:
         result = convert_imageset(
-            args.root, listfile, out, backend=args.backend,
-            resize_height=args.resize_height, resize_width=args.resize_width,
-            gray=args.gray, encoded=args.encoded, shuffle=args.shuffle, seed=args.seed,
-            encode_type=args.encode_type, check_size=args.check_size,
+            args.root,
+            listfile,
+            out,
+            backend=args.backend,
+            resize_height=args.resize_height,
+            resize_width=args.resize_width,
+            gray=args.gray,
+            encoded=args.encoded,
+            shuffle=args.shuffle,
+            seed=args.seed,
+            encode_type=args.encode_type,
+            check_size=args.check_size,
             progress=lambda done, total: print(f"Processed {done} of {total} files."),
         )
         if args.labels_file and result.labels:

@@ -67,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
         device = "cpu" if gpu < 0 else gpu
     stages = [s for s in args.stage.split(",") if s]
     try:
-        net = Net(args.model, args.phase, weights=args.weights or None, device=device,
-                  stages=stages, level=args.level)
+        net = Net(
+            args.model,
+            args.phase,
+            weights=args.weights or None,
+            device=device,
+            stages=stages,
+            level=args.level,
+        )
     except (FormatError, NetError, LayerError, UnsupportedLayer, DeviceError, ValueError) as exc:
         log.error("%s", exc)
         return 1

@@ -12,8 +12,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="net prototxt, binary .caffemodel, or solver prototxt")
     parser.add_argument("output", nargs="?", default="-", help="where to write ('-': stdout)")
     kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--binary", action="store_true",
-                      help="input and output are binary NetParameters (.caffemodel)")
+    kind.add_argument(
+        "--binary",
+        action="store_true",
+        help="input and output are binary NetParameters (.caffemodel)",
+    )
     kind.add_argument("--solver", action="store_true", help="input is a solver prototxt")
 
 

@@ -21,7 +21,17 @@ from elasticthought.engine.db import open_db
 from elasticthought.engine.errors import FormatError
 
 IMAGE_EXTENSIONS = {
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".pgm",
+    ".ppm",
+    ".pbm",
 }
 
 
@@ -62,7 +72,8 @@ def scan_label_folders(root: str | os.PathLike) -> tuple[list[tuple[str, int]], 
     """
     root = Path(root)
     folders = sorted(
-        p.name for p in root.iterdir()
+        p.name
+        for p in root.iterdir()
         if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX"
     )
     if not folders:

@@ -43,8 +43,9 @@ def _timestamp(line: str, year: int, last: datetime | None) -> datetime | None:
     date, hh, mm, ss, frac = match.groups()
     micro = int(frac[:6].ljust(6, "0"))
     if len(date) == 8:
-        return datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(hh), int(mm),
-                        int(ss), micro)
+        return datetime(
+            int(date[:4]), int(date[4:6]), int(date[6:]), int(hh), int(mm), int(ss), micro
+        )
     base = last.year if last is not None else year
     when = datetime(base, int(date[:2]), int(date[2:]), int(hh), int(mm), int(ss), micro)
     if last is not None and when.month < last.month:
@@ -104,10 +105,17 @@ def parse_log(source: str | os.PathLike, year: int | None = None) -> LogTables:
             train_row[match.group(2)] = float(match.group(3))
         match = _TEST.search(line)
         if match:
-            if (test_row is None or test_row["NumIters"] != iteration
-                    or test_row["TestNet"] != test_net):
-                test_row = {"NumIters": iteration, "Seconds": seconds, "LearningRate": math.nan,
-                            "TestNet": test_net}
+            if (
+                test_row is None
+                or test_row["NumIters"] != iteration
+                or test_row["TestNet"] != test_net
+            ):
+                test_row = {
+                    "NumIters": iteration,
+                    "Seconds": seconds,
+                    "LearningRate": math.nan,
+                    "TestNet": test_net,
+                }
                 tables.test.append(test_row)
             test_row[match.group(2)] = float(match.group(3))
     for row in tables.train + tables.test:

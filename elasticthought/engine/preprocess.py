@@ -41,9 +41,7 @@ class Preprocessor:
         from elasticthought.engine.torch.transformer import Transformer, TransformError
 
         try:
-            self._transformer = Transformer(
-                transform_param(self.transform, self.mean_path), "TEST"
-            )
+            self._transformer = Transformer(transform_param(self.transform, self.mean_path), "TEST")
         except (TransformError, FormatError) as exc:
             raise ImageError(f"the classifier's transform cannot be used: {exc}") from None
 

@@ -42,7 +42,7 @@ def parse_text(text: str | bytes, message: _message.Message, source: str | None 
         reason = str(exc)
         match = _WHERE.match(reason)
         if match:
-            reason = reason[match.end():]
+            reason = reason[match.end() :]
             if line is None:
                 line, column = int(match.group(1)), int(match.group(2))
         raise FormatError(reason, line=line, column=column, source=source) from None

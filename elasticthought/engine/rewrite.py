@@ -57,8 +57,10 @@ def layer_phases(layer: caffe_pb2.LayerParameter) -> set[str]:
         return included
     for rule in layer.exclude:
         only_phase = not (
-            rule.HasField("min_level") or rule.HasField("max_level")
-            or len(rule.stage) or len(rule.not_stage)
+            rule.HasField("min_level")
+            or rule.HasField("max_level")
+            or len(rule.stage)
+            or len(rule.not_stage)
         )
         if rule.HasField("phase") and only_phase:
             phases.discard(_PHASE_NAMES[rule.phase])
@@ -183,9 +185,7 @@ def rewrite_for_job(
     new_solver.snapshot_prefix = prefix
     if solver_mode is not None:
         try:
-            new_solver.solver_mode = caffe_pb2.SolverParameter.SolverMode.Value(
-                solver_mode.upper()
-            )
+            new_solver.solver_mode = caffe_pb2.SolverParameter.SolverMode.Value(solver_mode.upper())
         except ValueError:
             raise FormatError(f"unknown solver_mode {solver_mode!r} (CPU or GPU)") from None
     if device_id is not None:

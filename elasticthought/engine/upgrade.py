@@ -224,8 +224,11 @@ def _upgrade_v0_layer(v1: caffe_pb2.V1LayerParameter) -> None:
             v1.inner_product_param.num_output = v0.num_output
         else:
             raise unsupported("num_output")
-    for field, target in (("biasterm", "bias_term"), ("weight_filler", None),
-                          ("bias_filler", None)):
+    for field, target in (
+        ("biasterm", "bias_term"),
+        ("weight_filler", None),
+        ("bias_filler", None),
+    ):
         if not v0.HasField(field):
             continue
         if kind == "conv":
@@ -265,15 +268,23 @@ def _upgrade_v0_layer(v1: caffe_pb2.V1LayerParameter) -> None:
             if kind != "lrn":
                 raise unsupported(field)
             setattr(v1.lrn_param, field, getattr(v0, field))
-    data_params = {"data": "data_param", "hdf5_data": "hdf5_data_param",
-                   "images": "image_data_param", "window_data": "window_data_param"}
+    data_params = {
+        "data": "data_param",
+        "hdf5_data": "hdf5_data_param",
+        "images": "image_data_param",
+        "window_data": "window_data_param",
+    }
     for field, target in (("source", "source"), ("batchsize", "batch_size")):
         if v0.HasField(field):
             if kind not in data_params:
                 raise unsupported(field)
             setattr(getattr(v1, data_params[kind]), target, getattr(v0, field))
-    for field, target in (("scale", "scale"), ("meanfile", "mean_file"),
-                          ("cropsize", "crop_size"), ("mirror", "mirror")):
+    for field, target in (
+        ("scale", "scale"),
+        ("meanfile", "mean_file"),
+        ("cropsize", "crop_size"),
+        ("mirror", "mirror"),
+    ):
         if v0.HasField(field):
             setattr(v1.transform_param, target, getattr(v0, field))
     if v0.HasField("rand_skip"):
@@ -283,8 +294,11 @@ def _upgrade_v0_layer(v1: caffe_pb2.V1LayerParameter) -> None:
             v1.image_data_param.rand_skip = v0.rand_skip
         else:
             raise unsupported("rand_skip")
-    for field, target in (("shuffle_images", "shuffle"), ("new_height", "new_height"),
-                          ("new_width", "new_width")):
+    for field, target in (
+        ("shuffle_images", "shuffle"),
+        ("new_height", "new_height"),
+        ("new_width", "new_width"),
+    ):
         if v0.HasField(field):
             if kind != "images":
                 raise unsupported(field)
@@ -293,11 +307,13 @@ def _upgrade_v0_layer(v1: caffe_pb2.V1LayerParameter) -> None:
         if kind != "concat":
             raise unsupported("concat_dim")
         v1.concat_param.concat_dim = v0.concat_dim
-    for field, target in (("det_fg_threshold", "fg_threshold"),
-                          ("det_bg_threshold", "bg_threshold"),
-                          ("det_fg_fraction", "fg_fraction"),
-                          ("det_context_pad", "context_pad"),
-                          ("det_crop_mode", "crop_mode")):
+    for field, target in (
+        ("det_fg_threshold", "fg_threshold"),
+        ("det_bg_threshold", "bg_threshold"),
+        ("det_fg_fraction", "fg_fraction"),
+        ("det_context_pad", "context_pad"),
+        ("det_crop_mode", "crop_mode"),
+    ):
         if v0.HasField(field):
             if kind != "window_data":
                 raise unsupported(field)

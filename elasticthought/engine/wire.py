@@ -19,9 +19,7 @@ def parse_binary(data: bytes, cls: type[M], what: str | None = None) -> M:
         msg.ParseFromString(bytes(data))
     except _message.DecodeError as exc:
         name = what or cls.DESCRIPTOR.name
-        raise FormatError(
-            f"corrupt or truncated {name} ({len(data)} bytes): {exc}"
-        ) from None
+        raise FormatError(f"corrupt or truncated {name} ({len(data)} bytes): {exc}") from None
     return msg
 
 

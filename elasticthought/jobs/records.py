@@ -98,5 +98,3 @@ def mean_blob(total: np.ndarray, count: int) -> bytes:
         path = Path(tmp) / layout.MEAN
         write_mean_binaryproto(total / max(count, 1), path)
         return path.read_bytes()
-
-

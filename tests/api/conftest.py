@@ -39,8 +39,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.FileServer]:
     leveldb_dir = h.lmdb_to_leveldb(lmdb_dir, work / "mnist_test_leveldb")
     h.tar_folder(root / "mnist_leveldb.tar.gz", leveldb_dir, "mnist_test_leveldb")
     png = (root / "alphabet.tar.gz").read_bytes()  # any bytes; the member never gets extracted
-    h.tar_gz(root / "dotdot.tar.gz", [h.file_member("0/a.png", png[:10]),
-                                      h.file_member("../escape.png", b"x")])
+    h.tar_gz(
+        root / "dotdot.tar.gz",
+        [h.file_member("0/a.png", png[:10]), h.file_member("../escape.png", b"x")],
+    )
     link = tarfile.TarInfo("0/link.png")
     link.type = tarfile.SYMTYPE
     link.linkname = "/etc/passwd"

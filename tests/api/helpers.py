@@ -81,7 +81,8 @@ def new_user(base: str, prefix: str = "u") -> Client:
     name = f"{prefix}{uuid.uuid4().hex[:10]}"
     password = f"pw-{uuid.uuid4().hex}"
     r = requests.post(
-        base + "/users", json={"username": name, "password": password, "email": f"{name}@x.org"},
+        base + "/users",
+        json={"username": name, "password": password, "email": f"{name}@x.org"},
         timeout=30,
     )
     assert r.status_code == 201, r.text
@@ -95,8 +96,10 @@ def alphabet_dataset(user: Client, files: FileServer) -> tuple[dict, dict]:
         "POST",
         "/datasets",
         201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+        json={
+            "training": {"datafile-id": df["id"], "split-percentage": 0.7},
+            "testing": {"datafile-id": df["id"], "split-percentage": 0.3},
+        },
     )
     return df, ds
 

@@ -127,8 +127,11 @@ def test_mnist_data(api, files, tmp_path, backend):
     archive = {"LEVELDB": "mnist_leveldb.tar.gz", "LMDB": "mnist_lmdb.tar.gz"}[backend]
     df = _datafile(
         user,
-        {"url": f"{files.url}/{archive}", "layers_type": "DATA",
-         "layers_data_param": {"backend": backend}},
+        {
+            "url": f"{files.url}/{archive}",
+            "layers_type": "DATA",
+            "layers_data_param": {"backend": backend},
+        },
     )
     assert df["processing-state"] == "finished_successfully", df["processing-log"]
     labels = h.labels_in_key_order(h.copy_lmdb(tmp_path / "db"), "lmdb")

@@ -56,8 +56,19 @@ def local() -> Iterator[str]:
 
 
 @pytest.mark.parametrize(
-    "host", ["127.0.0.1", "10.0.0.8", "192.168.1.1", "169.254.169.254", "::1", "0.0.0.0",
-             "::ffff:127.0.0.1", "fe80::1", "224.0.0.1", "localhost"],
+    "host",
+    [
+        "127.0.0.1",
+        "10.0.0.8",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "0.0.0.0",
+        "::ffff:127.0.0.1",
+        "fe80::1",
+        "224.0.0.1",
+        "localhost",
+    ],
 )
 def test_refused_addresses(host):
     with pytest.raises(FetchError, match="allow-private-urls"):
@@ -67,8 +78,13 @@ def test_refused_addresses(host):
 
 def test_schemes_and_redirects(local, tmp_path):
     policy = FetchPolicy(allow_private=True)
-    for url, word in [("ftp://x.org/a", "scheme"), ("gopher://x", "scheme"), ("http://", "host"),
-                      ("file:///etc/hostname", "file://"), ("", "non-empty")]:
+    for url, word in [
+        ("ftp://x.org/a", "scheme"),
+        ("gopher://x", "scheme"),
+        ("http://", "host"),
+        ("file:///etc/hostname", "file://"),
+        ("", "non-empty"),
+    ]:
         with pytest.raises(FetchError, match=word):
             fetch_bytes(url, policy)
     with pytest.raises(FetchError, match="loopback"):

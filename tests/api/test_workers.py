@@ -61,12 +61,22 @@ def test_workers_presence(api):
     assert w["threads"] == 2 and "torch" in w["capabilities"]["engines"]
     assert isinstance(w["id"], str) and w["id"]
     assert set(w) == {
-        "id", "host", "pid", "state", "alive", "capabilities", "threads", "running",
-        "running-count", "started-at", "last-seen",
+        "id",
+        "host",
+        "pid",
+        "state",
+        "alive",
+        "capabilities",
+        "threads",
+        "running",
+        "running-count",
+        "started-at",
+        "last-seen",
     }
     assert w["started-at"] <= w["last-seen"] <= time.time() + 1
-    assert w["running"] == [] or all(j.split(":")[1] == f"user~{user.username}"
-                                     for j in w["running"])
+    assert w["running"] == [] or all(
+        j.split(":")[1] == f"user~{user.username}" for j in w["running"]
+    )
     everything = user.ok("GET", "/workers", params={"all": "true"})["items"]
     assert [x["id"] for x in everything if x["alive"]] == [w["id"]]
     assert user.get("/workers", params={"all": "maybe"}).status_code == 400
@@ -83,9 +93,7 @@ def test_running_jobs_are_named_to_their_owner_only(api, slow_url):
         items = owner.ok("GET", "/workers")["items"]
         return any(job["id"] in w["running"] for w in items)
 
-    h.wait_for(
-        running_for_owner, "the owner's job among the worker's running jobs", timeout=30.0
-    )
+    h.wait_for(running_for_owner, "the owner's job among the worker's running jobs", timeout=30.0)
     seen = other.ok("GET", "/workers")["items"]
     assert all(job["id"] not in w["running"] for w in seen)
     assert sum(w["running-count"] for w in seen) >= 1

@@ -57,7 +57,9 @@ def _classify(user, classifier_id: str, images: dict[str, bytes]) -> dict:
     """The finished classify job of `images` (uploads) on one classifier."""
     files = [("files", (name, data, "image/png")) for name, data in images.items()]
     made = user.post(
-        f"/classifiers/{classifier_id}/classify", files=files, params={"wait": "true"},
+        f"/classifiers/{classifier_id}/classify",
+        files=files,
+        params={"wait": "true"},
         timeout=120,
     )
     assert made.status_code == 201, made.text
@@ -179,11 +181,14 @@ def test_engine_no_worker_offers_is_422(tmp_path, train_files):  # noqa: F811
         assert "caffe" in r.json()["detail"] and "torch" in r.json()["detail"]
         assert user.ok("GET", "/training-jobs")["items"] == []
         # a classifier asking for engine caffe: the same clear 422, before anything is stored
-        r = user.post("/classifiers", json={
-            "specification-url": train_files.url + "/alphabet/classifier.prototxt",
-            "model-url": train_files.url + "/alphabet/classifier.prototxt",
-            "engine": "caffe",
-        })
+        r = user.post(
+            "/classifiers",
+            json={
+                "specification-url": train_files.url + "/alphabet/classifier.prototxt",
+                "model-url": train_files.url + "/alphabet/classifier.prototxt",
+                "engine": "caffe",
+            },
+        )
         assert r.status_code == 422, r.text
         assert "caffe" in r.json()["detail"] and "torch" in r.json()["detail"]
         assert user.ok("GET", "/classifiers")["items"] == []

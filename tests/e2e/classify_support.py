@@ -18,8 +18,13 @@ from tests.api import helpers as h
 GOLDEN_LENET = h.SHARED / "golden" / "lenet" / "lenet_mnist_200"
 MNIST_DEPLOY = h.SEED / "mnist" / "classifier.prototxt"
 ALPHABET_DEPLOY = h.SEED / "alphabet" / "classifier.prototxt"
-SEED_FIELDS = {"scale": "255", "image-width": "28", "image-height": "28", "color": "false",
-               "gpu": "false"}  # fmt: skip  (the seed's curl sends strings)
+SEED_FIELDS = {
+    "scale": "255",
+    "image-width": "28",
+    "image-height": "28",
+    "color": "false",
+    "gpu": "false",
+}  # fmt: skip  (the seed's curl sends strings)
 
 
 def png(gray: np.ndarray) -> bytes:
@@ -87,18 +92,28 @@ def upload_classifier(user: h.Client, files: h.FileServer, **fields: Any) -> Any
             "transform": '{"scale": 0.00390625}', **fields}  # fmt: skip
     form = {k: v for k, v in form.items() if v is not None}
     model = (GOLDEN_LENET / "final.caffemodel").read_bytes()
-    return user.post("/classifiers", data=form,
-                     files={"model": ("lenet.caffemodel", model, "application/octet-stream")})
+    return user.post(
+        "/classifiers",
+        data=form,
+        files={"model": ("lenet.caffemodel", model, "application/octet-stream")},
+    )
 
 
-def classify(user: h.Client, classifier_id: str, urls: list[str] = (),
-             uploads: list[tuple[str, bytes]] = (), wait: bool = True) -> dict:
+def classify(
+    user: h.Client,
+    classifier_id: str,
+    urls: list[str] = (),
+    uploads: list[tuple[str, bytes]] = (),
+    wait: bool = True,
+) -> dict:
     """POST /classifiers/{id}/classify (multipart) and, unless answered, wait for the job."""
     parts = [("urls", (None, url)) for url in urls]
     parts += [("files", (name, data, "application/octet-stream")) for name, data in uploads]
     response = user.post(
-        f"/classifiers/{classifier_id}/classify", files=parts,
-        params={"wait": "true"} if wait else None, timeout=120,
+        f"/classifiers/{classifier_id}/classify",
+        files=parts,
+        params={"wait": "true"} if wait else None,
+        timeout=120,
     )
     assert response.status_code == 201, response.text
     job = response.json()

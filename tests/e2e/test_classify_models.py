@@ -104,8 +104,9 @@ def test_another_users_classifier_and_jobs_are_missing(server, classify_files):
         ("POST", f"/classify-jobs/{job['id']}/cancel"),
     ):
         assert other.call(method, path).status_code == 404, (method, path)
-    r = other.post(f"/classifiers/{clf['id']}/classify",
-                   files=[("files", ("x.png", images[0], "image/png"))])
+    r = other.post(
+        f"/classifiers/{clf['id']}/classify", files=[("files", ("x.png", images[0], "image/png"))]
+    )
     assert r.status_code == 404
     assert other.ok("GET", "/classifiers")["items"] == []
     assert other.ok("GET", "/classify-jobs")["items"] == []
@@ -123,22 +124,25 @@ def test_bad_input(server, classify_files):
     text = MNIST_DEPLOY.read_text()
 
     lines = text.splitlines()
-    assert lines[9].strip() == "bottom: \"data\""
+    assert lines[9].strip() == 'bottom: "data"'
     lines[9] = "  bottom: data data"  # line 10: an unquoted string
-    r = upload_classifier(user, classify_files, **{"specification-url": None,
-                                                   "specification": "\n".join(lines)})
+    r = upload_classifier(
+        user, classify_files, **{"specification-url": None, "specification": "\n".join(lines)}
+    )
     assert r.status_code == 422, r.text
     assert "line 10" in r.json()["detail"] and "column" in r.json()["detail"]
 
     mismatch = text.replace("num_output: 500", "num_output: 400")
-    r = upload_classifier(user, classify_files, **{"specification-url": None,
-                                                   "specification": mismatch})
+    r = upload_classifier(
+        user, classify_files, **{"specification-url": None, "specification": mismatch}
+    )
     assert r.status_code == 422, r.text
     assert "'ip1'" in r.json()["detail"] and "shape" in r.json()["detail"]
 
     renamed = text.replace('name: "ip2"', 'name: "fc2"')
-    r = upload_classifier(user, classify_files, **{"specification-url": None,
-                                                   "specification": renamed})
+    r = upload_classifier(
+        user, classify_files, **{"specification-url": None, "specification": renamed}
+    )
     assert r.status_code == 422 and "'fc2'" in r.json()["detail"], r.text
 
     r = upload_classifier(user, classify_files, color="true")
@@ -147,19 +151,29 @@ def test_bad_input(server, classify_files):
     assert r.status_code == 422 and "28" in r.json()["detail"], r.text
     r = upload_classifier(user, classify_files, scale="lots")
     assert r.status_code == 400 and "'scale'" in r.json()["detail"], r.text
-    r = user.post("/classifiers", json={"specification": text, "training-job-id": "nope",
-                                        "scale": "255"})
+    r = user.post(
+        "/classifiers", json={"specification": text, "training-job-id": "nope", "scale": "255"}
+    )
     assert r.status_code == 422 and "training job" in r.json()["detail"], r.text
-    r = user.post("/classifiers", files=[("specification", (None, text)),
-                                         ("model", ("m.caffemodel", b"not a model"))])
+    r = user.post(
+        "/classifiers",
+        files=[("specification", (None, text)), ("model", ("m.caffemodel", b"not a model"))],
+    )
     assert r.status_code == 422 and "caffemodel" in r.json()["detail"], r.text
     assert user.ok("GET", "/classifiers")["items"] == []  # nothing half-made was kept
 
     clf = upload_classifier(user, classify_files).json()
     images, _, probs = golden_digits()
-    job = finished_job(classify(user, clf["id"], uploads=[
-        ("notes.txt", b"this is not an image"), ("good.png", images[0]),
-    ]))
+    job = finished_job(
+        classify(
+            user,
+            clf["id"],
+            uploads=[
+                ("notes.txt", b"this is not an image"),
+                ("good.png", images[0]),
+            ],
+        )
+    )
     assert "cannot decode image" in job["results"]["notes.txt"]["error"]
     assert job["results"]["good.png"]["label"] == int(np.argmax(probs[0]))
     assert job["failed-images"] == 1 and job["classified-images"] == 1
@@ -189,16 +203,26 @@ def test_private_urls_refused(server, classify_files, tmp_path):
     store = None if server.backend == "sqlite" else server.store + "-strict"
     with LiveServer(tmp_path / "strict", store=store, workers=0) as srv:
         user = h.new_user(srv.url, "strict")
-        r = upload_classifier(user, classify_files, **{
-            "specification-url": None, "specification": MNIST_DEPLOY.read_text()})
+        r = upload_classifier(
+            user,
+            classify_files,
+            **{"specification-url": None, "specification": MNIST_DEPLOY.read_text()},
+        )
         assert r.status_code == 201, r.text
         clf = r.json()
-        for url in (classify_files.url + "/digits/0.png", "http://10.1.2.3/a.png",
-                    "http://169.254.169.254/latest/meta-data"):
+        for url in (
+            classify_files.url + "/digits/0.png",
+            "http://10.1.2.3/a.png",
+            "http://169.254.169.254/latest/meta-data",
+        ):
             r = user.post(f"/classifiers/{clf['id']}/classify", files=[("urls", (None, url))])
             assert r.status_code == 422, r.text
             assert "refused" in r.json()["detail"], r.text
-        r = user.post("/classifiers", json={
-            "specification": MNIST_DEPLOY.read_text(),
-            "model-url": classify_files.url + "/lenet.caffemodel"})
+        r = user.post(
+            "/classifiers",
+            json={
+                "specification": MNIST_DEPLOY.read_text(),
+                "model-url": classify_files.url + "/lenet.caffemodel",
+            },
+        )
         assert r.status_code == 422 and "model-url" in r.json()["detail"], r.text

@@ -56,7 +56,9 @@ def short_alphabet_solver(user: h.Client, files: h.FileServer) -> dict:
     net = net.replace("batch_size: 500", "batch_size: 64", 1)  # the TRAIN layer comes first
     solver = ts.edit_solver(ts.seed_text("alphabet/alpha_solver.prototxt"), max_iter=20)
     return user.ok(
-        "POST", "/solvers", 201,
+        "POST",
+        "/solvers",
+        201,
         json={"dataset-id": ds["id"], "specification": solver, "specification-net": net},
     )
 
@@ -127,8 +129,9 @@ def mnist_test_split(tmp_path) -> list[tuple[np.ndarray, int]]:
     return [r for i, r in enumerate(records) if i in testing]
 
 
-def test_mnist_data_classification_matches_evaluation(server, train_files, classify_files,
-                                                      tmp_path):
+def test_mnist_data_classification_matches_evaluation(
+    server, train_files, classify_files, tmp_path
+):
     user = h.new_user(server.url, "mn")
     solver = ts.mnist_solver(user, train_files, "LMDB", max_iter=10, test_iter=1)
     job = ts.finished(user, ts.train(user, solver["id"])["id"])

@@ -32,8 +32,9 @@ def test_caffe_engine_training_job(caffe_ready, tmp_path, train_files):
     server = start_server(tmp_path, None, workers=1)
     try:
         user = h.new_user(server.url, "cf")
-        solver = mnist_solver(user, train_files, "LMDB", small=True, max_iter=30,
-                              snapshot=20, test_iter=1)
+        solver = mnist_solver(
+            user, train_files, "LMDB", small=True, max_iter=30, snapshot=20, test_iter=1
+        )
         job = train(user, solver["id"], engine="caffe")
         assert job["engine"] == "caffe"
         doc = finished(user, job["id"])
@@ -44,7 +45,10 @@ def test_caffe_engine_training_job(caffe_ready, tmp_path, train_files):
         assert [s["iteration"] for s in snaps] == [20, 30]
         model = read_caffemodel(user.get(f"/training-jobs/{job['id']}/model").content)
         assert [layer.name for layer in model.layer if layer.blobs] == [
-            "conv1", "conv2", "ip1", "ip2"
+            "conv1",
+            "conv2",
+            "ip1",
+            "ip2",
         ]
         ev = doc["evaluation"]
         assert ev["count"] == 300 and ev["forwards"] == 3 and ev["accuracy"] > 0.5

@@ -52,8 +52,9 @@ def test_alphabet_flow(trainer, train_files):
     assert job["max-iterations"] == max_iter and job["engine"] == "torch"
 
     # The log can be followed while the job runs; the stream ends with the job.
-    follow = user.get(f"/training-jobs/{job['id']}/logs", params={"follow": "true"},
-                      stream=True, timeout=240)
+    follow = user.get(
+        f"/training-jobs/{job['id']}/logs", params={"follow": "true"}, stream=True, timeout=240
+    )
     assert follow.status_code == 200
     streamed = follow.content.decode()
     doc = finished(user, job["id"])
@@ -98,13 +99,12 @@ def test_alphabet_flow(trainer, train_files):
     model = user.get(f"/training-jobs/{job['id']}/model")
     assert model.status_code == 200
     net = read_caffemodel(model.content)
-    assert [layer.name for layer in net.layer if layer.blobs] == [
-        "conv1", "conv2", "ip1", "ip2"
-    ]
+    assert [layer.name for layer in net.layer if layer.blobs] == ["conv1", "conv2", "ip1", "ip2"]
 
     snaps = user.ok("GET", f"/training-jobs/{job['id']}/snapshots")["items"]
-    assert [s["iteration"] for s in snaps] == list(range(edits.get("snapshot", 50), max_iter + 1,
-                                                         edits.get("snapshot", 50)))
+    assert [s["iteration"] for s in snaps] == list(
+        range(edits.get("snapshot", 50), max_iter + 1, edits.get("snapshot", 50))
+    )
     last = snaps[-1]
     state = user.get(f"/training-jobs/{job['id']}/snapshots/{last['solverstate']['name']}")
     assert state.status_code == 200 and read_solverstate(state.content).iter == max_iter
@@ -135,8 +135,10 @@ def test_mnist_flow(trainer, train_files):
         log = user.get(f"/training-jobs/{job['id']}/logs").text
         assert f"Data layer mnist (TRAIN) reads {Path('/').anchor}" in log  # an absolute path
         assert f"(backend: {db})" in log  # the seed's LEVELDB net reads the dataset's database
-        print(f"mnist {db} {trainer.backend}: accuracy {ev['accuracy']:.4f} "
-              f"loss {ev['loss']:.4f} in {doc['training-seconds']:.1f} s")
+        print(
+            f"mnist {db} {trainer.backend}: accuracy {ev['accuracy']:.4f} "
+            f"loss {ev['loss']:.4f} in {doc['training-seconds']:.1f} s"
+        )
 
 
 def test_fine_tuning_from_another_jobs_model(trainer, train_files):
@@ -144,15 +146,25 @@ def test_fine_tuning_from_another_jobs_model(trainer, train_files):
     base_solver = mnist_solver(user, train_files, "LMDB", max_iter=40, test_iter=1, snapshot=0)
     base = finished(user, train(user, base_solver["id"])["id"])["id"]
     # A second solver on the same dataset: a few iterations of fine-tuning.
-    solver = user.ok("POST", "/solvers", 201, json={
-        "dataset-id": base_solver["dataset-id"],
-        "specification": edit_solver(base_solver["specification"], max_iter=10),
-        "specification-net": base_solver["specification-net"],
-    })
+    solver = user.ok(
+        "POST",
+        "/solvers",
+        201,
+        json={
+            "dataset-id": base_solver["dataset-id"],
+            "specification": edit_solver(base_solver["specification"], max_iter=10),
+            "specification-net": base_solver["specification-net"],
+        },
+    )
     tuned = finished(user, train(user, solver["id"], weights=base)["id"])["id"]
     model = user.get(f"/training-jobs/{base}/model").content
-    made = user.ok("POST", "/training-jobs", 201, data={"solver-id": solver["id"]},
-                   files={"weights": ("base.caffemodel", model)})
+    made = user.ok(
+        "POST",
+        "/training-jobs",
+        201,
+        data={"solver-id": solver["id"]},
+        files={"weights": ("base.caffemodel", model)},
+    )
     assert made["weights"]["filename"] == "base.caffemodel"
     uploaded = finished(user, made["id"])["id"]
 

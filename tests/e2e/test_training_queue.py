@@ -40,10 +40,7 @@ def test_two_users_jobs_alternate(request, backend, tmp_path, train_files):
             solver = mnist_solver(user, train_files, "LMDB", small=True, **SHORT)
             user.wait(f"/datasets/{solver['dataset-id']}")
             solvers[user.username] = solver["id"]
-        jobs = [
-            (user, train(user, solvers[user.username])["id"])
-            for user in (a, a, b, b)
-        ]
+        jobs = [(user, train(user, solvers[user.username])["id"]) for user in (a, a, b, b)]
         docs = [finished(user, job_id) for user, job_id in jobs]
         by_start = sorted(docs, key=lambda d: d["started-at"])
         owners = [d["user-id"] for d in by_start]
@@ -61,11 +58,14 @@ def test_cancel_and_delete(request, backend, tmp_path, train_files):
     server = start_server(tmp_path, store_url(request, backend), workers=1)
     try:
         user = h.new_user(server.url, "cx")
-        solver = mnist_solver(user, train_files, "LMDB", small=True, max_iter=100000,
-                              test_iter=1, snapshot=0)
+        solver = mnist_solver(
+            user, train_files, "LMDB", small=True, max_iter=100000, test_iter=1, snapshot=0
+        )
         running = train(user, solver["id"])["id"]
-        wait_for(lambda: (_status(user, running).get("last-iteration") or 0) >= 10,
-                 "the job to train some iterations")
+        wait_for(
+            lambda: (_status(user, running).get("last-iteration") or 0) >= 10,
+            "the job to train some iterations",
+        )
         waiting = train(user, solver["id"])["id"]
         assert _status(user, waiting)["state"] == "pending"
         assert user.delete(f"/training-jobs/{waiting}").status_code == 204
@@ -96,8 +96,9 @@ def test_kill_during_training_resumes_from_snapshot(request, backend, tmp_path, 
     try:
         user = h.new_user(server.url, "kl")
         max_iter = 200  # a wide window between the first snapshot (30) and the end
-        solver = mnist_solver(user, train_files, "LMDB", small=True, max_iter=max_iter,
-                              snapshot=30, test_iter=1)
+        solver = mnist_solver(
+            user, train_files, "LMDB", small=True, max_iter=max_iter, snapshot=30, test_iter=1
+        )
         job = train(user, solver["id"])["id"]
 
         def snapshotted():

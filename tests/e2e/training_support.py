@@ -88,14 +88,23 @@ def mnist_solver(
     assert not small or backend == "LMDB", "the small digits datafile is an LMDB"
     name = "small_lmdb" if small else backend.lower()
     df = user.ok(
-        "POST", "/datafiles", 201,
-        json={"url": f"{files.url}/mnist_{name}.tar.gz", "layers_type": "DATA",
-              "layers_data_param": {"backend": backend}},
+        "POST",
+        "/datafiles",
+        201,
+        json={
+            "url": f"{files.url}/mnist_{name}.tar.gz",
+            "layers_type": "DATA",
+            "layers_data_param": {"backend": backend},
+        },
     )
     ds = user.ok(
-        "POST", "/datasets", 201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
+        "POST",
+        "/datasets",
+        201,
+        json={
+            "training": {"datafile-id": df["id"], "split-percentage": 0.7},
+            "testing": {"datafile-id": df["id"], "split-percentage": 0.3},
+        },
     )
     return _seed_solver(user, files, ds["id"], "mnist/mnist", solver_edits)
 

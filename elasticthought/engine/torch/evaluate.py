@@ -59,7 +59,7 @@ def _rows(scores: np.ndarray, labels: np.ndarray, axis: int) -> tuple[np.ndarray
     axis = axis % scores.ndim
     outer = int(np.prod(scores.shape[:axis]))
     classes = scores.shape[axis]
-    inner = int(np.prod(scores.shape[axis + 1:]))
+    inner = int(np.prod(scores.shape[axis + 1 :]))
     s = scores.reshape(outer, classes, inner).transpose(0, 2, 1)
     return s, labels.reshape(outer, inner)
 

@@ -24,9 +24,7 @@ def check_policy(param: Any) -> None:
     """Raise `LrPolicyError` when `param` (a SolverParameter) cannot produce a learning rate."""
     policy = param.lr_policy
     if policy not in POLICIES:
-        raise LrPolicyError(
-            f"unknown lr_policy {policy!r}; supported: {', '.join(POLICIES)}"
-        )
+        raise LrPolicyError(f"unknown lr_policy {policy!r}; supported: {', '.join(POLICIES)}")
     if policy == "step" and param.stepsize <= 0:
         raise LrPolicyError("lr_policy 'step' needs a positive stepsize")
     if policy == "poly" and param.max_iter <= 0:

@@ -63,7 +63,7 @@ def _load_data_layers() -> None:
 
 
 def phase_name(phase: Any) -> str:
-    """"TRAIN"/"TEST" for a string (any case), caffe_pb2.TRAIN/TEST or 0/1."""
+    """ "TRAIN"/"TEST" for a string (any case), caffe_pb2.TRAIN/TEST or 0/1."""
     if isinstance(phase, str):
         up = phase.upper()
         if up in ("TRAIN", "TEST"):
@@ -144,8 +144,9 @@ class Net:
             for j, name in enumerate(tops):
                 is_inplace = j < len(lp.bottom) and lp.bottom[j] == name
                 if not is_inplace and name in self.blobs:
-                    raise NetError(f"top blob {name!r} (layer {lp.name!r}) is produced by "
-                                   "multiple sources")
+                    raise NetError(
+                        f"top blob {name!r} (layer {lp.name!r}) is produced by multiple sources"
+                    )
                 inplace.append(is_inplace)
                 if not name.startswith(AUTOMATIC):
                     available[name] = None
@@ -154,22 +155,25 @@ class Net:
                 if lp.type == "Input":
                     self.inputs.append(name)
             if len(lp.loss_weight) and len(lp.loss_weight) != len(tops):
-                raise NetError(f"layer {lp.name!r}: loss_weight must be given for every top "
-                               "or for none")
+                raise NetError(
+                    f"layer {lp.name!r}: loss_weight must be given for every top or for none"
+                )
             if len(lp.loss_weight):
                 weights = [float(w) for w in lp.loss_weight]
             else:
                 weights = [1.0 if (cls.is_loss and j == 0) else 0.0 for j in range(len(tops))]
             if len(lp.propagate_down) and len(lp.propagate_down) != len(lp.bottom):
-                raise NetError(f"layer {lp.name!r}: propagate_down must be given for every "
-                               "bottom or for none")
+                raise NetError(
+                    f"layer {lp.name!r}: propagate_down must be given for every bottom or for none"
+                )
             spec = _Spec(list(lp.bottom), tops, inplace, loss_weights=weights)
             for j, pd in enumerate(lp.propagate_down):
                 if not pd and not (self.force_backward and layer.allow_force_backward(j)):
                     spec.detach.append(j)
             if self.force_backward:
                 spec.detach.extend(
-                    j for j in range(len(lp.bottom))
+                    j
+                    for j in range(len(lp.bottom))
                     if not layer.allow_force_backward(j) and j not in spec.detach
                 )
             self.layers.append(layer)
@@ -200,13 +204,17 @@ class Net:
                     tops = layer.forward(bottoms)
                 except (RuntimeError, IndexError, TypeError) as exc:
                     shapes = [list(b.shape) for b in bottoms]
-                    raise LayerError(f"layer {layer.name!r} ({layer.type_name}) cannot run on "
-                                     f"bottoms of shapes {shapes}: {exc}") from exc
+                    raise LayerError(
+                        f"layer {layer.name!r} ({layer.type_name}) cannot run on "
+                        f"bottoms of shapes {shapes}: {exc}"
+                    ) from exc
                 finally:
                     layer.in_setup = False
                 if len(tops) != len(spec.tops):
-                    raise LayerError(f"layer {layer.name!r} ({layer.type_name}) needs "
-                                     f"{len(tops)} tops, the prototxt gives {len(spec.tops)}")
+                    raise LayerError(
+                        f"layer {layer.name!r} ({layer.type_name}) needs "
+                        f"{len(tops)} tops, the prototxt gives {len(spec.tops)}"
+                    )
                 if layer.is_data and not layer.keeps_tops:
                     self._pending[i] = tops
                 for name, t in zip(spec.tops, tops, strict=True):
@@ -241,8 +249,9 @@ class Net:
                         f"(shape {list(tensor.shape)})"
                     )
                 if owner.shape != tensor.shape:
-                    raise NetError(f"PERMISSIVE sharing of {name!r} between different shapes "
-                                   "is not supported")
+                    raise NetError(
+                        f"PERMISSIVE sharing of {name!r} between different shapes is not supported"
+                    )
                 if spec.HasField("lr_mult"):
                     if explicit_lr.get(lid) and self.params_lr[lid] != spec.lr_mult:
                         raise NetError(f"shared param {name!r} has mismatched lr_mult")
@@ -338,11 +347,14 @@ class Net:
                         tops = layer.forward(bottoms)
                     except (RuntimeError, IndexError) as exc:
                         shapes = [list(b.shape) for b in bottoms]
-                        raise LayerError(f"layer {layer.name!r} ({layer.type_name}) failed on "
-                                         f"bottoms of shapes {shapes}: {exc}") from exc
+                        raise LayerError(
+                            f"layer {layer.name!r} ({layer.type_name}) failed on "
+                            f"bottoms of shapes {shapes}: {exc}"
+                        ) from exc
                 if len(tops) != len(spec.tops):
-                    raise LayerError(f"layer {layer.name!r} returned {len(tops)} tops, "
-                                     f"expected {len(spec.tops)}")
+                    raise LayerError(
+                        f"layer {layer.name!r} returned {len(tops)} tops, expected {len(spec.tops)}"
+                    )
                 for j, name in enumerate(spec.tops):
                     t = tops[j]
                     blob = blobs[name]
@@ -455,8 +467,9 @@ class Net:
                 torch.autograd.backward(roots)
             except RuntimeError as exc:
                 if "second time" in str(exc):
-                    raise NetError("backward() needs a forward() since the last backward()") \
-                        from None
+                    raise NetError(
+                        "backward() needs a forward() since the last backward()"
+                    ) from None
                 raise
         if self.keep_diffs:
             for blob in self.blobs.values():
@@ -686,9 +699,11 @@ class Net:
                     elif isinstance(value, list) and any(
                         isinstance(v, torch.Tensor) for v in value
                     ):
-                        setattr(layer, attr, [
-                            v.to(dev) if isinstance(v, torch.Tensor) else v for v in value
-                        ])
+                        setattr(
+                            layer,
+                            attr,
+                            [v.to(dev) if isinstance(v, torch.Tensor) else v for v in value],
+                        )
             for blob in self.learnable_params:
                 blob.tensor = moved.get(id(blob.tensor), blob.tensor)
             for blob in self.blobs.values():
@@ -703,14 +718,16 @@ class Net:
     @property
     def top_names(self) -> OrderedDict[str, list[str]]:
         """Layer name -> its top blob names (pycaffe)."""
-        return OrderedDict((n, list(s.tops)) for n, s in zip(self.layer_names, self._specs,
-                                                             strict=True))
+        return OrderedDict(
+            (n, list(s.tops)) for n, s in zip(self.layer_names, self._specs, strict=True)
+        )
 
     @property
     def bottom_names(self) -> OrderedDict[str, list[str]]:
         """Layer name -> its bottom blob names (pycaffe)."""
-        return OrderedDict((n, list(s.bottoms)) for n, s in zip(self.layer_names, self._specs,
-                                                                strict=True))
+        return OrderedDict(
+            (n, list(s.bottoms)) for n, s in zip(self.layer_names, self._specs, strict=True)
+        )
 
     def close(self) -> None:
         for layer in self.layers:

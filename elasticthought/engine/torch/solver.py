@@ -142,9 +142,7 @@ class Solver:
             raise SolverError("average_loss should be non-negative and at least 1")
         self.device = resolve_device(param, device)
         self._check_snapshot_prefix()
-        log.info(
-            "Initializing solver from parameters: \n%s", text_format.MessageToString(param)
-        )
+        log.info("Initializing solver from parameters: \n%s", text_format.MessageToString(param))
         if param.random_seed >= 0:
             torch.manual_seed(int(param.random_seed))
         self._loss_weights: dict[int, dict[str, float]] = {}
@@ -204,8 +202,10 @@ class Solver:
 
         p = self.param
         sources = [
-            p.HasField("train_net_param"), p.HasField("train_net"),
-            p.HasField("net_param"), p.HasField("net"),
+            p.HasField("train_net_param"),
+            p.HasField("train_net"),
+            p.HasField("net_param"),
+            p.HasField("net"),
         ]
         if sum(sources) != 1:
             raise SolverError(
@@ -225,8 +225,9 @@ class Solver:
         else:
             log.info("Creating training net from net file: %s", p.net)
             net_param = _read_net(p.net)
-        state = _merge_state(caffe_pb2.NetState(phase=caffe_pb2.TRAIN), net_param.state,
-                             p.train_state)
+        state = _merge_state(
+            caffe_pb2.NetState(phase=caffe_pb2.TRAIN), net_param.state, p.train_state
+        )
         state.phase = caffe_pb2.TRAIN
         return self._make_net(net_param, state)
 
@@ -253,8 +254,9 @@ class Solver:
         for path in p.test_net:
             sources.append(("test_net file", path))
         for _ in range(instances - explicit):
-            sources.append(("net_param", p.net_param) if p.HasField("net_param")
-                           else ("net file", p.net))
+            sources.append(
+                ("net_param", p.net_param) if p.HasField("net_param") else ("net file", p.net)
+            )
         for i, (kind, source) in enumerate(sources):
             if isinstance(source, str):
                 log.info("Creating test net (#%d) specified by %s: %s", i, kind, source)
@@ -298,8 +300,11 @@ class Solver:
         if weights is None:
             weights = self._loss_weights[id(net)] = blob_loss_weights(net)
         return [
-            (name, np.asarray(net.blobs[name].data, dtype=np.float32).reshape(-1),
-             float(weights.get(name, 0.0)))
+            (
+                name,
+                np.asarray(net.blobs[name].data, dtype=np.float32).reshape(-1),
+                float(weights.get(name, 0.0)),
+            )
             for name in net.outputs
         ]
 
@@ -349,8 +354,11 @@ class Solver:
         self._iterations_last = self.iter
         while self.iter < stop_iter:
             self.net.clear_param_diffs()
-            if (p.test_interval and self.iter % p.test_interval == 0
-                    and (self.iter > 0 or p.test_initialization)):
+            if (
+                p.test_interval
+                and self.iter % p.test_interval == 0
+                and (self.iter > 0 or p.test_initialization)
+            ):
                 self.test_all()
                 if self.requested_early_exit:
                     break
@@ -376,8 +384,12 @@ class Solver:
                 self._iterations_last = self.iter
             if display:
                 log.info(
-                    "Iteration %d (%s iter/s, %ss/%d iters), loss = %s", self.iter, _g(per_s),
-                    _g(lapse), p.display, _g(self.smoothed_loss),
+                    "Iteration %d (%s iter/s, %ss/%d iters), loss = %s",
+                    self.iter,
+                    _g(per_s),
+                    _g(lapse),
+                    p.display,
+                    _g(self.smoothed_loss),
                 )
                 self._log_outputs("Train", outputs)
             for _, on_gradients_ready in self._callbacks:
@@ -385,10 +397,16 @@ class Solver:
                     on_gradients_ready()
             self.apply_update(display)
             if outputs is not None:
-                self._emit({
-                    "event": "train", "iteration": self.iter, "loss": self.smoothed_loss,
-                    "lr": self.lr, "outputs": _output_dict(outputs), "iter_per_s": per_s,
-                })
+                self._emit(
+                    {
+                        "event": "train",
+                        "iteration": self.iter,
+                        "loss": self.smoothed_loss,
+                        "lr": self.lr,
+                        "outputs": _output_dict(outputs),
+                        "iter_per_s": per_s,
+                    }
+                )
             self.iter += 1
             if p.snapshot and self.iter % p.snapshot == 0:
                 self.snapshot()
@@ -447,7 +465,9 @@ class Solver:
             scale = f32(clip / norm)
             log.info(
                 "Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale factor %s",
-                _g(norm), _g(clip), _g(scale),
+                _g(norm),
+                _g(clip),
+                _g(scale),
             )
             for diff in diffs:
                 diff.mul_(scale)
@@ -477,9 +497,13 @@ class Solver:
         if p.test_interval and self.iter % p.test_interval == 0:
             self.test_all()
         log.info("Optimization Done.")
-        self._emit({
-            "event": "done", "iteration": self.iter, "stopped_early": self.requested_early_exit,
-        })
+        self._emit(
+            {
+                "event": "done",
+                "iteration": self.iter,
+                "stopped_early": self.requested_early_exit,
+            }
+        )
 
     # ---------------------------------------------------------------- testing
 
@@ -549,12 +573,21 @@ class Solver:
             self.net.save_hdf5(model, write_diff=bool(self.param.snapshot_diff))
             state_path = self.snapshot_filename(".solverstate.h5")
             log.info("Snapshotting solver state to HDF5 file %s", state_path)
-            hdf5.write_state(state_path, self.iter, model, self.current_step,
-                             [h.detach().cpu().numpy() for h in self.rule.history])
-            self._emit({
-                "event": "snapshot", "iteration": self.iter, "caffemodel": model,
-                "solverstate": state_path,
-            })
+            hdf5.write_state(
+                state_path,
+                self.iter,
+                model,
+                self.current_step,
+                [h.detach().cpu().numpy() for h in self.rule.history],
+            )
+            self._emit(
+                {
+                    "event": "snapshot",
+                    "iteration": self.iter,
+                    "caffemodel": model,
+                    "solverstate": state_path,
+                }
+            )
             return model, state_path
         model = self.snapshot_filename(".caffemodel")
         log.info("Snapshotting to binary proto file %s", model)
@@ -568,10 +601,14 @@ class Solver:
             state.history.append(array_to_blob(h.detach().cpu().numpy()))
         log.info("Snapshotting solver state to binary proto file %s", state_path)
         write_solverstate(state, state_path)
-        self._emit({
-            "event": "snapshot", "iteration": self.iter, "caffemodel": model,
-            "solverstate": state_path,
-        })
+        self._emit(
+            {
+                "event": "snapshot",
+                "iteration": self.iter,
+                "caffemodel": model,
+                "solverstate": state_path,
+            }
+        )
         return model, state_path
 
     def restore(self, path: str) -> None:

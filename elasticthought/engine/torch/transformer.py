@@ -54,7 +54,10 @@ class Transformer:
     @property
     def is_identity(self) -> bool:
         return (
-            self.scale == 1 and not self.crop and not self.mirror and self.mean is None
+            self.scale == 1
+            and not self.crop
+            and not self.mirror
+            and self.mean is None
             and not len(self.mean_values)
         )
 

@@ -19,6 +19,4 @@ copy_tree = writable_copy  # a writable copy of a (read-only) golden folder
 
 def folder_digest(path: Path) -> dict[str, str]:
     """name -> sha256 of every file in a folder (to prove a read left it unchanged)."""
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())
-    }
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir())}

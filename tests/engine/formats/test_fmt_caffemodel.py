@@ -45,7 +45,7 @@ def _golden_params(case, prefix):
     out = {}
     for key in case.files:
         if key.startswith(prefix):
-            layer, index = key[len(prefix):].rsplit(".", 1)
+            layer, index = key[len(prefix) :].rsplit(".", 1)
             out.setdefault(layer, {})[int(index)] = case[key]
     return out
 
@@ -104,8 +104,10 @@ def test_v1_and_v2_caffemodels_hold_the_same_weights():
     v1 = read_caffemodel(tiny / "weights_v1.caffemodel")
     assert [layer.type for layer in v1.layer] == ["Convolution", "InnerProduct"]
     legacy = {
-        ("conv1", 0): (4, 1, 3, 3), ("conv1", 1): (1, 1, 1, 4),
-        ("ip1", 0): (1, 1, 6, 100), ("ip1", 1): (1, 1, 1, 6),
+        ("conv1", 0): (4, 1, 3, 3),
+        ("conv1", 1): (1, 1, 1, 4),
+        ("ip1", 0): (1, 1, 6, 100),
+        ("ip1", 1): (1, 1, 1, 6),
     }
     for layer in v1.layer:
         for i, blob in enumerate(layer.blobs):
@@ -120,8 +122,10 @@ def test_lenet_caffemodels_read():
     params = caffemodel_params(read_caffemodel(lenet / "final.caffemodel"))
     shapes = {name: [a.shape for a in blobs] for name, blobs in params.items()}
     assert shapes == {
-        "conv1": [(20, 1, 5, 5), (20,)], "conv2": [(50, 20, 5, 5), (50,)],
-        "ip1": [(500, 800), (500,)], "ip2": [(10, 500), (10,)],
+        "conv1": [(20, 1, 5, 5), (20,)],
+        "conv2": [(50, 20, 5, 5), (50,)],
+        "ip1": [(500, 800), (500,)],
+        "ip2": [(10, 500), (10,)],
     }
     case = np.load(lenet / "case.npz")
     step = max(int(k[4:7]) for k in case.files if k.startswith("step") and ".param." in k)

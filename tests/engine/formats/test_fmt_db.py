@@ -50,7 +50,9 @@ def test_golden_records_read_back_exactly(name, copy_db):
         assert len(value) == rec["value_bytes"]
         assert datum.label == rec["label"]
         assert (datum.channels, datum.height, datum.width) == (
-            rec["channels"], rec["height"], rec["width"]
+            rec["channels"],
+            rec["height"],
+            rec["width"],
         )
         assert datum.encoded == rec["encoded"]
         assert len(datum.data) == rec["data_bytes"]

@@ -14,8 +14,29 @@ from tests.engine.formats.fmt_support import FORMATS
 
 TINY = (FORMATS / "v1_tiny_deploy" / "v1_deploy.prototxt").read_text()
 TOKENS = st.sampled_from(
-    ["layer", "layers", "{", "}", ":", "name", '"x"', "type", "CONVOLUTION", '"ReLU"', "1",
-     "-2", "1e5", "input_dim", "include", "phase", "TRAIN", "blobs_lr", "\n", "#", "bogus"]
+    [
+        "layer",
+        "layers",
+        "{",
+        "}",
+        ":",
+        "name",
+        '"x"',
+        "type",
+        "CONVOLUTION",
+        '"ReLU"',
+        "1",
+        "-2",
+        "1e5",
+        "input_dim",
+        "include",
+        "phase",
+        "TRAIN",
+        "blobs_lr",
+        "\n",
+        "#",
+        "bogus",
+    ]
 )
 
 
@@ -51,7 +72,10 @@ def test_random_bytes_everywhere(data):
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.integers(0, 4), st.integers(0, 4), st.integers(0, 4), st.binary(max_size=40),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.integers(0, 4),
+    st.binary(max_size=40),
     st.booleans(),
 )
 def test_inconsistent_datums(c, h, w, data, encoded):

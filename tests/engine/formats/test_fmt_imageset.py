@@ -102,8 +102,15 @@ def test_resize_colour_and_reencode(tmp_path):
     for _, arr, _ in rows:  # grey sources: colour channels equal
         np.testing.assert_array_equal(arr[0], arr[2])
     convert_imageset(
-        PNG, LIST, tmp_path / "b", "lmdb", resize_height=14, resize_width=10, gray=True,
-        encoded=True, encode_type="png",
+        PNG,
+        LIST,
+        tmp_path / "b",
+        "lmdb",
+        resize_height=14,
+        resize_width=10,
+        gray=True,
+        encoded=True,
+        encode_type="png",
     )
     encoded = list(iter_datums(tmp_path / "b"))
     for (_, x, _), (_, y, _) in zip(rows, encoded, strict=True):
@@ -134,8 +141,10 @@ def test_unreadable_images_are_skipped_and_bad_lists_rejected(tmp_path):
     "db, mean",
     [
         (IMAGESET / "imageset_lmdb", IMAGESET / "imageset_mean.binaryproto"),
-        (FORMATS.parent / "lenet/lenet_mnist_200/mnist_train_lmdb",
-         FORMATS / "mean_binaryproto" / "mean.binaryproto"),
+        (
+            FORMATS.parent / "lenet/lenet_mnist_200/mnist_train_lmdb",
+            FORMATS / "mean_binaryproto" / "mean.binaryproto",
+        ),
     ],
     ids=["imageset_png", "mnist_4000"],
 )
@@ -188,7 +197,18 @@ def test_check_size_and_labels_file(tmp_path):
         (tree / label).mkdir(parents=True)
         shutil.copy(PNG / "00000.png", tree / label / "x.png")
     labels = tmp_path / "labels.txt"
-    assert main(["convert-imageset", str(tree), str(tmp_path / "c"), "--labels-file",
-                 str(labels), "--check-size"]) == 0
+    assert (
+        main(
+            [
+                "convert-imageset",
+                str(tree),
+                str(tmp_path / "c"),
+                "--labels-file",
+                str(labels),
+                "--check-size",
+            ]
+        )
+        == 0
+    )
     assert labels.read_text() == "ant\ncat\n"
     assert [lb for *_, lb in iter_datums(tmp_path / "c")] == [0, 1]

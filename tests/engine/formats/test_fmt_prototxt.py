@@ -112,7 +112,7 @@ def test_solver_with_both_type_fields_is_rejected():
 def test_solver_fields_parse():
     solver = parse_solver(
         'net: "n.prototxt"\ntest_iter: 5\ntest_iter: 7\ntest_net: "a"\ntest_state { stage: "x" }\n'
-        'stepvalue: 10\nstepvalue: 20\nclip_gradients: 0.5\niter_size: 3\n'
+        "stepvalue: 10\nstepvalue: 20\nclip_gradients: 0.5\niter_size: 3\n"
         'regularization_type: "L1"\nsnapshot_prefix: "p"\nsolver_mode: CPU\ndevice_id: 2\n'
         'random_seed: 42\ndelta: 1e-6\nmomentum2: 0.99\nrms_decay: 0.9\ntype: "RMSProp"\n'
     )
@@ -318,7 +318,11 @@ layer { name: "train_or_deploy" type: "ReLU" include { phase: TRAIN } include { 
     got = _names(filter_net(net, "TEST", stages=["deploy"], level=2))
     assert got == ["always", "lvl2", "needs_deploy", "needs_base", "train_or_deploy"]
     assert _names(filter_net(net, "TRAIN")) == [
-        "always", "lvl_le1", "needs_base", "not_deploy", "train_or_deploy"
+        "always",
+        "lvl_le1",
+        "needs_base",
+        "not_deploy",
+        "train_or_deploy",
     ]
 
 

@@ -25,8 +25,12 @@ def test_rewrite_seed_mnist_example(tmp_path):
     test = _make_db(tmp_path / "data" / "test", "lmdb")
     work = tmp_path / "job"
     files = rewrite_for_job(
-        solver, net, work, {"TRAIN": train, "TEST": test},
-        mean_file=tmp_path / "mean.binaryproto", solver_mode="CPU",
+        solver,
+        net,
+        work,
+        {"TRAIN": train, "TEST": test},
+        mean_file=tmp_path / "mean.binaryproto",
+        solver_mode="CPU",
     )
     assert files.solver_path == work.resolve() / "solver.prototxt"
     again = read_solver(files.solver_path)
@@ -54,8 +58,15 @@ def test_rewrite_image_data_and_explicit_names(tmp_path):
     kinds = {la.type for la, _ in data_layers(net)}
     sources = {"TRAIN": tmp_path / "train.txt", "TEST": tmp_path / "test.txt"}
     files = rewrite_for_job(
-        solver, net, tmp_path / "w", sources, backend="lmdb",
-        net_name="n.prototxt", solver_name="s.prototxt", snapshot_name="snap", device_id=1,
+        solver,
+        net,
+        tmp_path / "w",
+        sources,
+        backend="lmdb",
+        net_name="n.prototxt",
+        solver_name="s.prototxt",
+        snapshot_name="snap",
+        device_id=1,
     )
     assert files.net_path.name == "n.prototxt" and files.solver.device_id == 1
     assert not files.solver.HasField("train_net")

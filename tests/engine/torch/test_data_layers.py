@@ -43,8 +43,8 @@ def _layer(prototxt: Path, phase: str = "TEST"):
 
 
 @pytest.mark.parametrize(
-    "tag", ["lmdb", "leveldb", "raw_lmdb", "lmdb_mean_scale", "lmdb_meanvalue_crop20",
-            "lmdb_force_color"]
+    "tag",
+    ["lmdb", "leveldb", "raw_lmdb", "lmdb_mean_scale", "lmdb_meanvalue_crop20", "lmdb_force_color"],
 )
 def test_data_layer_decodes_as_caffe(imageset, case, monkeypatch, tag):
     import json
@@ -79,8 +79,10 @@ def _write_lmdb(path: Path, n: int, shape=(1, 4, 5)) -> np.ndarray:
 
 def _data_param(source: Path, batch: int, extra: str = "", top2: bool = True) -> object:
     tops = 'top: "data" top: "label"' if top2 else 'top: "data"'
-    text = (f'layer {{ name: "d" type: "Data" {tops} '
-            f'data_param {{ source: "{source}" batch_size: {batch} backend: LMDB }} {extra} }}')
+    text = (
+        f'layer {{ name: "d" type: "Data" {tops} '
+        f'data_param {{ source: "{source}" batch_size: {batch} backend: LMDB }} {extra} }}'
+    )
     return parse_net(text).layer[0]
 
 
@@ -133,8 +135,9 @@ def test_train_crop_and_mirror_are_random_but_seeded(tmp_path):
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
     # TEST phase: centre crop, no randomness, never mirrored.
-    layer = DataLayer(_data_param(tmp_path / "db", 8, "transform_param { crop_size: 4 }"),
-                      "TEST", CPU)
+    layer = DataLayer(
+        _data_param(tmp_path / "db", 8, "transform_param { crop_size: 4 }"), "TEST", CPU
+    )
     try:
         data = layer.forward([])[0].numpy()
     finally:
@@ -152,16 +155,19 @@ def test_transformer_order_mean_crop_scale_mirror():
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     t = Transformer(p, "TEST", seed=0)
     out = [t(img) for _ in range(20)]
-    plain = (img[:, 0:2, 0:2].astype(np.float32) - np.array([1, 2], np.float32)[:, None, None]) \
-        * np.float32(0.5)
+    plain = (
+        img[:, 0:2, 0:2].astype(np.float32) - np.array([1, 2], np.float32)[:, None, None]
+    ) * np.float32(0.5)
     seen = {tuple(o.ravel()) for o in out}
     assert seen == {tuple(plain.ravel()), tuple(plain[:, :, ::-1].ravel())}
     with pytest.raises(TransformError, match="mean_value"):
         Transformer(caffe_pb2.TransformationParameter(mean_value=[1, 2]), "TEST")(
-            np.zeros((3, 2, 2), np.uint8))
+            np.zeros((3, 2, 2), np.uint8)
+        )
     with pytest.raises(TransformError, match="crop_size"):
         Transformer(caffe_pb2.TransformationParameter(crop_size=5), "TEST")(
-            np.zeros((1, 3, 3), np.uint8))
+            np.zeros((1, 3, 3), np.uint8)
+        )
 
 
 def _png(path: Path, value: int, size=(6, 5), mode="L") -> None:
@@ -171,9 +177,11 @@ def _png(path: Path, value: int, size=(6, 5), mode="L") -> None:
 
 
 def _image_layer(tmp_path: Path, extra: str, batch: int = 2, phase: str = "TRAIN"):
-    text = (f'layer {{ name: "img" type: "ImageData" top: "data" top: "label" '
-            f'image_data_param {{ source: "{tmp_path / "list.txt"}" batch_size: {batch} '
-            f'{extra} }} }}')
+    text = (
+        f'layer {{ name: "img" type: "ImageData" top: "data" top: "label" '
+        f'image_data_param {{ source: "{tmp_path / "list.txt"}" batch_size: {batch} '
+        f"{extra} }} }}"
+    )
     return ImageDataLayer(parse_net(text).layer[0], phase, CPU)
 
 
@@ -227,8 +235,10 @@ def test_image_data_errors(tmp_path):
 
 
 def test_memory_data_batches_wrap():
-    text = ('layer { name: "m" type: "MemoryData" top: "data" top: "label" '
-            'memory_data_param { batch_size: 2 channels: 1 height: 2 width: 2 } }')
+    text = (
+        'layer { name: "m" type: "MemoryData" top: "data" top: "label" '
+        "memory_data_param { batch_size: 2 channels: 1 height: 2 width: 2 } }"
+    )
     layer = MemoryDataLayer(parse_net(text).layer[0], "TRAIN", CPU)
     with pytest.raises(MemoryDataError, match="set_input_arrays"):
         layer.forward([])

@@ -11,11 +11,41 @@ from elasticthought.engine.torch.layer import LAYERS, LayerError, UnsupportedLay
 from elasticthought.engine.torch.net import Net
 
 ISSUE_LAYERS = [
-    "Convolution", "Deconvolution", "InnerProduct", "Pooling", "ReLU", "PReLU", "ELU", "Sigmoid",
-    "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Dropout", "LRN", "BatchNorm", "Scale",
-    "Bias", "Eltwise", "Concat", "Slice", "Split", "Flatten", "Reshape", "Crop", "Softmax",
-    "SoftmaxWithLoss", "SigmoidCrossEntropyLoss", "EuclideanLoss", "Accuracy", "ArgMax",
-    "Silence", "Input", "DummyData",
+    "Convolution",
+    "Deconvolution",
+    "InnerProduct",
+    "Pooling",
+    "ReLU",
+    "PReLU",
+    "ELU",
+    "Sigmoid",
+    "TanH",
+    "AbsVal",
+    "BNLL",
+    "Power",
+    "Exp",
+    "Log",
+    "Dropout",
+    "LRN",
+    "BatchNorm",
+    "Scale",
+    "Bias",
+    "Eltwise",
+    "Concat",
+    "Slice",
+    "Split",
+    "Flatten",
+    "Reshape",
+    "Crop",
+    "Softmax",
+    "SoftmaxWithLoss",
+    "SigmoidCrossEntropyLoss",
+    "EuclideanLoss",
+    "Accuracy",
+    "ArgMax",
+    "Silence",
+    "Input",
+    "DummyData",
 ]
 
 
@@ -51,8 +81,11 @@ def test_eltwise_max_ties_follow_caffe():
             eltwise_param { operation: MAX } }
     """
     net = Net(parse_net(text), "TRAIN")
-    net.forward(a=np.array([1, 5], np.float32), b=np.array([1, 2], np.float32),
-                c=np.array([1, 5], np.float32))
+    net.forward(
+        a=np.array([1, 5], np.float32),
+        b=np.array([1, 2], np.float32),
+        c=np.array([1, 5], np.float32),
+    )
     d = net.backward(m=np.array([10, 20], np.float32), diffs=["b", "c"])
     np.testing.assert_array_equal(d["a"], [0, 20])
     np.testing.assert_array_equal(d["b"], [10, 0])

@@ -35,19 +35,21 @@ def test_parses_real_caffe_log():
 
 
 def test_old_glog_dates_and_several_test_nets():
-    text = "\n".join([
-        "I1231 23:59:59.000000 1 solver.cpp:289] Solving X",
-        "I1231 23:59:59.500000 1 solver.cpp:347] Iteration 0, Testing net (#0)",
-        "I1231 23:59:59.600000 1 solver.cpp:414]     Test net output #0: acc = 0.5",
-        "I1231 23:59:59.700000 1 solver.cpp:347] Iteration 0, Testing net (#1)",
-        "I1231 23:59:59.800000 1 solver.cpp:414]     Test net output #0: acc = 0.25",
-        "I0101 00:00:01.000000 1 solver.cpp:239] Iteration 0 (0 iter/s, 1s/1 iters), loss = 2",
-        "I0101 00:00:01.000000 1 solver.cpp:258]     Train net output #0: loss = 2 "
-        "(* 1 = 2 loss)",
-        "I0101 00:00:01.000000 1 solver.cpp:258]     Train net output #1: top = nan",
-        "I0101 00:00:01.000000 1 sgd_solver.cpp:112] Iteration 0, lr = 1e-05",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "I1231 23:59:59.000000 1 solver.cpp:289] Solving X",
+            "I1231 23:59:59.500000 1 solver.cpp:347] Iteration 0, Testing net (#0)",
+            "I1231 23:59:59.600000 1 solver.cpp:414]     Test net output #0: acc = 0.5",
+            "I1231 23:59:59.700000 1 solver.cpp:347] Iteration 0, Testing net (#1)",
+            "I1231 23:59:59.800000 1 solver.cpp:414]     Test net output #0: acc = 0.25",
+            "I0101 00:00:01.000000 1 solver.cpp:239] Iteration 0 (0 iter/s, 1s/1 iters), loss = 2",
+            "I0101 00:00:01.000000 1 solver.cpp:258]     Train net output #0: loss = 2 "
+            "(* 1 = 2 loss)",
+            "I0101 00:00:01.000000 1 solver.cpp:258]     Train net output #1: top = nan",
+            "I0101 00:00:01.000000 1 sgd_solver.cpp:112] Iteration 0, lr = 1e-05",
+            "",
+        ]
+    )
     tables = parse_log(text, year=2025)
     assert [(r["TestNet"], r["acc"]) for r in tables.test] == [(0, 0.5), (1, 0.25)]
     (row,) = tables.train
@@ -69,11 +71,13 @@ def test_glog_formatter_lines_parse():
     finally:
         log.removeHandler(handler)
     lines = stream.getvalue().splitlines()
-    assert re.match(r"^I\d{8} \d\d:\d\d:\d\d\.\d{6} \d+ test_logparse\.py:\d+\] Solving net$",
-                    lines[0])
+    assert re.match(
+        r"^I\d{8} \d\d:\d\d:\d\d\.\d{6} \d+ test_logparse\.py:\d+\] Solving net$", lines[0]
+    )
     assert lines[-1].startswith("W")
     tables = parse_log(stream.getvalue() + "\n")
-    assert tables.train == [{"NumIters": 5, "Seconds": tables.train[0]["Seconds"],
-                             "LearningRate": 0.01, "loss": 0.5}]
+    assert tables.train == [
+        {"NumIters": 5, "Seconds": tables.train[0]["Seconds"], "LearningRate": 0.01, "loss": 0.5}
+    ]
     record = logging.LogRecord("x", logging.ERROR, "f.py", 3, "a\nb", None, None)
     assert GlogFormatter().format(record).endswith(" f.py:3] a\nb")

@@ -378,8 +378,10 @@ def test_copy_from_shape_mismatch_names_layer_and_shapes():
 
 
 def test_unsupported_layer_names_it_and_lists_supported():
-    text = 'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n' \
-           'layer { name: "w" type: "Warp" bottom: "x" top: "y" }'
+    text = (
+        'layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 } } }\n'
+        'layer { name: "w" type: "Warp" bottom: "x" top: "y" }'
+    )
     with pytest.raises(UnsupportedLayer, match=r"'Warp'.*supported:.*Convolution"):
         _net(text)
 
@@ -500,20 +502,24 @@ def test_input_of_the_wrong_shape_at_forward_names_the_layer():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_caffe_and_trains():
     meta, arrays = _meta(LENET), _npz(LENET)
-    net = Net(str(LENET / "deploy.prototxt"), "TEST", weights=str(LENET / "final.caffemodel"),
-              device="cuda")
+    net = Net(
+        str(LENET / "deploy.prototxt"),
+        "TEST",
+        weights=str(LENET / "final.caffemodel"),
+        device="cuda",
+    )
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     probs = net.forward(data=arrays["deploy_input"])["prob"]
     assert _close(probs, arrays["deploy_probs"], meta["arrays"]["deploy_probs"])
-    train = Net(_lenet_train_with_inputs(), "TRAIN", weights=str(LENET / "init.caffemodel"),
-                device="cuda")
+    train = Net(
+        _lenet_train_with_inputs(), "TRAIN", weights=str(LENET / "init.caffemodel"), device="cuda"
+    )
     train.blobs["data"].data = arrays["iter000.input.data"]
     train.blobs["label"].data = arrays["iter000.input.label"]
     assert abs(train.forward_backward() - float(arrays["train_loss"][0])) < 1e-4
     moved = Net(str(LENET / "deploy.prototxt"), "TEST", weights=str(LENET / "final.caffemodel"))
     moved.to("cuda")
-    np.testing.assert_allclose(moved.forward(data=arrays["deploy_input"])["prob"], probs,
-                               atol=1e-6)
+    np.testing.assert_allclose(moved.forward(data=arrays["deploy_input"])["prob"], probs, atol=1e-6)
 
 
 def test_a_training_step_imports_no_symbolic_shapes() -> None:

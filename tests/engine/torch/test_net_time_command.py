@@ -14,9 +14,10 @@ LENET = str(GOLDEN / "lenet" / "lenet_mnist_200" / "deploy.prototxt")
 
 def test_time_prints_per_layer_and_totals():
     proc = subprocess.run(
-        [sys.executable, "-m", "elasticthought.cli", "time", "--model", LENET,
-         "--iterations", "2"],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "elasticthought.cli", "time", "--model", LENET, "--iterations", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr
@@ -26,8 +27,12 @@ def test_time_prints_per_layer_and_totals():
     for layer in ("conv1", "pool1", "conv2", "ip1", "relu1", "ip2", "prob"):
         assert re.search(rf"\s{layer}\tforward: [0-9.e+-]+ ms\.", err), layer
         assert re.search(rf"\s{layer}\tbackward: [0-9.e+-]+ ms\.", err), layer
-    for total in ("Average Forward pass", "Average Backward pass", "Average Forward-Backward",
-                  "Total Time"):
+    for total in (
+        "Average Forward pass",
+        "Average Backward pass",
+        "Average Forward-Backward",
+        "Total Time",
+    ):
         assert re.search(rf"{total}: [0-9.e+-]+ ms\.", err), total
 
 
@@ -36,7 +41,9 @@ def test_time_bad_model_is_one_clear_error(tmp_path):
     bad.write_text('layer { name: "x" type: "Warp" }\n')
     proc = subprocess.run(
         [sys.executable, "-m", "elasticthought.cli", "time", "--model", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert "unsupported layer type 'Warp'" in proc.stderr

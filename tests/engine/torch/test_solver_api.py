@@ -81,8 +81,9 @@ def test_solve_events_logs_snapshots_and_shared_test_nets(folder):
         assert solver.iter == 7
         # test nets share the train net's weights
         for net in solver.test_nets:
-            np.testing.assert_array_equal(net.params["ip1"][0].data,
-                                          solver.net.params["ip1"][0].data)
+            np.testing.assert_array_equal(
+                net.params["ip1"][0].data, solver.net.params["ip1"][0].data
+            )
     finally:
         solver.close()
     kinds = [(e["event"], e["iteration"]) for e in events]
@@ -90,7 +91,9 @@ def test_solve_events_logs_snapshots_and_shared_test_nets(folder):
     assert tests == [(0, 0), (0, 1), (3, 0), (3, 1), (6, 0), (6, 1)]
     assert [i for k, i in kinds if k == "train"] == [0, 2, 4, 6]
     assert [e["caffemodel"] for e in events if e["event"] == "snapshot"] == [
-        "snaps/small_iter_4.caffemodel", "snaps/small_iter_7.caffemodel"]
+        "snaps/small_iter_4.caffemodel",
+        "snaps/small_iter_7.caffemodel",
+    ]
     assert kinds[-1] == ("done", 7) and events[-1]["stopped_early"] is False
     train = [e for e in events if e["event"] == "train"]
     assert train[-1]["lr"] == pytest.approx(0.05 * 0.5**2)
@@ -100,11 +103,19 @@ def test_solve_events_logs_snapshots_and_shared_test_nets(folder):
     assert 0 <= events[1]["outputs"]["acc"] <= 1
     state = read_solverstate(folder / "snaps/small_iter_7.solverstate")
     assert (state.iter, state.current_step, state.learned_net) == (
-        7, 2, "snaps/small_iter_7.caffemodel")
+        7,
+        2,
+        "snaps/small_iter_7.caffemodel",
+    )
     text = stream.getvalue()
-    for line in ("Solving small", "Learning Rate Policy: step", "Iteration 0, Testing net (#1)",
-                 "Iteration 6, lr = 0.0125", "Snapshotting to binary proto file "
-                 "snaps/small_iter_4.caffemodel", "Optimization Done."):
+    for line in (
+        "Solving small",
+        "Learning Rate Policy: step",
+        "Iteration 0, Testing net (#1)",
+        "Iteration 6, lr = 0.0125",
+        "Snapshotting to binary proto file snaps/small_iter_4.caffemodel",
+        "Optimization Done.",
+    ):
         assert line in text
     assert "    Test net output #1: loss = " in text and "(* 1 = " in text
     # average_loss 2: the displayed loss at iteration 2 is the mean of iterations 1 and 2
@@ -113,8 +124,9 @@ def test_solve_events_logs_snapshots_and_shared_test_nets(folder):
 
 def test_cancel_stops_between_iterations_and_snapshots(folder):
     events: list[dict] = []
-    solver = get_solver("solver.prototxt", callback=events.append,
-                        cancel_check=lambda: solver.iter >= 2)
+    solver = get_solver(
+        "solver.prototxt", callback=events.append, cancel_check=lambda: solver.iter >= 2
+    )
     try:
         solver.solve()
     finally:
@@ -161,8 +173,10 @@ def test_weights_and_v1_solver_type(folder):
         first = solver.net.params["ip1"][0].data.copy()
     finally:
         solver.close()
-    text = SOLVER.replace("random_seed: 7", "random_seed: 3") + \
-        '\nsolver_type: ADAGRAD\nweights: "w.caffemodel"\n'
+    text = (
+        SOLVER.replace("random_seed: 7", "random_seed: 3")
+        + '\nsolver_type: ADAGRAD\nweights: "w.caffemodel"\n'
+    )
     param = parse_solver(text.replace("momentum: 0.9", ""))
     assert param.type == "AdaGrad"
     solver = Solver(param)
@@ -174,18 +188,22 @@ def test_weights_and_v1_solver_type(folder):
         solver.close()
 
 
-@pytest.mark.parametrize("extra, error, match", [
-    ('type: "LBFGS"', UnknownSolverType, "LBFGS"),
-    ('regularization_type: "L3"', SolverError, "L3"),
-    ("test_iter: 4", SolverError, "test_state"),
-    ('snapshot_prefix: "no/such/dir/x"', SolverError, "snapshot prefix"),
-    ("solver_mode: GPU", SolverError, "CUDA"),
-])
+@pytest.mark.parametrize(
+    "extra, error, match",
+    [
+        ('type: "LBFGS"', UnknownSolverType, "LBFGS"),
+        ('regularization_type: "L3"', SolverError, "L3"),
+        ("test_iter: 4", SolverError, "test_state"),
+        ('snapshot_prefix: "no/such/dir/x"', SolverError, "snapshot prefix"),
+        ("solver_mode: GPU", SolverError, "CUDA"),
+    ],
+)
 def test_bad_solvers(folder, extra, error, match):
     if not extra.startswith("solver_mode") or not torch.cuda.is_available():
         with pytest.raises(error, match=match):
             text = SOLVER.replace("solver_mode: CPU", "").replace(
-                'snapshot_prefix: "snaps/small"', "")
+                'snapshot_prefix: "snaps/small"', ""
+            )
             if not extra.startswith("snapshot_prefix"):
                 text += '\nsnapshot_prefix: "snaps/small"\n'
             Solver(parse_solver(text + "\n" + extra))
@@ -218,7 +236,8 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
 """
     (tmp_path / "net.prototxt").write_text(net)
     (tmp_path / "s.prototxt").write_text(
-        'net: "net.prototxt" base_lr: 0.5 lr_policy: "fixed" max_iter: 30 snapshot_prefix: "m"')
+        'net: "net.prototxt" base_lr: 0.5 lr_policy: "fixed" max_iter: 30 snapshot_prefix: "m"'
+    )
     solver = get_solver("s.prototxt")
     data = np.array([[[[1.0]], [[0.0]]], [[[0.0]], [[1.0]]]] * 4, dtype=np.float32)
     labels = np.array([0, 1] * 4, dtype=np.float32)

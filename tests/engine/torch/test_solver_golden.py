@@ -42,14 +42,15 @@ def _param_keys(arrays: dict, prefix: str) -> list[tuple[str, str, int]]:
     keys = []
     for k in arrays:
         if k.startswith(prefix + "param."):
-            layer, i = k[len(prefix) + 6:].rsplit(".", 1)
+            layer, i = k[len(prefix) + 6 :].rsplit(".", 1)
             keys.append((k, layer, int(i)))
     return sorted(keys)
 
 
 def _history_names(solver) -> list[str]:
-    names = [f"{layer}.{i}" for layer, blobs in solver.net.params.items()
-             for i in range(len(blobs))]
+    names = [
+        f"{layer}.{i}" for layer, blobs in solver.net.params.items() for i in range(len(blobs))
+    ]
     sets = len(solver.rule.history) // len(names)
     return [f"{'history' if s == 0 else 'history2'}.{n}" for s in range(sets) for n in names]
 

@@ -38,8 +38,7 @@ def test_lenet_inv_rates():
 
 
 def test_multistep_state_advances_once_per_call_and_resumes():
-    param = parse_solver('base_lr: 1 lr_policy: "multistep" gamma: 0.1 stepvalue: 2 '
-                         'stepvalue: 3')
+    param = parse_solver('base_lr: 1 lr_policy: "multistep" gamma: 0.1 stepvalue: 2 stepvalue: 3')
     rates, step = [], 0
     for it in range(5):
         rate, step = learning_rate(param, it, step)
@@ -50,9 +49,11 @@ def test_multistep_state_advances_once_per_call_and_resumes():
 
 
 def test_bad_policies():
-    for text, match in [('lr_policy: "cosine"', "unknown lr_policy"),
-                        ('lr_policy: "step"', "stepsize"),
-                        ('lr_policy: "poly"', "max_iter")]:
+    for text, match in [
+        ('lr_policy: "cosine"', "unknown lr_policy"),
+        ('lr_policy: "step"', "stepsize"),
+        ('lr_policy: "poly"', "max_iter"),
+    ]:
         with pytest.raises(LrPolicyError, match=match):
             check_policy(parse_solver(text))
     assert json.dumps(caffe_pb2.SolverParameter().lr_policy) == '""'

@@ -34,8 +34,17 @@ def lenet_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         import os
 
         os.chdir(folder)
-        code = main(["train", "--solver", "lenet_solver.prototxt", "--weights",
-                     "init.caffemodel", "--log-file", "ours.log"])
+        code = main(
+            [
+                "train",
+                "--solver",
+                "lenet_solver.prototxt",
+                "--weights",
+                "init.caffemodel",
+                "--log-file",
+                "ours.log",
+            ]
+        )
     finally:
         os.chdir(cwd)
         torch.set_num_threads(threads)
@@ -56,8 +65,9 @@ def test_lenet_training_matches_caffe(lenet_run):
         assert len(mine) == len(theirs)
         assert [list(r) for r in mine] == [list(r) for r in theirs]
         assert [r["NumIters"] for r in mine] == [r["NumIters"] for r in theirs]
-        np.testing.assert_allclose([r["LearningRate"] for r in mine],
-                                   [r["LearningRate"] for r in theirs], rtol=1e-6)
+        np.testing.assert_allclose(
+            [r["LearningRate"] for r in mine], [r["LearningRate"] for r in theirs], rtol=1e-6
+        )
 
     # Training loss at every iteration.
     loss = np.array([r["loss"] for r in ours.train])
@@ -65,15 +75,20 @@ def test_lenet_training_matches_caffe(lenet_run):
     want = golden["train_loss"]
     bad = np.abs(loss - want) > atol + (1e-5 + LOG_DIGITS) * np.abs(want)
     assert not bad.any(), [(int(i), loss[i], want[i], atol[i]) for i in np.flatnonzero(bad)]
-    np.testing.assert_allclose(loss, [r["loss"] for r in caffe.train], rtol=2 * LOG_DIGITS,
-                               atol=atol.max())
+    np.testing.assert_allclose(
+        loss, [r["loss"] for r in caffe.train], rtol=2 * LOG_DIGITS, atol=atol.max()
+    )
 
     # Test outputs at iterations 0, 100 and 200.
     assert [r["NumIters"] for r in ours.test] == golden["test_iters"].astype(int).tolist()
     for key, column in (("test_accuracy", "accuracy"), ("test_loss", "loss")):
         tol = meta["arrays"][key]
-        np.testing.assert_allclose([r[column] for r in ours.test], golden[key],
-                                   rtol=tol["rtol"] + LOG_DIGITS, atol=tol["atol"])
+        np.testing.assert_allclose(
+            [r[column] for r in ours.test],
+            golden[key],
+            rtol=tol["rtol"] + LOG_DIGITS,
+            atol=tol["atol"],
+        )
 
     # The final forward ("Iteration 200, loss") and the snapshots.
     text = (lenet_run / "ours.log").read_text()
@@ -85,8 +100,9 @@ def test_lenet_training_matches_caffe(lenet_run):
     final_caffe = caffemodel_params(read_caffemodel(LENET / "final.caffemodel"))
     for key, tol in meta["caffemodel_blas_variation"]["final.caffemodel"].items():
         layer, i = key.rsplit(".", 1)
-        np.testing.assert_allclose(weights[layer][int(i)], final_caffe[layer][int(i)],
-                                   atol=tol["atol"], err_msg=key)
+        np.testing.assert_allclose(
+            weights[layer][int(i)], final_caffe[layer][int(i)], atol=tol["atol"], err_msg=key
+        )
 
 
 @pytest.mark.slow
@@ -94,18 +110,45 @@ def test_lenet_resume_and_score_from_cli(lenet_run, monkeypatch, capsys):
     """Resuming from the iteration-100 snapshot continues at 100 (a shortened copy of the
     solver), and `elasticthought test` scores the final weights as the run's last test did."""
     solver = (lenet_run / "lenet_solver.prototxt").read_text()
-    solver = solver.replace("max_iter: 200", "max_iter: 110").replace(
-        "test_interval: 100", "test_interval: 10").replace("test_iter: 10", "test_iter: 1")
+    solver = (
+        solver.replace("max_iter: 200", "max_iter: 110")
+        .replace("test_interval: 100", "test_interval: 10")
+        .replace("test_iter: 10", "test_iter: 1")
+    )
     (lenet_run / "short_solver.prototxt").write_text(solver)
     monkeypatch.chdir(lenet_run)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert main(["train", "--solver", "short_solver.prototxt", "--snapshot",
-                     "lenet_iter_100.solverstate", "--log-file", "resumed.log"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--solver",
+                    "short_solver.prototxt",
+                    "--snapshot",
+                    "lenet_iter_100.solverstate",
+                    "--log-file",
+                    "resumed.log",
+                ]
+            )
+            == 0
+        )
         capsys.readouterr()
-        assert main(["test", "--model", "lenet_train_test.prototxt", "--weights",
-                     "lenet_iter_200.caffemodel", "--iterations", "10"]) == 0
+        assert (
+            main(
+                [
+                    "test",
+                    "--model",
+                    "lenet_train_test.prototxt",
+                    "--weights",
+                    "lenet_iter_200.caffemodel",
+                    "--iterations",
+                    "10",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     resumed = parse_log(lenet_run / "resumed.log")

@@ -112,4 +112,3 @@ class ImageDataLayer(PrefetchingLayer):
                 if self.shuffle:
                     self._shuffle()
         return transform_batch(self.transformer, images, labels, f"layer {self.name}")
-

@@ -17,9 +17,7 @@ class ImageDecodeError(ValueError):
     """A file that cannot be read or is not a readable image."""
 
 
-def read_image(
-    path: str, height: int = 0, width: int = 0, color: bool | None = True
-) -> np.ndarray:
+def read_image(path: str, height: int = 0, width: int = 0, color: bool | None = True) -> np.ndarray:
     """Read an image file (Caffe's ReadImageToCVMat): optional resize to height x width."""
     try:
         with open(path, "rb") as f:

@@ -52,8 +52,9 @@ class MemoryDataLayer(Layer):
                 f"got {tuple(data.shape)}"
             )
         if labels.shape[0] != data.shape[0]:
-            raise MemoryDataError(f"layer {self.name}: {data.shape[0]} images but "
-                                  f"{labels.shape[0]} labels")
+            raise MemoryDataError(
+                f"layer {self.name}: {data.shape[0]} images but {labels.shape[0]} labels"
+            )
         if data.shape[0] % self.batch_size:
             raise MemoryDataError(
                 f"layer {self.name}: the number of images ({data.shape[0]}) must be a "

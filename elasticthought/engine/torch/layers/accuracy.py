@@ -29,10 +29,11 @@ class Accuracy(Layer):
         if self.top_k > classes:
             raise self.error(f"top_k {self.top_k} exceeds the {classes} classes")
         outer = math.prod(x.shape[: self.axis])
-        inner = math.prod(x.shape[self.axis + 1:])
+        inner = math.prod(x.shape[self.axis + 1 :])
         if label.numel() != outer * inner:
-            raise self.error(f"label count ({label.numel()}) must equal outer*inner "
-                             f"({outer * inner})")
+            raise self.error(
+                f"label count ({label.numel()}) must equal outer*inner ({outer * inner})"
+            )
 
     @torch.no_grad()
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:

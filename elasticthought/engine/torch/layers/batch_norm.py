@@ -31,8 +31,10 @@ class BatchNorm(Layer):
         c = 1 if x.dim() == 1 else int(x.shape[1])
         for i, lr in enumerate(ps.lr_mult for ps in self.param.param):
             if i < 3 and lr != 0:
-                raise self.error("cannot configure batch normalization statistics as layer "
-                                 "parameters (lr_mult must be 0)")
+                raise self.error(
+                    "cannot configure batch normalization statistics as layer "
+                    "parameters (lr_mult must be 0)"
+                )
         self.blobs = [
             torch.zeros(c, device=self.device),
             torch.zeros(c, device=self.device),

@@ -49,11 +49,11 @@ class _ConvBase(Layer):
             raise self.error("either kernel_size or kernel_h/kernel_w, not both")
         if not has_k and not len(p.kernel_size):
             raise self.error("kernel_size is required")
-        self.kernel = _spatial(p.kernel_size, p.kernel_h, p.kernel_w, has_k, self.nsp, 1,
-                               "kernel", self)
+        self.kernel = _spatial(
+            p.kernel_size, p.kernel_h, p.kernel_w, has_k, self.nsp, 1, "kernel", self
+        )
         has_s = p.HasField("stride_h") or p.HasField("stride_w")
-        self.stride = _spatial(p.stride, p.stride_h, p.stride_w, has_s, self.nsp, 1, "stride",
-                               self)
+        self.stride = _spatial(p.stride, p.stride_h, p.stride_w, has_s, self.nsp, 1, "stride", self)
         has_p = p.HasField("pad_h") or p.HasField("pad_w")
         self.pad = _spatial(p.pad, p.pad_h, p.pad_w, has_p, self.nsp, 0, "pad", self)
         self.dilation = _spatial(p.dilation, 0, 0, False, self.nsp, 1, "dilation", self)
@@ -86,7 +86,7 @@ class _ConvBase(Layer):
         for x in bottoms:
             lead = x.shape[: self.axis]
             if self.axis != 1:
-                x = x.reshape(-1, *x.shape[self.axis:])
+                x = x.reshape(-1, *x.shape[self.axis :])
             if self.transposed:
                 y = fn(x, w, b, self.stride, self.pad, 0, self.group, self.dilation)
             else:

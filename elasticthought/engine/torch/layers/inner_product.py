@@ -21,7 +21,7 @@ class InnerProduct(Layer):
         p = self.param.inner_product_param
         shape = bottoms[0].shape
         self.axis = canonical_axis(p.axis, len(shape))
-        self.k = math.prod(shape[self.axis:])
+        self.k = math.prod(shape[self.axis :])
         n = int(p.num_output)
         if n < 1:
             raise self.error("num_output must be positive")
@@ -35,9 +35,9 @@ class InnerProduct(Layer):
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
         x = bottoms[0]
         lead = x.shape[: self.axis]
-        if math.prod(x.shape[self.axis:]) != self.k:
+        if math.prod(x.shape[self.axis :]) != self.k:
             raise self.error(
-                f"input has {math.prod(x.shape[self.axis:])} values per row, weights expect "
+                f"input has {math.prod(x.shape[self.axis :])} values per row, weights expect "
                 f"{self.k}"
             )
         x2 = x.reshape(-1, self.k) if x.dim() != 2 or self.axis != 1 else x

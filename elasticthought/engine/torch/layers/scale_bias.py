@@ -29,11 +29,12 @@ def _broadcast(v: torch.Tensor, x: torch.Tensor, axis: int) -> torch.Tensor:
 class _Broadcasting(Layer):
     num_bottoms = (1, 2)
     num_tops = (1, 1)
+
     def _axis(self, x: torch.Tensor, axis: int) -> int:
         return canonical_axis(axis, x.dim()) if x.dim() else 0
 
     def _check_bottom_operand(self, x: torch.Tensor, v: torch.Tensor, axis: int) -> None:
-        if list(x.shape[axis: axis + v.dim()]) != list(v.shape):
+        if list(x.shape[axis : axis + v.dim()]) != list(v.shape):
             raise self.error(
                 f"second bottom shape {list(v.shape)} does not match the first bottom's axes "
                 f"from {axis}: {list(x.shape)}"
@@ -54,8 +55,10 @@ class Scale(_Broadcasting):
             shape = list(bottoms[1].shape)
         else:
             shape = _operand_shape(self, x, p.axis, p.num_axes)
-            filler = p.filler if p.HasField("filler") else caffe_pb2.FillerParameter(
-                type="constant", value=1.0
+            filler = (
+                p.filler
+                if p.HasField("filler")
+                else caffe_pb2.FillerParameter(type="constant", value=1.0)
             )
             self.blobs.append(self.make_blob(shape, filler))
         self.bias_term = bool(p.bias_term)

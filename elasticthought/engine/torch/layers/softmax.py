@@ -54,7 +54,7 @@ class _SoftmaxLossFn(torch.autograd.Function):
     def forward(ctx, x, label, axis, ignore, mode):
         shape = x.shape
         outer = math.prod(shape[:axis])
-        inner = math.prod(shape[axis + 1:])
+        inner = math.prod(shape[axis + 1 :])
         prob = torch.softmax(x, axis)
         p3 = prob.reshape(outer, shape[axis], inner)
         lab = label.reshape(outer, inner).to(torch.long)
@@ -65,9 +65,7 @@ class _SoftmaxLossFn(torch.autograd.Function):
             keep, safe = None, lab
         lo, hi = (int(v) for v in torch.aminmax(safe))  # one device sync
         if lo < 0 or hi >= shape[axis]:
-            raise ValueError(
-                f"label out of range [0, {shape[axis]}) (min {lo}, max {hi})"
-            )
+            raise ValueError(f"label out of range [0, {shape[axis]}) (min {lo}, max {hi})")
         picked = torch.gather(p3, 1, safe.unsqueeze(1)).squeeze(1)
         logs = torch.log(torch.clamp(picked, min=FLT_MIN))
         if keep is not None:
@@ -113,7 +111,7 @@ class SoftmaxWithLoss(Layer):
         self.ignore = int(lp.ignore_label) if lp.HasField("ignore_label") else None
         self.mode = normalization_mode(self, VALID)
         outer = math.prod(x.shape[: self.axis])
-        inner = math.prod(x.shape[self.axis + 1:])
+        inner = math.prod(x.shape[self.axis + 1 :])
         if label.numel() != outer * inner:
             raise self.error(
                 f"label count ({label.numel()}) must equal outer*inner ({outer * inner}); "

@@ -21,9 +21,7 @@ class Adam(UpdateRule):
         beta1 = np.float32(self.param.momentum)
         beta2 = np.float32(self.param.momentum2)
         t = it + 1
-        correction = np.float32(
-            math.sqrt(1.0 - float(beta2) ** t) / (1.0 - float(beta1) ** t)
-        )
+        correction = np.float32(math.sqrt(1.0 - float(beta2) ** t) / (1.0 - float(beta1) ** t))
         m = self.history[i]
         v = self.history[self.count + i]
         m.mul_(float(beta1)).add_(diff, alpha=float(np.float32(1) - beta1))

@@ -13,9 +13,7 @@ class RMSProp(UpdateRule):
 
     def check(self) -> None:
         if self.param.momentum != 0:
-            raise ValueError(
-                "Momentum cannot be used with RMSProp (use rms_decay)."
-            )
+            raise ValueError("Momentum cannot be used with RMSProp (use rms_decay).")
         if not 0 <= self.param.rms_decay <= 1:
             raise ValueError("rms_decay should lie between 0 and 1.")
 

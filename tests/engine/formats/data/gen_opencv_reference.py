@@ -19,8 +19,16 @@ import numpy as np
 from PIL import Image
 
 RESIZE_CASES = [
-    (28, 28, 14, 14), (28, 28, 56, 56), (28, 28, 20, 20), (28, 28, 32, 40), (7, 9, 3, 4),
-    (33, 47, 19, 60), (5, 5, 10, 10), (30, 30, 10, 10), (31, 31, 15, 15), (1, 5, 3, 2),
+    (28, 28, 14, 14),
+    (28, 28, 56, 56),
+    (28, 28, 20, 20),
+    (28, 28, 32, 40),
+    (7, 9, 3, 4),
+    (33, 47, 19, 60),
+    (5, 5, 10, 10),
+    (30, 30, 10, 10),
+    (31, 31, 15, 15),
+    (1, 5, 3, 2),
     (9, 1, 4, 7),
 ]
 
@@ -55,7 +63,8 @@ def main() -> None:
         "bmp_rgb": (Image.fromarray(rgb), "BMP"),
     }
     flags = {
-        "unchanged": cv2.IMREAD_UNCHANGED, "color": cv2.IMREAD_COLOR,
+        "unchanged": cv2.IMREAD_UNCHANGED,
+        "color": cv2.IMREAD_COLOR,
         "gray": cv2.IMREAD_GRAYSCALE,
     }
     for name, (img, fmt) in images.items():
