@@ -93,15 +93,7 @@ def setup_user(server: LiveServer, files: h.FileServer) -> tuple[h.Client, dict,
     user = h.new_user(server.url, "bench")
     token = user.ok("POST", "/tokens", 201, json={"name": "bench"})["token"]
     df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = user.ok(
-        "POST",
-        "/datasets",
-        201,
-        json={
-            "training": {"datafile-id": df["id"], "split-percentage": 0.7},
-            "testing": {"datafile-id": df["id"], "split-percentage": 0.3},
-        },
-    )
+    ds = h.split_dataset(user, df["id"])
     solver = user.ok(
         "POST",
         "/solvers",

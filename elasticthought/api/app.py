@@ -166,6 +166,9 @@ def create_app(config: Config, store: Store, blobs: BlobStore, pool: Any = None)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.before_request(stamp_request_start)
+    from elasticthought.api.quotas import release_reservations  # (imports this module)
+
+    app.teardown_request(release_reservations)
     register_blueprints(app)
     app.wsgi_app = BodyLimits(app.wsgi_app, config)  # type: ignore[method-assign]
     from elasticthought.metrics import attach

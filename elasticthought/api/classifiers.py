@@ -268,6 +268,8 @@ def _from_upload(body: dict, files: Any, doc_id: str) -> dict[str, Any]:
         size = blobs().put(key, _limited(upload.stream, limit))
     else:
         size = _download_model(url, key)
+        # against the uploads of the caller's other requests meanwhile (the model is stored)
+        check_storage_quota(size, "the model at 'model-url'", ignore=(key,))
     if not size:
         raise ApiError(422, "the model file is empty")
     labels = _labels(body.get("labels"))

@@ -16,7 +16,7 @@ from elasticthought.api.multipart_form import Form, Upload, read_form
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
 from elasticthought.api.pending import add_reasons, with_reason
-from elasticthought.api.quotas import check_queue_quota, check_storage_quota
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota, submit_job
 from elasticthought.api.result_format import (
     FORMAT_QUERY,
     RESULT_FORMAT_FIELD,
@@ -171,7 +171,7 @@ def _classify(
             timing["read"] = time.perf_counter()
             doc = _answer_warm(service, doc, classifier, uploads, timeout, timing)
         else:
-            doc = model.submit(store(), doc)
+            doc = submit_job(doc)
     except BaseException:
         blobs().delete_prefix(layout.prefix(job_id))
         raise
@@ -238,7 +238,7 @@ def _answer_warm(
             if image["name"] in uploads:
                 image["blob"] = uploads[image["name"]][0]
                 blobs().put(image["blob"], uploads[image["name"]][1])
-        return model.submit(store(), doc)
+        return submit_job(doc)
     except InferenceFailed as exc:
         fields, state = {PROCESSING_LOG: scrub_paths(str(exc), config())[:2000]}, FAILED
     timing["answered"] = time.perf_counter()

@@ -11,8 +11,8 @@ from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
 from elasticthought.api.pending import add_reasons, with_reason
-from elasticthought.api.quotas import check_queue_quota, check_storage_quota
-from elasticthought.api.services import blobs, config, store
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota, submit_job
+from elasticthought.api.services import blobs, config
 from elasticthought.api.validation import (
     check_fields,
     json_body,
@@ -76,7 +76,7 @@ def post_datafile():
     body = json_body(FIELDS, ("url",))
     layers_type, param = _kind(body.get(LAYERS_TYPE), body.get("layers_data_param"))
     url = check_source_url(body["url"])
-    doc = model.submit(store(), _new_doc(layers_type, param, url=url, uploaded=False))
+    doc = submit_job(_new_doc(layers_type, param, url=url, uploaded=False))
     return jsonify(public(doc, INTERNAL)), 201
 
 
@@ -111,7 +111,7 @@ def _upload():
         blobs().delete(doc["archive"])
         raise bad_request("the uploaded file is empty")
     doc["size"] = size
-    doc = model.submit(store(), doc)
+    doc = submit_job(doc)
     return jsonify(public(doc, INTERNAL)), 201
 
 

@@ -11,9 +11,8 @@ from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import obj, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.pending import add_reasons, with_reason
-from elasticthought.api.quotas import check_queue_quota
+from elasticthought.api.quotas import check_queue_quota, submit_job
 from elasticthought.api.seed_compat import DATASET_ALIASES, fold_aliases
-from elasticthought.api.services import store
 from elasticthought.api.validation import check_fields, json_body, want_bool, want_str
 from elasticthought.documents import model
 from elasticthought.documents.fields import (
@@ -101,8 +100,7 @@ def post_dataset():
         sb = (test_df.get("layers_data_param") or {}).get("backend")
         if train_df.get(LAYERS_TYPE) == DATA and tb != sb:
             raise ApiError(422, f"training datafile is {tb} but testing datafile is {sb}")
-    doc = model.submit(
-        store(),
+    doc = submit_job(
         model.dataset(user_id(), training, testing, compute_mean, train_df.get(LAYERS_TYPE), name),
     )
     return jsonify(public(doc, INTERNAL)), 201

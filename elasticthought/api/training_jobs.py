@@ -17,7 +17,7 @@ from elasticthought.api.errors import ApiError, bad_request
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.pending import add_reasons, with_reason
-from elasticthought.api.quotas import check_queue_quota, check_storage_quota
+from elasticthought.api.quotas import check_queue_quota, check_storage_quota, submit_job
 from elasticthought.api.services import blobs, config, store
 from elasticthought.api.validation import json_body, want_str
 from elasticthought.blobs import layout
@@ -209,7 +209,7 @@ def post_training_job():
         doc["max-iterations"] = max_iter
     if upload is not None:
         doc["weights"] = _store_upload(doc["_id"], upload)
-    doc = model.submit(store(), doc)
+    doc = submit_job(doc)
     return jsonify(with_reason(public(doc, INTERNAL), doc)), 201
 
 

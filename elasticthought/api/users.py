@@ -14,6 +14,7 @@ from elasticthought.api.passwords import hash_password, verify_password
 from elasticthought.api.services import config, store
 from elasticthought.api.validation import json_body, pagination, want_str
 from elasticthought.documents import model
+from elasticthought.documents.fields import USER_ID
 from elasticthought.store.base import Conflict, Doc, NotFound, id_prefix
 from elasticthought.store.syncgateway import (
     deprovision_user,
@@ -37,8 +38,44 @@ def _check_password(password: str | None) -> str:
     return password
 
 
+def _reserve_username(st, username: str) -> None:
+    """Create the username's key (case-insensitive); Conflict when another user, whose name
+    differs at most in case, holds it. A key naming this very username (its user document
+    not written, say after a crash) is kept for it."""
+    key = model.username_key(username)
+    try:
+        st.create(key)
+    except Conflict:
+        try:
+            holder = st.get(key["_id"]).get(USER_ID)
+        except NotFound:
+            holder = None
+        if holder != key[USER_ID]:
+            raise
+
+
+def _release_username(st, username: str, owner: str) -> None:
+    """Delete the username's key when it names `owner`."""
+    try:
+        key = st.get(model.username_key_id(username))
+        if key.get(USER_ID) == owner:
+            st.delete(key["_id"], key["_rev"])
+    except (NotFound, Conflict):
+        pass
+
+
 def create_user(username: str, password: str, email: str = "", admin: bool = False) -> Doc:
-    return store().create(model.user(username, email, admin, hash_password(password)))
+    """The new user; Conflict when the name, or one that differs from it only in case, is
+    taken."""
+    st = store()
+    _reserve_username(st, username)
+    try:
+        return st.create(model.user(username, email, admin, hash_password(password)))
+    except Conflict:
+        raise  # the user exists: the key names it
+    except Exception:
+        _release_username(st, username, user_doc_id(username))
+        raise
 
 
 def bootstrap_admin(st, username: str, password: str) -> None:
@@ -51,6 +88,10 @@ def bootstrap_admin(st, username: str, password: str) -> None:
     except NotFound:
         doc = None
     if doc is None:
+        try:
+            _reserve_username(st, username)
+        except Conflict:
+            pass  # the configured admin is created even when a look-alike name exists
         try:
             st.create(model.user(username, "", True, hash_password(password)))
         except Conflict:
@@ -84,7 +125,9 @@ def post_user():
     try:
         doc = create_user(username, password, email)
     except Conflict:
-        raise ApiError(409, f"username {username!r} is taken") from None
+        raise ApiError(
+            409, f"username {username!r} is taken (usernames are unique whatever their case)"
+        ) from None
     provision_user(store(), username)  # its Sync Gateway user, when the store is one
     return jsonify(public(doc, HIDDEN)), 201
 
@@ -156,6 +199,7 @@ def delete_user(doc_id: str):
             raise ApiError(409, f"user still owns {doc_type} documents: delete them first")
     _revoke_tokens(doc_id)
     store().delete(doc["_id"], doc["_rev"])
+    _release_username(store(), doc["username"], doc["_id"])
     deprovision_user(store(), doc["username"])
     return "", 204
 

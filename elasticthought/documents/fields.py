@@ -10,6 +10,7 @@ from elasticthought.store.base import OWNER_FIELD
 
 # Document types -------------------------------------------------------------------------------
 USER = "user"
+USERNAME_KEY = "username-key"  # one per username ignoring case: two users never differ only in it
 TOKEN = "token"
 DATAFILE = "datafile"
 DATASET = "dataset"

@@ -27,6 +27,17 @@ def user_doc_id(username: str) -> str:
     return f"{f.USER}:{username}"
 
 
+def username_key_id(username: str) -> str:
+    """The id of the document that reserves a username whatever its case ("Bob" = "bob")."""
+    return f"{f.USERNAME_KEY}:{username.casefold()}"
+
+
+def username_key(username: str) -> Doc:
+    """Reserves `username` (case-insensitively) for the user document it names."""
+    doc_id = user_doc_id(username)
+    return {**_head(f.USERNAME_KEY, doc_id, username_key_id(username)), f.CREATED_AT: now()}
+
+
 def _head(doc_type: str, owner: str, doc_id: str | None) -> Doc:
     return {f.ID: doc_id or new_id(doc_type, owner), f.TYPE: doc_type, f.USER_ID: owner}
 

@@ -164,6 +164,21 @@ def finish(
     return _written(_modify(store, job_id, change))
 
 
+def _back_to_pending(doc: dict) -> bool:
+    """A claimed job given back before its end: `pending` with the attempt not counted (True),
+    or `canceled` when a cancel was requested (False); the run's fields dropped."""
+    if doc.get(CANCEL_REQUESTED):
+        doc[PROCESSING_STATE] = CANCELED
+        doc[FINISHED_AT] = time.time()
+        pending = False
+    else:
+        doc[PROCESSING_STATE] = PENDING
+        doc[ATTEMPTS] = max(0, int(doc.get(ATTEMPTS) or 1) - 1)
+        pending = True
+    _drop(doc, RUN_FIELDS)
+    return pending
+
+
 def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) -> dict | None:
     """Give a running job back (shutdown): `pending`, lease released, attempt not counted."""
 
@@ -171,14 +186,9 @@ def release(store: Store, job_id: str, claim_id: str, progress: dict[str, Any]) 
         if not holds(doc, claim_id):
             return False
         doc.update(progress)
-        if doc.get(CANCEL_REQUESTED):
-            doc[PROCESSING_STATE] = CANCELED
-            doc[FINISHED_AT] = time.time()
-        else:
-            doc[PROCESSING_STATE] = PENDING
-            doc[ATTEMPTS] = max(0, int(doc.get(ATTEMPTS) or 1) - 1)
-            doc["retry-reason"] = f"worker {doc.get(WORKER_ID)} shut down"
-        _drop(doc, RUN_FIELDS)
+        worker = doc.get(WORKER_ID)
+        if _back_to_pending(doc):
+            doc["retry-reason"] = f"worker {worker} shut down"
         return True
 
     return _written(_modify(store, job_id, change), requeue_reason="shutdown")
@@ -191,14 +201,8 @@ def unclaim(store: Store, job_id: str, claim_id: str) -> dict | None:
     def change(doc: dict) -> bool:
         if not holds(doc, claim_id):
             return False
-        if doc.get(CANCEL_REQUESTED):
-            doc[PROCESSING_STATE] = CANCELED
-            doc[FINISHED_AT] = time.time()
-        else:
-            doc[PROCESSING_STATE] = PENDING
-            doc[ATTEMPTS] = max(0, int(doc.get(ATTEMPTS) or 1) - 1)
+        if _back_to_pending(doc):
             doc.pop(STARTED_AT, None)
-        _drop(doc, RUN_FIELDS)
         return True
 
     return _written(_modify(store, job_id, change))

@@ -105,6 +105,30 @@ def _reap_later(proc: Any, events: Any, commands: Any) -> None:
     ).start()
 
 
+def start_job_process(
+    ctx: Any, target: Any, name: str, args: tuple, tail: tuple = ()
+) -> tuple[Any, Any, Any]:
+    """Start `target(*args, events pipe, commands pipe, *tail)` in its own process group:
+    (process, events reader, commands writer). Raises when it cannot start (pipes closed)."""
+    events_r, events_w = ctx.Pipe(duplex=False)
+    commands_r, commands_w = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, name=name, args=(*args, events_w, commands_r, *tail))
+    try:
+        proc.start()
+    except Exception:
+        events_r.close()
+        commands_w.close()
+        raise
+    finally:
+        events_w.close()
+        commands_r.close()
+    try:
+        os.setpgid(proc.pid, proc.pid)
+    except OSError:
+        pass
+    return proc, events_r, commands_w
+
+
 class Standby:
     """One job process forked ahead of time from the warm fork server, per worker thread.
 
@@ -135,17 +159,8 @@ class Standby:
         held = None
         try:
             ctx = warm_context(self.runner_modules)
-            events_r, events_w = ctx.Pipe(duplex=False)
-            commands_r, commands_w = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=standby_main, name="et-job", args=(events_w, commands_r))
-            proc.start()
-            events_w.close()
-            commands_r.close()
-            try:
-                os.setpgid(proc.pid, proc.pid)
-            except OSError:
-                pass
-            held = (proc, events_r, commands_w)
+            held = start_job_process(ctx, standby_main, "et-job", ())
+            proc, events_r, _ = held
             # Ready once it waits for its job (its start-up done), not merely forked.
             if not events_r.poll(STANDBY_START_SECONDS) or events_r.recv() != STANDBY_READY:
                 raise RuntimeError("the pre-started job process did not come up")
@@ -297,39 +312,21 @@ class JobRun:
             if started is not None:
                 return started
         ctx = warm_context(self.config.runner_modules) if warm else cold_context()
-        events_r, events_w = ctx.Pipe(duplex=False)
-        commands_r, commands_w = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=child_main,
-            name=f"et-job-{job_id}",
-            args=(
-                self.runner.target,
-                self.doc,
-                self.config,
-                self.store_url,
-                self.blobs_url,
-                str(work_dir),
-                int(self.doc.get(ATTEMPTS) or 1),
-                self.gpus,
-                events_w,
-                commands_r,
-                0 if warm else os.getpid(),
-                self.cores,
-            ),
+        args = (
+            self.runner.target,
+            self.doc,
+            self.config,
+            self.store_url,
+            self.blobs_url,
+            str(work_dir),
+            int(self.doc.get(ATTEMPTS) or 1),
+            self.gpus,
         )
+        tail = (0 if warm else os.getpid(), self.cores)
         try:
-            proc.start()
+            return start_job_process(ctx, child_main, f"et-job-{job_id}", args, tail)
         except Exception as exc:  # noqa: BLE001
-            events_r.close()
-            commands_w.close()
             return Outcome(FAILED, {PROCESSING_LOG: f"could not start job: {exc}"})
-        events_w.close()
-        commands_r.close()
-        try:
-            os.setpgid(proc.pid, proc.pid)
-        except OSError:
-            pass
-        return proc, events_r, commands_w
 
     def _hand_over(self, work_dir: str) -> tuple[Any, Any, Any] | None:
         """The job sent to the pre-started process; None when there is none to take it."""

@@ -92,16 +92,20 @@ def new_user(base: str, prefix: str = "u") -> Client:
 def alphabet_dataset(user: Client, files: FileServer) -> tuple[dict, dict]:
     """The seed's alphabet datafile (by URL from `files`) and its 70/30 dataset, both created."""
     df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/alphabet.tar.gz"})
-    ds = user.ok(
+    return df, split_dataset(user, df["id"])
+
+
+def split_dataset(user: Client, datafile_id: str) -> dict:
+    """The dataset made of one datafile split 70/30 (training/testing), created."""
+    return user.ok(
         "POST",
         "/datasets",
         201,
         json={
-            "training": {"datafile-id": df["id"], "split-percentage": 0.7},
-            "testing": {"datafile-id": df["id"], "split-percentage": 0.3},
+            "training": {"datafile-id": datafile_id, "split-percentage": 0.7},
+            "testing": {"datafile-id": datafile_id, "split-percentage": 0.3},
         },
     )
-    return df, ds
 
 
 def wait_for(fn: Any, what: str, timeout: float = 120.0) -> Any:

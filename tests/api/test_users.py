@@ -86,3 +86,23 @@ def test_closed_signup_and_admin(closed_server):
     assert invited.ok("GET", "/users/me")["username"] == "invited"
     r = invited.post("/users", json={"username": "other", "password": "longenough"})
     assert r.status_code == 403
+
+
+def test_usernames_differing_only_in_case_are_one_name(api) -> None:
+    """A look-alike attack: "Alice" after "alice" is 409 (as "alice" again is), whichever
+    comes first and however many case variants are tried; the name is free again once its
+    user is deleted, and then in another case."""
+    base = f"Case{time.monotonic_ns() % 10**9}"
+    first = base.swapcase()
+    created = requests.post(api.url + "/users", json={"username": first, "password": "x" * 12})
+    assert created.status_code == 201, created.text
+    for variant in {base, base.upper(), base.lower(), first}:
+        r = requests.post(api.url + "/users", json={"username": variant, "password": "y" * 12})
+        assert r.status_code == 409 and "case" in r.json()["detail"], (variant, r.text)
+    owner = Client(api.url, first, "x" * 12)
+    assert owner.get("/users/me").json()["username"] == first  # untouched by the attempts
+    assert Client(api.url, base.upper(), "y" * 12).get("/users/me").status_code == 401
+    owner.ok("DELETE", f"/users/user:{first}", 204)
+    again = requests.post(api.url + "/users", json={"username": base, "password": "z" * 12})
+    assert again.status_code == 201, again.text
+    assert Client(api.url, base, "z" * 12).get("/users/me").json()["username"] == base

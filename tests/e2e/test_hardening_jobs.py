@@ -6,13 +6,11 @@ fails on its first attempt naming the NaN."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from elasticthought.engine.caffe import DEFAULT_PREFIX, DEFAULT_PYTHON, caffe_available
 from tests.api import helpers as h
 from tests.e2e.training_support import (
     _seed_solver,
@@ -120,17 +118,6 @@ def test_diverging_solver_fails_on_attempt_one_naming_nan(
     assert not isinstance(status.get("loss"), float) or status["loss"] == status["loss"]
 
 
-@pytest.fixture(scope="module")
-def caffe_ready() -> None:
-    python = os.environ.get("ET_CAFFE_PYTHON", DEFAULT_PYTHON)
-    prefix = os.environ.get("ET_CAFFE_PREFIX", DEFAULT_PREFIX)
-    ok, info = caffe_available(python, prefix)
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real Caffe unavailable: {info}")
-        pytest.skip(f"real Caffe unavailable: {info}")
-
-
 @pytest.mark.parametrize("engine", ["torch", pytest.param("caffe", marks=pytest.mark.caffe)])
 def test_nets_that_can_never_fit_fail_at_once_naming_the_numbers(
     server: LiveServer, train_files: h.FileServer, engine: str, request: pytest.FixtureRequest
@@ -139,18 +126,14 @@ def test_nets_that_can_never_fit_fail_at_once_naming_the_numbers(
     attempt 1 within seconds, naming what the blobs need, the batch size, the limit and its
     flag (real Caffe would abort on its allocation; torch would grow until the limit)."""
     if engine == "caffe":
-        request.getfixturevalue("caffe_ready")
+        request.getfixturevalue("caffe_runtime")
     user = h.new_user(server.url, "huge")
     df = user.ok(
         "POST", "/datafiles", 201,
         json={"url": f"{train_files.url}/mnist_small_lmdb.tar.gz", "layers_type": "DATA",
               "layers_data_param": {"backend": "LMDB"}},
     )  # fmt: skip
-    ds = user.ok(
-        "POST", "/datasets", 201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
-    )  # fmt: skip
+    ds = h.split_dataset(user, df["id"])
     net = seed_text("mnist/mnist_net.prototxt")
     net = net.replace("batch_size: 64", f"batch_size: {HUGE_BATCH}")
     solver = user.ok(

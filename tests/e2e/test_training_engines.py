@@ -5,11 +5,8 @@ without it, skips elsewhere)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from elasticthought.engine.caffe import DEFAULT_PREFIX, DEFAULT_PYTHON, caffe_available
 from elasticthought.engine.caffemodel import read_caffemodel
 from tests.api import helpers as h
 from tests.e2e.training_support import finished, mnist_solver, start_server, train
@@ -17,18 +14,7 @@ from tests.e2e.training_support import finished, mnist_solver, start_server, tra
 pytestmark = [pytest.mark.slow, pytest.mark.caffe]
 
 
-@pytest.fixture(scope="module")
-def caffe_ready() -> None:
-    python = os.environ.get("ET_CAFFE_PYTHON", DEFAULT_PYTHON)
-    prefix = os.environ.get("ET_CAFFE_PREFIX", DEFAULT_PREFIX)
-    ok, info = caffe_available(python, prefix)
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real Caffe unavailable: {info}")
-        pytest.skip(f"real Caffe unavailable: {info}")
-
-
-def test_caffe_engine_training_job(caffe_ready, tmp_path, train_files):
+def test_caffe_engine_training_job(caffe_runtime, tmp_path, train_files):
     server = start_server(tmp_path, None, workers=1)
     try:
         user = h.new_user(server.url, "cf")

@@ -97,15 +97,7 @@ def mnist_solver(
             "layers_data_param": {"backend": backend},
         },
     )
-    ds = user.ok(
-        "POST",
-        "/datasets",
-        201,
-        json={
-            "training": {"datafile-id": df["id"], "split-percentage": 0.7},
-            "testing": {"datafile-id": df["id"], "split-percentage": 0.3},
-        },
-    )
+    ds = h.split_dataset(user, df["id"])
     return _seed_solver(user, files, ds["id"], "mnist/mnist", solver_edits)
 
 

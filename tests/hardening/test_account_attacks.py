@@ -3,8 +3,10 @@ outlive a password, a forged Host header, unbounded priority and max_iter, job f
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -107,6 +109,23 @@ def test_job_flood_hits_the_per_user_queue_limit(server: LiveServer) -> None:
     assert r.status_code == 429 and "--max-queued-jobs-per-user" in r.json()["detail"], r.text
     other = h.new_user(server.url, "calm")
     other.ok("POST", "/datafiles", 201, json={"url": "http://127.0.0.1:9/a.tar.gz"})
+
+
+def test_a_concurrent_job_flood_cannot_pass_the_queue_limit(server: LiveServer) -> None:
+    """The same flood sent all at once (each request alone would see fewer jobs than the
+    limit): exactly the limit's worth are queued, every other one is 429."""
+    flooder = h.new_user(server.url, "burst")
+    tries = 4 * QUEUE_LIMIT
+    start = threading.Barrier(tries)
+
+    def queue(_: int) -> requests.Response:
+        start.wait(30)
+        return flooder.post("/datafiles", json={"url": "http://127.0.0.1:9/a.tar.gz"})
+
+    with ThreadPoolExecutor(tries) as pool:
+        codes = sorted(r.status_code for r in pool.map(queue, range(tries)))
+    assert codes == [201] * QUEUE_LIMIT + [429] * (tries - QUEUE_LIMIT), codes
+    assert len(flooder.ok("GET", "/datafiles")["items"]) == QUEUE_LIMIT
 
 
 def test_uploads_past_the_storage_quota_are_refused(server: LiveServer) -> None:

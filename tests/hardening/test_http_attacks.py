@@ -13,18 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.memory import MB, PeakRss
 from tests.support.server import LiveServer
 
 SLOWLORIS_CONNECTIONS = 500
 HEADER_TIMEOUT = 4.0
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture
@@ -120,16 +113,7 @@ def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, s
 def test_unauthenticated_500mb_body_is_refused_without_memory_growth(server: LiveServer) -> None:
     """A 500 MB JSON body to POST /users (no login), streamed from a generator without a
     length (chunked): 413 with our JSON error, and the server's memory grows < 100 MB."""
-    before = rss_bytes(server.proc.pid)
-    peak = before
-    stop = threading.Event()
     sent = 0
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_bytes(server.proc.pid))
-            time.sleep(0.05)
 
     def body() -> Iterator[bytes]:
         chunk = b" " * (1 << 20)
@@ -147,24 +131,21 @@ def test_unauthenticated_500mb_body_is_refused_without_memory_growth(server: Liv
         except OSError:
             pass  # the server answered and closed: it read no further
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+    with (
+        PeakRss(server.proc.pid) as peak,
+        socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock,
+    ):
         sock.sendall(
             b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
         sender = threading.Thread(target=send, args=(sock,), daemon=True)
         sender.start()
-        try:
-            status, headers, answer = read_response(sock, 60)
-        finally:
-            stop.set()
-            sampler.join()
+        status, headers, answer = read_response(sock, 60)
     assert status == 413
     assert headers["content-type"].startswith("application/json")
     assert "--max-json-body-bytes" in json.loads(answer)["detail"]
-    assert peak - before < 100 * 1024 * 1024, f"server grew {(peak - before) >> 20} MB"
+    peak.assert_grew_less_than(100 * MB)
 
 
 def test_declared_oversized_body_is_answered_after_draining(server: LiveServer) -> None:

@@ -4,15 +4,13 @@ downloads: test_request_downloads.py.)"""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.api import helpers as h
-from tests.hardening.test_http_attacks import rss_bytes
+from tests.support.memory import MB, PeakRss
 from tests.support.server import LiveServer
 
 
@@ -45,19 +43,7 @@ def test_oversized_deploy_net_never_grows_the_server(server: LiveServer, num_out
     from elasticthought.engine.proto import caffe_pb2
 
     model = caffe_pb2.NetParameter(name="huge").SerializeToString()
-    before = rss_bytes(server.proc.pid)
-    peak = before
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_bytes(server.proc.pid))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with PeakRss(server.proc.pid) as peak:
         response = user.post(
             "/classifiers",
             files={
@@ -67,12 +53,9 @@ def test_oversized_deploy_net_never_grows_the_server(server: LiveServer, num_out
             data={"image-width": "28", "image-height": "28"},
             timeout=180,
         )
-    finally:
-        stop.set()
-        sampler.join()
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["Content-Type"].startswith("application/json")
-    assert peak - before < 100 * 1024 * 1024, f"server grew {(peak - before) >> 20} MB"
+    peak.assert_grew_less_than(100 * MB)
     assert "huge" not in user.get("/classifiers").text
     blobs = server.data_dir / "blobs"
     leftovers = [p for p in blobs.rglob("*") if p.is_file() and "classifier" in str(p)]

@@ -20,7 +20,8 @@ from elasticthought import limits
 from elasticthought.bounded import BoundedLimitError, ChildSlots, run_bounded
 from elasticthought.fetch import FetchError, FetchPolicy
 from tests.api import helpers as h
-from tests.hardening.test_http_attacks import health_seconds, rss_bytes
+from tests.hardening.test_http_attacks import health_seconds
+from tests.support.memory import MB, PeakRss
 from tests.support.server import LiveServer
 
 SLOW_POSTS = 20
@@ -225,30 +226,17 @@ def test_big_model_url_never_grows_the_server(server: LiveServer) -> None:
     model is not a valid one, so a 4xx, and neither the blob nor the temporary file stays."""
     big = RecordingServer(drip=False, size=BIG_MODEL)
     user = h.new_user(server.url, "big")
-    before = rss_bytes(server.proc.pid)
-    peak = before
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_bytes(server.proc.pid))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     try:
-        response = user.post(
-            "/classifiers",
-            json={"specification": DEPLOY, "model-url": big.url + "/m.caffemodel"},
-            timeout=300,
-        )
+        with PeakRss(server.proc.pid) as peak:
+            response = user.post(
+                "/classifiers",
+                json={"specification": DEPLOY, "model-url": big.url + "/m.caffemodel"},
+                timeout=300,
+            )
     finally:
-        stop.set()
-        sampler.join()
         big.close()
     assert 400 <= response.status_code < 500, response.text
-    assert peak - before < 100 * 1024 * 1024, f"server grew {(peak - before) >> 20} MB"
+    peak.assert_grew_less_than(100 * MB)
     _assert_downloads_in_children(big, server.proc.pid)
     assert not _leftovers(server)
 

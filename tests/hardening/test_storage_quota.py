@@ -5,10 +5,13 @@ embedded store, one worker; plus the rule's own unit tests."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import requests
 
 from elasticthought.blobs.file import FileBlobStore
 from elasticthought.storage_quota import (
@@ -171,3 +174,25 @@ def test_training_outputs_past_the_quota_fail_naming_it(server: LiveServer) -> N
     owner = job["id"].split(":")[1]
     kept = [p for p in (server.data_dir / "blobs").rglob("*") if p.is_file() and owner in str(p)]
     assert kept and sum(p.stat().st_size for p in kept) <= QUOTA
+
+
+def test_concurrent_uploads_cannot_each_take_the_same_room(server: LiveServer) -> None:
+    """Attack: many uploads at once, each fitting the room left but not all together (each
+    request alone would see the same stored bytes). Six 800 kB datafile uploads sent at once
+    to a 2 MB quota: exactly two are stored, the others answer 413 naming the quota, and the
+    user's stored bytes stay within it."""
+    user = h.new_user(server.url, "burst")
+    size, tries = 800_000, 6
+    start = threading.Barrier(tries)
+
+    def upload(i: int) -> requests.Response:
+        start.wait(30)
+        return user.post("/datafiles", files={"file": (f"{i}.tar.gz", b"\0" * size)})
+
+    with ThreadPoolExecutor(tries) as pool:
+        answers = list(pool.map(upload, range(tries)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201] * 2 + [413] * (tries - 2), [(r.status_code, r.text) for r in answers]
+    assert all(FLAG in r.json()["detail"] for r in answers if r.status_code == 413)
+    blobs = FileBlobStore(f"file:{server.data_dir / 'blobs'}")
+    assert 2 * size <= stored_bytes(blobs, f"user:{user.username}") <= QUOTA
