@@ -158,6 +158,14 @@ class Config:
         default=limits.HTTP_MIN_BODY_RATE,
         metadata={"help": "bytes/s a request body must average (slower clients are dropped)"},
     )
+    http_max_held_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "request-body bytes the HTTP front holds at once, over all connections "
+            "(0 = the smaller of 4 GiB and half the temporary folder's free disk); past it 503",
+            "range": (0, 1 << 50),
+        },
+    )
     http_idle_timeout: int = field(
         default=limits.HTTP_IDLE_TIMEOUT,
         metadata={"help": "seconds an idle keep-alive connection stays open"},

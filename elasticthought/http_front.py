@@ -11,6 +11,13 @@ request that never completes and a connection budget idle clients cannot fill. T
 - spare connections: whenever fewer than `HTTP_SPARE_CONNECTIONS` slots of
   `--http-connection-limit` are free, the oldest connections that are not being answered
   (unfinished or idle) are dropped, so a flood of slow clients cannot lock others out;
+- held bodies: the request bodies the front holds at once (being received, or complete and
+  waiting for their request to end; waitress keeps each in memory or a temporary file) are
+  counted over every connection; a body that would take the sum past `--http-max-held-bytes`
+  is refused with 503, so many large uploads at once cannot fill the disk before any of them is
+  checked;
+- an upload route (the routes with the large body limit, all of which need a user) is refused
+  with 401 as soon as its headers show no credentials, before its body is held;
 - waitress's own errors (a body over its size limit, a malformed request) answered with the
   service's JSON error body.
 
@@ -22,15 +29,17 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from typing import Any
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.task import ErrorTask
-from waitress.utilities import RequestEntityTooLarge
+from waitress.utilities import Error, RequestEntityTooLarge
 
 from elasticthought import limits
+from elasticthought.api.errors import AUTHENTICATE
 
 
 class _Discard:
@@ -52,6 +61,45 @@ class _Discard:
         pass
 
 
+class _Unauthorized(Error):
+    code = 401
+    reason = "Unauthorized"
+
+
+class _Busy(Error):
+    code = 503
+    reason = "Service Unavailable"
+
+
+CREDENTIAL_SCHEMES = ("basic", "token", "bearer")  # what api.auth accepts
+
+
+class HeldBodies:
+    """Request-body bytes the front holds at once, over every connection of one server."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def take(self, amount: int) -> bool:
+        """Count `amount` more bytes held; False (nothing counted) past the limit."""
+        with self._lock:
+            if self.total + amount > self.limit:
+                return False
+            self.total += amount
+            return True
+
+    def give_back(self, amount: int) -> None:
+        with self._lock:
+            self.total -= amount
+
+
+def _has_credentials(headers: dict) -> bool:
+    scheme = str(headers.get("AUTHORIZATION", "")).split(" ", 1)[0].lower()
+    return scheme in CREDENTIAL_SCHEMES
+
+
 class _TimedParser(HTTPRequestParser):
     """waitress's request parser, remembering when the request's first byte came and when its
     headers were in, and refusing a body over its route's limit as soon as that is known (the
@@ -59,42 +107,83 @@ class _TimedParser(HTTPRequestParser):
 
     max_json_body = limits.MAX_JSON_BODY_BYTES  # set per server by `harden`
     max_upload = limits.MAX_UPLOAD_BYTES
+    held = HeldBodies(limits.HTTP_MAX_HELD_BYTES_CAP)
 
     def __init__(self, adj: Any) -> None:
         super().__init__(adj)
         self.started = time.monotonic()
         self.headers_at: float | None = None
         self.body_limit: tuple[int, str] | None = None
+        self.refusal: Error | None = None
         self.draining = False
+        self.drained_from = 0
+        self.counted = 0  # body bytes of this request counted in `held`
 
     def received(self, data: bytes) -> int:
+        before = self.body_bytes_received
         consumed = super().received(data)
         if self.headers_finished and self.headers_at is None:
             self.headers_at = time.monotonic()
             self.body_limit = limits.body_limit(
                 self.command or "", self.path or "", self.max_json_body, self.max_upload
             )
-        if self.body_limit is not None and self.error is None:
-            self._check_body_limit(*self.body_limit)
+            if self.body_limit[1] == limits.UPLOAD_FLAG and not _has_credentials(self.headers):
+                self.refusal = _Unauthorized(
+                    "authentication required: HTTP Basic or 'Authorization: Token ...'"
+                )
+        if self.error is None and self.refusal is None and self.body_limit is not None:
+            limit, flag = self.body_limit
+            if max(self.content_length or 0, self.body_bytes_received) > limit:
+                self.refusal = RequestEntityTooLarge(limits.body_too_large(limit, flag))
+        grown = self.body_bytes_received - before
+        if self.error is None and self.refusal is None and not self.draining and grown > 0:
+            if self.held.take(grown):
+                self.counted += grown
+            else:
+                self.refusal = _Busy(
+                    "the server holds as many request bodies as it may at once "
+                    "(--http-max-held-bytes); try again shortly"
+                )
+        if self.error is None and self.refusal is not None:
+            self._refuse(self.refusal)
         return consumed
 
-    def _check_body_limit(self, limit: int, flag: str) -> None:
-        """Past the limit, the rest of the body is read and dropped (up to
-        `limits.HTTP_DRAIN_BYTES` more, so the client is still reading when the 413 comes
-        instead of meeting a reset), then answered 413; beyond that the connection closes. A
-        client that sent `Expect: 100-continue` gets the 413 at once, before any body."""
-        size = max(self.content_length or 0, self.body_bytes_received)
-        if size <= limit:
-            return
+    def _refuse(self, error: Error) -> None:
+        """Answer `error` without keeping the body: the rest of it is read and dropped (up to
+        `limits.HTTP_DRAIN_BYTES`, so the client is still reading when the answer comes
+        instead of meeting a reset), then answered; beyond that, or when the declared length
+        leaves more than that to send, the connection closes. A client that sent
+        `Expect: 100-continue` gets the answer at once, before any body."""
         if self.expect_continue and not self.body_bytes_received:
             self.body_rcv = None  # the client waits for "100 Continue": refuse at once
             self.expect_continue = False  # and it gets no "100 Continue" either
         elif not self.draining and self.body_rcv is not None:
             self.draining = True
+            self.drained_from = self.body_bytes_received
+            self.release()
+            self.body_rcv.buf.close()
             self.body_rcv.buf = _Discard()
-        if self.completed or size > limit + limits.HTTP_DRAIN_BYTES or self.body_rcv is None:
-            self.error = RequestEntityTooLarge(limits.body_too_large(limit, flag))
+        left = (self.content_length or 0) - self.body_bytes_received
+        drained = self.body_bytes_received - self.drained_from
+        if (
+            self.completed
+            or self.body_rcv is None
+            or left > limits.HTTP_DRAIN_BYTES
+            or drained > limits.HTTP_DRAIN_BYTES
+        ):
+            self.error = error
             self.completed = True
+
+    def release(self) -> None:
+        """Give back the body bytes this request held (once)."""
+        if self.counted:
+            self.held.give_back(self.counted)
+            self.counted = 0
+
+    def close(self) -> None:
+        """(waitress: the request ended) its body is dropped."""
+        self.release()
+        super().close()
 
 
 class _JsonErrorTask(ErrorTask):
@@ -107,6 +196,10 @@ class _JsonErrorTask(ErrorTask):
         self.response_headers.extend(
             [("Content-Length", str(len(body))), ("Content-Type", "application/json")]
         )
+        if error.code == 401:
+            self.response_headers.append(("WWW-Authenticate", AUTHENTICATE))
+        elif error.code == 503:
+            self.response_headers.append(("Retry-After", "1"))
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -117,6 +210,12 @@ class GuardedChannel(HTTPChannel):
 
     parser_class = _TimedParser
     error_task_class = _JsonErrorTask
+
+    def handle_close(self) -> None:
+        request = self.request  # a request still being received when the connection ends
+        if isinstance(request, _TimedParser):
+            request.release()
+        super().handle_close()
 
 
 def _body_received(request: Any) -> int:
@@ -145,13 +244,14 @@ def harden(
     min_body_rate: float,
     max_json_body: int = limits.MAX_JSON_BODY_BYTES,
     max_upload: int = limits.MAX_UPLOAD_BYTES,
+    max_held: int = limits.HTTP_MAX_HELD_BYTES_CAP,
 ) -> Any:
     """Install the guarded channel and the sweeps on a waitress server made by
     `waitress.create_server` (before it runs)."""
     parser = type(
         "_ServerParser",
         (_TimedParser,),
-        {"max_json_body": max_json_body, "max_upload": max_upload},
+        {"max_json_body": max_json_body, "max_upload": max_upload, "held": HeldBodies(max_held)},
     )
     server.channel_class = type("_ServerChannel", (GuardedChannel,), {"parser_class": parser})
     base_maintenance = server.maintenance

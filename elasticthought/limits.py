@@ -22,6 +22,12 @@ HTTP_SPARE_CONNECTIONS = 100
 # Bytes of a body over its route's limit read and dropped before the 413 (so ordinary clients,
 # which read the answer only once they have sent the body, see it); past this the front closes.
 HTTP_DRAIN_BYTES = 16 * MIB
+# Request bodies the front holds at once (being received, or received and waiting for or in a
+# request thread), summed over every connection: waitress keeps each body in memory or a
+# temporary file until its request ends, so without a bound many large uploads at once could
+# fill the temporary folder's disk before any of them is checked. Past it, 503 (retry later).
+# 0 = the smaller of HTTP_MAX_HELD_BYTES_CAP and half the temporary folder's free disk at start.
+HTTP_MAX_HELD_BYTES_CAP = 4096 * MIB
 
 # --- Request bodies and JSON ------------------------------------------------------------------
 MAX_JSON_BODY_BYTES = 1 * MIB  # a JSON (or any non-upload) request body
@@ -38,11 +44,14 @@ UPLOAD_ROUTES = (
 _UPLOAD_PATTERNS = [(method, re.compile(pattern + r"/?")) for method, pattern in UPLOAD_ROUTES]
 
 
+UPLOAD_FLAG = "--max-upload-bytes"
+
+
 def body_limit(method: str, path: str, max_json: int, max_upload: int) -> tuple[int, str]:
     """The largest body a request to `method path` may send, and the flag that sets it."""
     for allowed, pattern in _UPLOAD_PATTERNS:
         if method == allowed and pattern.fullmatch(path):
-            return max_upload, "--max-upload-bytes"
+            return max_upload, UPLOAD_FLAG
     return max_json, "--max-json-body-bytes"
 
 
@@ -128,3 +137,18 @@ def job_disk_limit(configured_mib: int, work_dir: str | os.PathLike) -> int:
     except OSError:
         return JOB_DISK_CAP
     return min(JOB_DISK_CAP, int(free * JOB_DISK_FREE_SHARE))
+
+
+def http_max_held_bytes(configured: int) -> int:
+    """Request-body bytes the HTTP front holds at once: `--http-max-held-bytes`, or by default
+    the smaller of `HTTP_MAX_HELD_BYTES_CAP` and half the free disk of the temporary folder
+    (where waitress keeps large bodies), measured at start."""
+    if configured > 0:
+        return configured
+    import tempfile
+
+    try:
+        free = shutil.disk_usage(tempfile.gettempdir()).free
+    except OSError:
+        return HTTP_MAX_HELD_BYTES_CAP
+    return min(HTTP_MAX_HELD_BYTES_CAP, free // 2)

@@ -161,6 +161,7 @@ def serve(config: Config) -> int:
 
     from elasticthought.api.app import create_app
     from elasticthought.http_front import harden, server_options
+    from elasticthought.limits import http_max_held_bytes
     from elasticthought.web import APP_PATH
 
     setup_logging(config)
@@ -188,6 +189,7 @@ def serve(config: Config) -> int:
                 config.http_min_body_rate,
                 config.max_json_body_bytes,
                 config.max_upload_bytes,
+                http_max_held_bytes(config.http_max_held_bytes),
             )
         except (OSError, ValueError) as exc:
             raise StartupError(

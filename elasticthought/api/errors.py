@@ -10,6 +10,8 @@ from typing import Any
 from flask import Response
 from werkzeug.exceptions import HTTPException
 
+AUTHENTICATE = 'Basic realm="elasticthought"'  # the challenge every 401 carries
+
 
 class ApiError(HTTPException):
     """An HTTP error with a JSON body naming the problem."""
@@ -23,7 +25,7 @@ class ApiError(HTTPException):
         body = json.dumps({"error": self.name, "detail": self.detail})
         resp = Response(body, status=self.code, mimetype="application/json")
         if self.code == 401:
-            resp.headers["WWW-Authenticate"] = 'Basic realm="elasticthought"'
+            resp.headers["WWW-Authenticate"] = AUTHENTICATE
         return resp
 
 

@@ -3,6 +3,7 @@ slowloris connections, huge and deep bodies. Loopback only; counts and times bou
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.api import helpers as h
 from tests.support.memory import MB, PeakRss
 from tests.support.server import LiveServer
 
@@ -204,3 +206,68 @@ def test_deeply_nested_json_is_a_400(server: LiveServer, depth: int) -> None:
     )
     assert response.status_code == 400, response.text
     assert "--max-json-depth" in response.json()["detail"]
+
+
+def _start_upload(port: int, declared: int, send: int, auth: str | None) -> socket.socket:
+    """A raw `POST /datafiles` declaring `declared` body bytes and sending `send` of them."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = (
+        f"POST /datafiles HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        + (f"Authorization: {auth}\r\n" if auth else "")
+        + "\r\n"
+    )
+    sock.sendall(head.encode())
+    chunk = b"\0" * (1 << 20)
+    sent = 0
+    try:
+        while sent < send:
+            piece = chunk[: min(len(chunk), send - sent)]
+            sock.sendall(piece)
+            sent += len(piece)
+    except OSError:
+        pass  # the server answered and closed
+    return sock
+
+
+def test_anonymous_upload_is_refused_before_its_body_is_held(server: LiveServer) -> None:
+    """Attack: no login, a 400 MB upload (waitress would keep it in a temporary file until the
+    app says 401). The front answers 401 once the headers are in, holding none of it."""
+    for auth in (None, "Nonsense abc"):
+        sock = _start_upload(server.port, 400_000_000, 1 << 20, auth)
+        with sock:
+            status, headers, body = read_response(sock, 10)
+        assert status == 401, body
+        assert headers["content-type"].startswith("application/json")
+        assert headers["www-authenticate"].lower().startswith("basic")
+        assert "authentication required" in json.loads(body)["detail"]
+
+
+def test_bodies_held_at_once_are_bounded(tmp_path: Path) -> None:
+    """Attack: a signed-up user starts large uploads on many connections at once, each body
+    kept by the front until it is complete. Past --http-max-held-bytes (30 MB here) the next
+    body is refused with 503 naming it; once the held ones end, their bytes are free again
+    and 16 MB uploads go through, one after another. /health answers throughout."""
+    held = 30_000_000
+    with LiveServer(tmp_path, workers=0, args=["--http-max-held-bytes", str(held)]) as srv:
+        user = h.new_user(srv.url, "holder")
+        auth = "Basic " + base64.b64encode(f"{user.username}:{user.password}".encode()).decode()
+        first = _start_upload(srv.port, 20_000_000, 18_000_000, auth)
+        second = _start_upload(srv.port, 20_000_000, 20_000_000, auth)  # dropped once past
+        with second:
+            status, _, body = read_response(second, 20)
+        assert status == 503, body
+        assert "--http-max-held-bytes" in json.loads(body)["detail"]
+        assert health_seconds(srv.url) < 1.0
+        first.close()  # the server drops the unfinished body it held
+        data = b"\0" * 16_000_000
+        wait_until = time.monotonic() + 10
+        while True:
+            r = user.post("/datafiles", files={"file": ("a.tar.gz", data)})
+            if r.status_code != 503 or time.monotonic() > wait_until:
+                break
+            time.sleep(0.2)  # the close reaches the server's loop
+        assert r.status_code == 201, r.text
+        # a finished request frees what it held too: two more of 16 MB fit one after another
+        for _ in range(2):
+            user.ok("POST", "/datafiles", 201, files={"file": ("a.tar.gz", data)})
