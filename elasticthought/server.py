@@ -160,6 +160,7 @@ def serve(config: Config) -> int:
     import waitress
 
     from elasticthought.api.app import create_app
+    from elasticthought.api.request_fetch import sweep_stale_downloads
     from elasticthought.http_front import harden, server_options
     from elasticthought.limits import http_max_held_bytes
     from elasticthought.web import APP_PATH
@@ -167,6 +168,8 @@ def serve(config: Config) -> int:
     setup_logging(config)
     _setup_metrics(config)
     opened = open_services(config)
+    if removed := sweep_stale_downloads(config.work_path):
+        log.info("removed %d temporary download file(s) a stopped server left", removed)
     pool = None
     app = None
     metrics_server = None

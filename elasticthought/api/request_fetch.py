@@ -32,6 +32,10 @@ from elasticthought.bounded import (
 from elasticthought.fetch import FetchError, FetchPolicy
 
 DOWNLOADS_DIR = "request-downloads"  # under the work folder: models being downloaded
+# A download's temporary file older than this belongs to no live download (each ends, or is
+# killed, within REQUEST_MODEL_FETCH_TIMEOUT plus the blob copy): a server killed meanwhile
+# left it, and the next start removes it (`sweep_stale_downloads`).
+STALE_DOWNLOAD_SECONDS = 10 * limits.REQUEST_MODEL_FETCH_TIMEOUT
 
 _SLOTS = ChildSlots(
     limits.REQUEST_FETCH_SLOTS,
@@ -95,3 +99,21 @@ def fetch_into_blob(url: str, key: str, policy: FetchPolicy) -> int:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def sweep_stale_downloads(work_path: str | os.PathLike, now: float | None = None) -> int:
+    """Remove the temporary files of downloads a killed server left (older than
+    `STALE_DOWNLOAD_SECONDS`; another server sharing the work folder may own newer ones); how
+    many were removed."""
+    import time
+
+    cutoff = (time.time() if now is None else now) - STALE_DOWNLOAD_SECONDS
+    removed = 0
+    for path in (Path(work_path) / DOWNLOADS_DIR).glob("model-*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed

@@ -6,6 +6,7 @@ memory does not grow with the model, and nothing half-written stays behind."""
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from elasticthought import limits
+from elasticthought.api.request_fetch import DOWNLOADS_DIR, STALE_DOWNLOAD_SECONDS
 from elasticthought.bounded import BoundedLimitError, ChildSlots, run_bounded
 from elasticthought.fetch import FetchError, FetchPolicy
 from tests.api import helpers as h
@@ -282,3 +284,19 @@ def test_lean_child_limits_and_start_cost(tmp_path: Path) -> None:
     with pytest.raises(BoundedLimitError, match="time limit"):
         run_bounded("time:sleep", (30,), 64 << 20, 1, slots=slots, lean=True)
     assert time.monotonic() - started < 10
+
+
+def test_downloads_a_killed_server_left_are_removed_at_start(tmp_path: Path) -> None:
+    """A server killed during a model-url download leaves its temporary file; the next start
+    removes it (older than any live download can be) and leaves newer ones (another server
+    sharing the work folder may be writing them)."""
+    folder = tmp_path / "et-data" / "work" / DOWNLOADS_DIR
+    folder.mkdir(parents=True)
+    stale, fresh = folder / "model-stale", folder / "model-fresh"
+    for path in (stale, fresh):
+        path.write_bytes(b"\0" * 1000)
+    old = time.time() - STALE_DOWNLOAD_SECONDS - 60
+    os.utime(stale, (old, old))
+    with LiveServer(tmp_path, workers=0) as srv:
+        assert srv.data_dir / "work" / DOWNLOADS_DIR == folder
+        assert not stale.exists() and fresh.exists()
