@@ -4,11 +4,12 @@ slowloris connections, huge and deep bodies. Loopback only; counts and times bou
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,21 +38,37 @@ def health_seconds(url: str) -> float:
     return time.monotonic() - started
 
 
+@contextlib.contextmanager
+def slowloris(port: int, count: int) -> Iterator[Callable[[], list[socket.socket]]]:
+    """`count` connections that each sent a request line and one header; the function yielded
+    sends one more header line on each and returns them. Closed at the end."""
+    conns: list[socket.socket] = []
+
+    def keep_sending() -> list[socket.socket]:
+        for sock in conns:
+            try:
+                sock.sendall(b"X-a: b\r\n")
+            except OSError:
+                pass
+        return conns
+
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            conns.append(sock)
+        yield keep_sending
+    finally:
+        for sock in conns:
+            sock.close()
+
+
 def test_slowloris_500_connections_cannot_block_health(server: LiveServer) -> None:
     """500 clients that send one header line now and then: /health still answers within 1 s,
     and the server drops them once the header deadline passes."""
-    conns: list[socket.socket] = []
-    try:
-        for _ in range(SLOWLORIS_CONNECTIONS):
-            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-            conns.append(sock)
+    with slowloris(server.port, SLOWLORIS_CONNECTIONS) as keep_sending:
         for _ in range(3):
-            for sock in conns:
-                try:
-                    sock.sendall(b"X-a: b\r\n")
-                except OSError:
-                    pass
+            conns = keep_sending()
             assert health_seconds(server.url) < 1.0
             time.sleep(0.5)
         # Past the header deadline every one of them is closed by the server.
@@ -72,9 +89,6 @@ def test_slowloris_500_connections_cannot_block_health(server: LiveServer) -> No
             open_left = still
             time.sleep(0.2)
         assert not open_left, f"{len(open_left)} slowloris connections still open"
-    finally:
-        for sock in conns:
-            sock.close()
 
 
 def test_connection_flood_never_locks_out_health(tmp_path: Path) -> None:

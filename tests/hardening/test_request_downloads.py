@@ -22,7 +22,7 @@ from elasticthought.api.request_fetch import DOWNLOADS_DIR, STALE_DOWNLOAD_SECON
 from elasticthought.bounded import BoundedLimitError, ChildSlots, run_bounded
 from elasticthought.fetch import FetchError, FetchPolicy
 from tests.api import helpers as h
-from tests.hardening.test_http_attacks import health_seconds
+from tests.hardening.test_http_attacks import SLOWLORIS_CONNECTIONS, health_seconds, slowloris
 from tests.support.memory import MB, PeakRss
 from tests.support.server import LiveServer
 
@@ -168,7 +168,8 @@ def test_twenty_slow_downloads_run_in_children_and_health_answers(
     server: LiveServer, tmp_path: Path
 ) -> None:
     """20 POSTs (solver and classifier specification-url, classifier model-url) at a server
-    that drips 1 byte/s: /health answers within 1 s throughout; every connection is held by a
+    that drips 1 byte/s, while 500 slowloris connections send a header line now and then:
+    /health answers within 1 s throughout; every connection is held by a
     child of the server, never the server; at most REQUEST_FETCH_SLOTS download at once and
     the rest get 503 at once; every POST ends with a 4xx/503."""
     root = tmp_path / "files"
@@ -177,11 +178,7 @@ def test_twenty_slow_downloads_run_in_children_and_health_answers(
     slow = RecordingServer(drip=True)
     user = h.new_user(server.url, "slow")
     df = user.ok("POST", "/datafiles", 201, json={"url": files.url + "/a.tar.gz"})
-    ds = user.ok(
-        "POST", "/datasets", 201,
-        json={"training": {"datafile-id": df["id"], "split-percentage": 0.7},
-              "testing": {"datafile-id": df["id"], "split-percentage": 0.3}},
-    )  # fmt: skip
+    ds = h.split_dataset(user, df["id"])
     bodies = []
     for i in range(SLOW_POSTS):
         url = f"{slow.url}/{i}.prototxt"
@@ -197,9 +194,11 @@ def test_twenty_slow_downloads_run_in_children_and_health_answers(
             started = time.monotonic()
             posts = [pool.submit(_timed_post, user, path, body) for path, body in bodies]
             h.wait_for(lambda: slow.owners, "a slow download to start", 30)
-            for _ in range(8):
-                assert health_seconds(server.url) < 1.0
-                time.sleep(0.5)
+            with slowloris(server.port, SLOWLORIS_CONNECTIONS) as keep_sending:
+                for _ in range(8):
+                    keep_sending()  # one more header line on each of them
+                    assert health_seconds(server.url) < 1.0
+                    time.sleep(0.5)
             results = [p.result() for p in posts]
         statuses = [status for status, _ in results]
         assert all(400 <= s < 500 or s == 503 for s in statuses), statuses
