@@ -285,3 +285,56 @@ def test_bodies_held_at_once_are_bounded(tmp_path: Path) -> None:
         # a finished request frees what it held too: two more of 16 MB fit one after another
         for _ in range(2):
             user.ok("POST", "/datafiles", 201, files={"file": ("a.tar.gz", data)})
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> float | None:
+    """Seconds until the server closed `sock` (reading and dropping what it sends), or None."""
+    started = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - started < within:
+        try:
+            if sock.recv(65536) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:
+            return time.monotonic() - started
+    return None
+
+
+def test_slow_body_is_dropped_at_the_body_rate(server: LiveServer) -> None:
+    """Attack: complete headers, then a body at about 10 bytes/s (below --http-min-body-rate's
+    1024): the server drops the connection soon after the header deadline instead of keeping
+    a connection per attacker for the hours the body would take."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    with sock:
+        sock.sendall(
+            b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n"
+        )
+        started = time.monotonic()
+        closed = False
+        while time.monotonic() - started < HEADER_TIMEOUT + 10 and not closed:
+            try:
+                sock.sendall(b"  ")
+            except OSError:
+                closed = True
+                break
+            closed = _closed_by_server(sock, 0.1) is not None
+        assert closed, "a 10 bytes/s body kept its connection"
+        assert time.monotonic() - started < HEADER_TIMEOUT + 10
+        assert health_seconds(server.url) < 1.0
+
+
+def test_idle_keep_alive_connection_is_closed(tmp_path: Path) -> None:
+    """A client that keeps its connection open after an answer and sends nothing more is
+    closed after --http-idle-timeout (2 s here), so idle clients do not pile up."""
+    with LiveServer(tmp_path, workers=0, args=["--http-idle-timeout", "2"]) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        with sock:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, _ = read_response(sock, 5)
+            assert status == 200
+            seconds = _closed_by_server(sock, 15)
+        assert seconds is not None, "the idle connection stayed open"
+        assert 1.0 <= seconds < 8, seconds
