@@ -48,6 +48,7 @@ from elasticthought.documents.states import ACTIVE, FINISHED
 from elasticthought.engine.deploy import parse_deploy
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
+from elasticthought.engine.prototxt import require_finite
 from elasticthought.engine.registry import DEFAULT_ENGINE, ENGINE_NAMES
 from elasticthought.engine.transform import USER_TRANSFORM_KEYS
 from elasticthought.fetch import FetchError, TooLarge
@@ -416,7 +417,7 @@ def post_classifier():
     body, files = _form()
     spec, spec_url = _specification(body, files)
     try:
-        parse_deploy(spec)  # syntax first: no model is fetched for a broken prototxt
+        require_finite(parse_deploy(spec), spec)  # syntax first: no model fetched if broken
     except FormatError as exc:
         raise _format_error(exc, spec_url is not None) from None
     except DeployError as exc:

@@ -83,10 +83,11 @@ def format_error(key: str, exc: FormatError) -> ApiError:
 
 def validate_net(text: str, key: str = "specification-net") -> str:
     """Parse the net and return its data kind (IMAGE_DATA or DATA); 422 names the problem."""
-    from elasticthought.engine.prototxt import parse_net
+    from elasticthought.engine.prototxt import parse_net, require_finite
 
     try:
         net = parse_net(text)
+        require_finite(net, text)
     except FormatError as exc:
         raise format_error(key, exc) from None
     engine = get_engine(CHECKING_ENGINE, config())
@@ -107,10 +108,11 @@ def validate_net(text: str, key: str = "specification-net") -> str:
 
 
 def validate_solver(text: str, key: str = "specification") -> None:
-    from elasticthought.engine.prototxt import parse_solver
+    from elasticthought.engine.prototxt import parse_solver, require_finite
 
     try:
         solver = parse_solver(text)
+        require_finite(solver, text)
     except FormatError as exc:
         raise format_error(key, exc) from None
     if solver.HasField("max_iter") and not 0 < solver.max_iter <= MAX_ITERATIONS:

@@ -7,6 +7,7 @@ Every problem is a `FormatError` naming line and column.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -60,6 +61,52 @@ def _locate(text: str, needle: str) -> tuple[int | None, int | None]:
         return None, None
     line = text.count("\n", 0, at) + 1
     return line, at - (text.rfind("\n", 0, at) + 1) + 1
+
+
+def non_finite_number(message: _message.Message, path: str = "") -> tuple[str, float] | None:
+    """The first number field of `message` (nested ones included) that is NaN or infinite, as
+    (dotted path, value), or None. Text format accepts `nan`, `inf` and overflowing literals
+    such as `1e400`; Caffe would run with them."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    for field, value in message.ListFields():
+        values = list(value) if field.is_repeated else [value]
+        for index, item in enumerate(values):
+            where = f"{path}{field.name}" + (f"[{index}]" if len(values) > 1 else "")
+            if field.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+                if not math.isfinite(item):
+                    return where, item
+            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+                found = non_finite_number(item, where + ".")
+                if found is not None:
+                    return found
+    return None
+
+
+def locate_number(text: str, field: str) -> tuple[int | None, int | None]:
+    """1-based (line, column) of the value of the first `field:` whose value is not finite
+    (`nan`, `inf`, or a literal past the float range), else of the first `field`."""
+    pattern = re.compile(rf"\b{re.escape(field)}\s*:\s*([-+]?[0-9A-Za-z_.]+)")
+    for match in pattern.finditer(text):
+        try:
+            finite = math.isfinite(float(match.group(1).rstrip("fF")))
+        except ValueError:
+            finite = True
+        if not finite:
+            at = match.start(1)
+            return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+    return _locate(text, field)
+
+
+def require_finite(message: _message.Message, text: str) -> None:
+    """`FormatError` (line and column in `text`, the prototxt `message` was parsed from) when
+    a number in it is NaN or infinite: the service refuses what would only make a job fail."""
+    found = non_finite_number(message)
+    if found is None:
+        return
+    path, value = found
+    line, column = locate_number(text, path.rsplit(".", 1)[-1].split("[", 1)[0])
+    raise FormatError(f"{path} is {value}; numbers must be finite", line=line, column=column)
 
 
 def parse_net(text: str | bytes, source: str | None = None) -> caffe_pb2.NetParameter:

@@ -99,6 +99,51 @@ def test_negative_max_iter_is_refused(server: LiveServer) -> None:
     assert r.status_code == 422 and "max_iter" in r.json()["detail"], r.text
 
 
+@pytest.mark.parametrize(
+    ("part", "edit", "where"),
+    [
+        ("solver", ("base_lr: 0.01", "base_lr: nan"), "base_lr is nan"),
+        ("solver", ("base_lr: 0.01", "base_lr: 0.01\nmomentum: 1e400"), "momentum is inf"),
+        ("net", ("scale: 0.00390625", "scale: -inf"), "scale is -inf"),
+        ("deploy", ("std: 0.1", "std: Infinity"), "std is inf"),
+    ],
+)
+def test_non_finite_numbers_in_prototxt_are_refused(
+    server: LiveServer, part: str, edit: tuple[str, str], where: str
+) -> None:
+    """NaN and infinite numbers (`nan`, `inf`, `Infinity`, or a literal past the float
+    range) would only make a job diverge or a classifier answer NaN: 422 naming the field,
+    its line and column, before anything is stored."""
+    user = h.new_user(server.url, "finite")
+    df = user.ok("POST", "/datafiles", 201, json={"url": "http://127.0.0.1:9/a.tar.gz"})
+    ds = h.split_dataset(user, df["id"])
+    solver = 'net: "x"\nbase_lr: 0.01\nmax_iter: 5'
+    net = (h.SEED / "alphabet" / "alpha_net.prototxt").read_text()
+    if part == "deploy":
+        deploy = (
+            'input: "data"\ninput_shape { dim: 1 dim: 1 dim: 28 dim: 28 }\n'
+            'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+            '  inner_product_param { num_output: 2 weight_filler { type: "gaussian" '
+            "std: 0.1 } } }\n"
+        ).replace(*edit)
+        r = user.post("/classifiers", json={"specification": deploy, "model-url": "http://x/m"})
+        text = deploy
+    else:
+        if part == "solver":
+            solver = text = solver.replace(*edit)
+        else:
+            net = text = net.replace(*edit, 1)
+        r = user.post(
+            "/solvers",
+            json={"dataset-id": ds["id"], "specification-net": net, "specification": solver},
+        )
+    line = text[: text.index(edit[1].splitlines()[-1])].count("\n") + 1
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert where in detail and f"line {line}, column" in detail, detail
+    assert not user.ok("GET", "/solvers")["items"] and not user.ok("GET", "/classifiers")["items"]
+
+
 def test_job_flood_hits_the_per_user_queue_limit(server: LiveServer) -> None:
     """One user queues jobs as fast as they can: past the limit, 429 naming the flag; another
     user can still queue."""
