@@ -39,6 +39,7 @@ from waitress.task import ErrorTask
 from waitress.utilities import Error, RequestEntityTooLarge
 
 from elasticthought import limits
+from elasticthought.api.auth import AUTH_REQUIRED, SCHEMES
 from elasticthought.api.errors import AUTHENTICATE
 
 
@@ -71,9 +72,6 @@ class _Busy(Error):
     reason = "Service Unavailable"
 
 
-CREDENTIAL_SCHEMES = ("basic", "token", "bearer")  # what api.auth accepts
-
-
 class HeldBodies:
     """Request-body bytes the front holds at once, over every connection of one server."""
 
@@ -97,7 +95,7 @@ class HeldBodies:
 
 def _has_credentials(headers: dict) -> bool:
     scheme = str(headers.get("AUTHORIZATION", "")).split(" ", 1)[0].lower()
-    return scheme in CREDENTIAL_SCHEMES
+    return scheme in SCHEMES
 
 
 class _TimedParser(HTTPRequestParser):
@@ -128,9 +126,7 @@ class _TimedParser(HTTPRequestParser):
                 self.command or "", self.path or "", self.max_json_body, self.max_upload
             )
             if self.body_limit[1] == limits.UPLOAD_FLAG and not _has_credentials(self.headers):
-                self.refusal = _Unauthorized(
-                    "authentication required: HTTP Basic or 'Authorization: Token ...'"
-                )
+                self.refusal = _Unauthorized(AUTH_REQUIRED)
         if self.error is None and self.refusal is None and self.body_limit is not None:
             limit, flag = self.body_limit
             if max(self.content_length or 0, self.body_bytes_received) > limit:

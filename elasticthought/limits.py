@@ -132,11 +132,16 @@ def job_disk_limit(configured_mib: int, work_dir: str | os.PathLike) -> int:
     work folder (measured when the job starts)."""
     if configured_mib > 0:
         return configured_mib * MIB
+    return _share_of_free_disk(work_dir, JOB_DISK_FREE_SHARE, JOB_DISK_CAP)
+
+
+def _share_of_free_disk(path: str | os.PathLike, share: float, cap: int) -> int:
+    """`share` of the free disk under `path`, at most `cap` (`cap` when it cannot be read)."""
     try:
-        free = shutil.disk_usage(work_dir).free
+        free = shutil.disk_usage(path).free
     except OSError:
-        return JOB_DISK_CAP
-    return min(JOB_DISK_CAP, int(free * JOB_DISK_FREE_SHARE))
+        return cap
+    return min(cap, int(free * share))
 
 
 def http_max_held_bytes(configured: int) -> int:
@@ -147,8 +152,4 @@ def http_max_held_bytes(configured: int) -> int:
         return configured
     import tempfile
 
-    try:
-        free = shutil.disk_usage(tempfile.gettempdir()).free
-    except OSError:
-        return HTTP_MAX_HELD_BYTES_CAP
-    return min(HTTP_MAX_HELD_BYTES_CAP, free // 2)
+    return _share_of_free_disk(tempfile.gettempdir(), 0.5, HTTP_MAX_HELD_BYTES_CAP)

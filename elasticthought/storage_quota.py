@@ -65,12 +65,14 @@ def check_stored_bytes(
     incoming: int,
     what: str = "this upload",
     ignore: Iterable[str] = (),
+    reserved: int = 0,
 ) -> None:
     """Raise `QuotaExceeded` when storing `incoming` more bytes would pass the quota (`ignore`:
-    keys left out of the usage, e.g. the blob the new bytes replace)."""
+    keys left out of the usage, e.g. the blob the new bytes replace; `reserved`: bytes other
+    requests are storing meanwhile, counted as used)."""
     if limit <= 0:
         return
-    used = stored_bytes(blobs, owner, ignore)
+    used = stored_bytes(blobs, owner, ignore) + reserved
     if used + max(0, incoming) > limit:
         raise QuotaExceeded(quota_text(limit, used, max(0, incoming), what))
 

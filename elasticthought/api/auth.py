@@ -24,6 +24,9 @@ from elasticthought.documents.model import user_doc_id
 from elasticthought.store.base import Doc, NotFound
 
 TOKEN_PREFIX = "et_"
+TOKEN_SCHEMES = ("token", "bearer")  # `Authorization: Token <t>` or `Bearer <t>`
+SCHEMES = ("basic", *TOKEN_SCHEMES)
+AUTH_REQUIRED = "authentication required: HTTP Basic or 'Authorization: Token ...'"
 
 
 def make_token(doc_id: str) -> tuple[str, str]:
@@ -97,12 +100,12 @@ def authenticate(optional: bool = False) -> Doc | None:
         if optional:
             g.et_user = None
             return None
-        raise _unauthorized("authentication required: HTTP Basic or 'Authorization: Token ...'")
+        raise _unauthorized(AUTH_REQUIRED)
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     if scheme == "basic":
         user = _basic(value)
-    elif scheme in ("token", "bearer"):
+    elif scheme in TOKEN_SCHEMES:
         user = _token(value)
     else:
         raise _unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic or Token")

@@ -25,13 +25,7 @@ from elasticthought.documents.fields import (
     TRAINING_JOB,
 )
 from elasticthought.documents.states import FINAL_STATES
-from elasticthought.storage_quota import (
-    QuotaExceeded,
-    check_stored_bytes,
-    quota_text,
-    room_left,
-    stored_bytes,
-)
+from elasticthought.storage_quota import QuotaExceeded, check_stored_bytes, quota_text, room_left
 
 JOB_TYPES = (DATAFILE, DATASET, TRAINING_JOB, CLASSIFY_JOB)
 
@@ -127,12 +121,12 @@ def check_storage_quota(
     key = (user_id(), BYTES)
     amount = max(0, incoming or 0)
     with RESERVATIONS.lock(key):
-        others = RESERVATIONS.amounts[key]
         try:
-            check_stored_bytes(blobs(), key[0], limit - others, amount, what, ignore)
-        except QuotaExceeded:
-            used = stored_bytes(blobs(), key[0], ignore) + others
-            raise ApiError(413, quota_text(limit, used, amount, what)) from None
+            check_stored_bytes(
+                blobs(), key[0], limit, amount, what, ignore, RESERVATIONS.amounts[key]
+            )
+        except QuotaExceeded as exc:
+            raise ApiError(413, str(exc)) from None
         RESERVATIONS.add(key, amount)
 
 

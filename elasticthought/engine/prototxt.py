@@ -63,10 +63,10 @@ def _locate(text: str, needle: str) -> tuple[int | None, int | None]:
     return line, at - (text.rfind("\n", 0, at) + 1) + 1
 
 
-def non_finite_number(message: _message.Message, path: str = "") -> tuple[str, float] | None:
+def non_finite_number(message: _message.Message, path: str = "") -> tuple[str, str, float] | None:
     """The first number field of `message` (nested ones included) that is NaN or infinite, as
-    (dotted path, value), or None. Text format accepts `nan`, `inf` and overflowing literals
-    such as `1e400`; Caffe would run with them."""
+    (dotted path, field name, value), or None. Text format accepts `nan`, `inf` and
+    overflowing literals such as `1e400`; Caffe would run with them."""
     from google.protobuf.descriptor import FieldDescriptor
 
     for field, value in message.ListFields():
@@ -75,7 +75,7 @@ def non_finite_number(message: _message.Message, path: str = "") -> tuple[str, f
             where = f"{path}{field.name}" + (f"[{index}]" if len(values) > 1 else "")
             if field.type in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
                 if not math.isfinite(item):
-                    return where, item
+                    return where, field.name, item
             elif field.type == FieldDescriptor.TYPE_MESSAGE:
                 found = non_finite_number(item, where + ".")
                 if found is not None:
@@ -104,8 +104,8 @@ def require_finite(message: _message.Message, text: str) -> None:
     found = non_finite_number(message)
     if found is None:
         return
-    path, value = found
-    line, column = locate_number(text, path.rsplit(".", 1)[-1].split("[", 1)[0])
+    path, name, value = found
+    line, column = locate_number(text, name)
     raise FormatError(f"{path} is {value}; numbers must be finite", line=line, column=column)
 
 

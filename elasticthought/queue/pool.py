@@ -40,6 +40,7 @@ from elasticthought.documents.fields import (
     PROCESSING_STATE,
     STARTED_AT,
 )
+from elasticthought.documents.states import ACTIVE
 from elasticthought.engine.registry import ALWAYS_AVAILABLE
 from elasticthought.queue import control, presence
 from elasticthought.queue.budget import CpuBudget, os_cpus
@@ -446,7 +447,7 @@ class WorkerPool:
                 log.warning("job %s: could not read the job it needs, %s", doc["_id"], dep_id)
                 self.halt.wait(0.5)
                 return True  # try again on the next pick
-            if dep.get(PROCESSING_STATE) in (PENDING, PROCESSING):
+            if dep.get(PROCESSING_STATE) in ACTIVE:
                 self._saw(dep_id, dep)
                 return True
         return False
