@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from elasticthought.documents.errors import JobError
 from elasticthought.documents.fields import ENGINE, GPU
 from elasticthought.engine.interface import DeployError
 from elasticthought.engine.registry import DEFAULT_ENGINE, UnknownEngine, get_engine, known
+from elasticthought.queue.budget import WorkThreads, os_cpus, use_threads
 from elasticthought.queue.context import JobContext
 from elasticthought.store.base import NotFound
 
@@ -255,11 +257,17 @@ class WarmClassifier:
         )
         self.classifier = Classifier(self.ctx, doc)
         self.policy = functools.cache(lambda: image_fetch_policy(self.ctx))
+        self.threads = WorkThreads(env.config.cpus or os_cpus())
 
     def run(self, payloads: list[list[dict]]) -> list[dict[str, Any]]:
-        """Per payload (a classify job's `images`), the job's result fields."""
+        """Per payload (a classify job's `images`), the job's result fields; the images run
+        on the threads their work pays for (one for a few small images)."""
         items = [item for payload in payloads for item in payload]
+        threads = self.threads.threads(len(items))
+        use_threads(threads)
+        started = time.perf_counter()
         results = classify_items(self.ctx, self.classifier, items, policy=self.policy)
+        self.threads.observe(len(items), threads, time.perf_counter() - started)
         out, start = [], 0
         for payload in payloads:
             end = start + len(payload)

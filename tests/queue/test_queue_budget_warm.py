@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from elasticthought.queue.budget import CpuBudget, os_cpus, thread_environment
+from elasticthought.queue.budget import (
+    SECONDS_PER_THREAD,
+    CpuBudget,
+    WorkThreads,
+    os_cpus,
+    thread_environment,
+)
 from tests.queue.queue_helpers import read_pids, submit, wait_for, wait_state
 
 
@@ -26,6 +32,25 @@ def test_budget_hands_out_whole_cores_never_more_than_it_has() -> None:
     assert thread_environment(3)["OMP_NUM_THREADS"] == "3"
     assert thread_environment(3)["OMP_WAIT_POLICY"] == "PASSIVE"
     assert os_cpus() >= 1
+
+
+def test_batch_threads_follow_the_work_and_never_exceed_the_cores() -> None:
+    threads = WorkThreads(cores=4)
+    assert threads.threads(64) == 1  # nothing learnt yet: the first batch runs on one thread
+    threads.observe(10, 2, 0.001)  # batches on more threads teach nothing
+    assert threads.seconds_per_item is None
+    item = SECONDS_PER_THREAD / 5  # an item is a fifth of a thread's worth
+    threads.observe(10, 1, 10 * item)
+    assert threads.threads(1) == 1 and threads.threads(4) == 1
+    assert threads.threads(10) == 2 and threads.threads(15) == 3
+    assert threads.threads(10_000) == 4  # bounded by the cores
+    threads.observe(10, 1, 100 * item)  # a slow (cold) batch does not change the estimate
+    assert threads.threads(10) == 2
+    threads.observe(10, 1, 5 * item)  # a quicker one does
+    assert threads.threads(10) == 1
+    single = WorkThreads(cores=1)
+    single.observe(1, 1, 60.0)
+    assert single.threads(1000) == 1
 
 
 def test_running_jobs_never_hold_more_cores_than_the_worker_has(
