@@ -26,6 +26,14 @@ def parse_datum(value: bytes, key: str | bytes | None = None) -> caffe_pb2.Datum
     return datum
 
 
+#: The most pixels (width x height) an image may have: a larger one is refused before it is
+#: decoded. Decoding, converting and resizing take up to about 11 bytes a pixel, so one image
+#: costs at most about 550 MB (a 48-megapixel photo still fits); without it a 450 kB PNG of
+#: 12500 x 12500 black pixels took 7.4 GB to classify. Pillow's own bomb check (89 M) is above.
+MAX_IMAGE_PIXELS = 50_000_000
+#: Pixels converted to gray at once (bounds the integer temporaries of `_rgb_to_gray`).
+_GRAY_CHUNK_PIXELS = 1 << 20
+
 _GRAY_MODES = ("1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
@@ -46,10 +54,21 @@ def _gray8(img) -> np.ndarray:
 def _rgb_to_gray(rgb: np.ndarray, image_format: str | None) -> np.ndarray:
     """Colour -> gray exactly as OpenCV's decoders do it for IMREAD_GRAYSCALE: libpng's
     fixed-point rgb_to_gray (0.299/0.587) for PNG, OpenCV's own 14-bit weights otherwise."""
-    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
-    if image_format == "PNG":
-        return ((9797 * r + 19234 * g + 3737 * b) >> 15).astype(np.uint8)
-    return ((4899 * r + 9617 * g + 1868 * b + 8192) >> 14).astype(np.uint8)
+    weights, bias, shift = (
+        ((9797, 19234, 3737), 0, 15) if image_format == "PNG" else ((4899, 9617, 1868), 8192, 14)
+    )
+    out = np.empty(rgb.shape[:2], np.uint8)
+    rows = max(1, _GRAY_CHUNK_PIXELS // max(1, rgb.shape[1]))
+    for top in range(0, rgb.shape[0], rows):  # int32 holds 32768 * 255: no overflow
+        part = rgb[top : top + rows].astype(np.int32)
+        gray = weights[0] * part[..., 0] + weights[1] * part[..., 1] + weights[2] * part[..., 2]
+        out[top : top + rows] = (gray + bias) >> shift
+    return out
+
+
+def _rgb(img):  # noqa: ANN001, ANN202
+    """The image in RGB mode (itself when it is: no copy of a large image)."""
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _decode_hwc(img, color: bool | None) -> np.ndarray:
@@ -60,11 +79,11 @@ def _decode_hwc(img, color: bool | None) -> np.ndarray:
             return _gray8(img)[..., None]
         if mode in ("LA", "La"):
             return _gray8(img.getchannel(0))[..., None]
-        return _rgb_to_gray(np.asarray(img.convert("RGB")), fmt)[..., None]
+        return _rgb_to_gray(np.asarray(_rgb(img)), fmt)[..., None]
     if color is True:
         if mode in _GRAY_MODES:
             return np.repeat(_gray8(img)[..., None], 3, axis=2)
-        return np.asarray(img.convert("RGB"), dtype=np.uint8)[..., ::-1]
+        return np.asarray(_rgb(img), dtype=np.uint8)[..., ::-1]
     # Native (Caffe's DecodeDatumToCVMatNative = IMREAD_UNCHANGED): keep gray, colour, alpha.
     if mode in _GRAY_MODES:
         return _gray8(img)[..., None]
@@ -75,7 +94,7 @@ def _decode_hwc(img, color: bool | None) -> np.ndarray:
     if has_alpha:
         rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
         return rgba[..., [2, 1, 0, 3]]
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)[..., ::-1]
+    return np.asarray(_rgb(img), dtype=np.uint8)[..., ::-1]
 
 
 def decode_image(data: bytes, color: bool | None = None) -> np.ndarray:
@@ -88,14 +107,27 @@ def decode_image(data: bytes, color: bool | None = None) -> np.ndarray:
     accepted (their high byte is kept) instead of aborting.
     """
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise FormatError(
+                    f"image is {width} x {height} = {width * height} pixels, over the limit "
+                    f"of {MAX_IMAGE_PIXELS}"
+                )
             if color is False and img.format == "JPEG" and img.mode not in _GRAY_MODES:
                 img.draft("L", img.size)  # libjpeg hands out the luma channel, as for OpenCV
             img.load()
             hwc = _decode_hwc(img, color)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        DecompressionBombError,
+    ) as exc:
         raise FormatError(f"cannot decode image ({len(data)} bytes): {exc}") from None
     return np.ascontiguousarray(hwc.transpose(2, 0, 1))
 

@@ -84,10 +84,13 @@ def _num(value: float) -> float:
 class Classifier:
     """A classifier document made runnable (in a job's process)."""
 
-    def __init__(self, ctx: JobContext, doc: dict) -> None:
+    def __init__(self, ctx: JobContext, doc: dict, threads: WorkThreads | None = None) -> None:
+        """`threads`, when given, sets the threads of each batch's forward (a process that
+        keeps the classifier); else the process's threads stay as they are."""
         from elasticthought.engine.preprocess import ImageError, Preprocessor
 
         self.doc = doc
+        self.threads = threads
         work = Path(ctx.work_dir)
         model_path = work / layout.MODEL
         try:
@@ -130,7 +133,19 @@ class Classifier:
 
     def classify(self, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
         """One result per image: a batch forward, or image by image when the batch fails (then
-        an image the net cannot take gets its `error`)."""
+        an image the net cannot take gets its `error`). Only this part is timed for
+        `threads`: fetching and decoding the images does not run on more threads."""
+        if self.threads is None:
+            return self._classify(arrays)
+        threads = self.threads.threads(len(arrays))
+        use_threads(threads)
+        started = time.perf_counter()
+        try:
+            return self._classify(arrays)
+        finally:
+            self.threads.observe(len(arrays), threads, time.perf_counter() - started)
+
+    def _classify(self, arrays: list[np.ndarray]) -> list[dict[str, Any]]:
         try:
             probs = self.deploy.probabilities(np.stack(arrays).astype(np.float32, copy=False))
             return entries(self.doc, np.asarray(probs))
@@ -255,19 +270,15 @@ class WarmClassifier:
             env.store_url,
             env.blobs_url,
         )
-        self.classifier = Classifier(self.ctx, doc)
+        # each batch's forward runs on the threads its work pays for (one for a few images)
+        threads = WorkThreads(env.config.cpus or os_cpus())
+        self.classifier = Classifier(self.ctx, doc, threads)
         self.policy = functools.cache(lambda: image_fetch_policy(self.ctx))
-        self.threads = WorkThreads(env.config.cpus or os_cpus())
 
     def run(self, payloads: list[list[dict]]) -> list[dict[str, Any]]:
-        """Per payload (a classify job's `images`), the job's result fields; the images run
-        on the threads their work pays for (one for a few small images)."""
+        """Per payload (a classify job's `images`), the job's result fields."""
         items = [item for payload in payloads for item in payload]
-        threads = self.threads.threads(len(items))
-        use_threads(threads)
-        started = time.perf_counter()
         results = classify_items(self.ctx, self.classifier, items, policy=self.policy)
-        self.threads.observe(len(items), threads, time.perf_counter() - started)
         out, start = [], 0
         for payload in payloads:
             end = start + len(payload)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from elasticthought.documents.errors import JobError
+from elasticthought.engine.datum import MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -56,15 +57,24 @@ def scan(root: Path, files: list[str], verify: bool = True) -> ImageSet:
         by_label.setdefault(parts[0], []).append(base + rel)
     if verify:
         from PIL import Image, UnidentifiedImageError
+        from PIL.Image import DecompressionBombError
 
         for rels in by_label.values():
             for rel in rels:
                 try:
                     with Image.open(root / rel) as image:
+                        width, height = image.size
                         image.verify()
-                except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                except (
+                    UnidentifiedImageError, OSError, SyntaxError, ValueError, DecompressionBombError
+                ) as exc:  # fmt: skip
                     reason = str(exc).replace(str(root / rel), rel).replace(str(root), ".")
                     raise JobError(f"{rel!r} is not an image Pillow can open: {reason}") from None
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise JobError(
+                        f"{rel!r} is {width} x {height} = {width * height} pixels, over the "
+                        f"limit of {MAX_IMAGE_PIXELS}"
+                    )
     labels = sort_labels(set(by_label))
     return ImageSet(root=root, labels=labels, files={label: by_label[label] for label in labels})
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from elasticthought.engine.datum import MAX_IMAGE_PIXELS
 from tests.api import helpers as h
+from tests.support.images import blank_png
 from tests.support.server import LiveServer
 
 MAX_UPLOAD = 3_000_000
@@ -52,6 +54,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[h.FileServer]:
     with tarfile.open(root / "bomb.tar.gz", "w:gz", compresslevel=9) as tar:
         tar.addfile(bomb, h.Zeros(bomb.size))
     h.tar_gz(root / "notimages.tar.gz", [h.file_member("0/readme.png", b"not an image")])
+    side = int(MAX_IMAGE_PIXELS**0.5) + 1  # a 50 kB PNG of more pixels than any image may have
+    h.tar_gz(root / "pixelbomb.tar.gz", [h.file_member("0/huge.png", blank_png(side, side))])
     bad = (h.SEED / "alphabet" / "alpha_net.prototxt").read_text().splitlines()
     bad[9] = bad[9].replace("is_color: false", "is_color: maybe")  # line 10
     (root / "bad_net.prototxt").write_text("\n".join(bad) + "\n")

@@ -26,6 +26,7 @@ def test_hostile_and_broken_datafiles(api, files):
         ("symlink.tar.gz", {}, "links are not allowed"),
         ("bomb.tar.gz", {}, "limit"),
         ("notimages.tar.gz", {}, "not an image"),
+        ("pixelbomb.tar.gz", {}, "pixels, over the limit of"),
         ("missing.tar.gz", {}, "HTTP 404"),
         ("alphabet.tar.gz", {"layers_type": "DATA"}, "no LevelDB"),
         (

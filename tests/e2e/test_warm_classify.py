@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from elasticthought.engine.datum import MAX_IMAGE_PIXELS
 from tests.api import helpers as h
 from tests.e2e.classify_support import classify, finished_job, golden_digits, upload_classifier
 from tests.e2e.training_support import start_server
+from tests.support.images import blank_png
 
 pytestmark = pytest.mark.slow
 
@@ -67,5 +69,28 @@ def test_no_worker_needed_for_wait_true(tmp_path, classify_files) -> None:
         assert {"app", "read", "infer", "model", "store", "total"} <= set(phases)
         assert 0 < float(phases["model"]) <= float(phases["infer"]) <= float(phases["total"])
         assert "Server-Timing" not in pending.headers
+    finally:
+        srv.stop()
+
+
+def test_an_image_of_too_many_pixels_fails_alone_warm_or_queued(tmp_path, classify_files) -> None:
+    """A small PNG that would decode to more than MAX_IMAGE_PIXELS (a 12500 x 12500 one took
+    7.4 GB in the shared inference process before the limit) gets its own error, warm and
+    queued; the other images are classified and the server keeps answering."""
+    srv = start_server(tmp_path / "bomb", None, workers=1)
+    try:
+        user = h.new_user(srv.url, "pixels")
+        clf = upload_classifier(user, classify_files).json()
+        images, _, probs = golden_digits()
+        side = int(MAX_IMAGE_PIXELS**0.5) + 1
+        uploads = [("huge.png", blank_png(side, side, "RGB")), ("d.png", images[0])]
+        for wait in (True, False):
+            job = finished_job(classify(user, clf["id"], uploads=uploads, wait=wait))
+            assert (job["worker-id"] == "inference") is wait
+            assert job["processing-state"] == "finished_successfully"
+            assert job["classified-images"] == 1 and job["failed-images"] == 1
+            assert "pixels, over the limit" in job["results"]["huge.png"]["error"]
+            assert job["results"]["d.png"]["label"] == int(probs[0].argmax())
+        assert user.ok("GET", f"/classifiers/{clf['id']}")["id"] == clf["id"]
     finally:
         srv.stop()
