@@ -8,12 +8,19 @@ import torch.nn.functional as F
 from elasticthought.engine.torch.layer import Layer, canonical_axis, register
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-#: oneDNN (torch's default CPU convolution) computes in layouts blocked by 16 channels: an
-#: output channel count off that grid is padded to it, and without gradients (test passes,
-#: classification) torch's own im2col + GEMM convolution, which Caffe's is, was faster on such
-#: layers (measured, one thread, no grad: 20 outputs 0.27-0.8x the time, 50 outputs 0.56x; 16,
-#: 32, 64, 96 and 256 outputs 1.2-2.4x slower). With gradients oneDNN stays: it was faster.
+#: oneDNN (torch's default CPU convolution) computes NCHW tensors in layouts blocked by 16
+#: channels: channel counts off that grid are padded to it and reordered at every call. On such
+#: layers (`_cpu_path`, measured at one thread, forward + backward unless said):
+#: - without gradients (test passes, classification), torch's own im2col + GEMM convolution,
+#:   which Caffe's is, was faster when the outputs are off the grid: 20 outputs 0.27-0.8x the
+#:   time, 50 outputs 0.56x (16, 32, 64, 96 and 256 outputs: 1.2-2.4x slower);
+#: - with gradients, oneDNN on channels-last tensors (no padding, no reorder) was faster when
+#:   inputs and outputs are both off the grid and there are at least 16 inputs: 20 -> 50
+#:   channels 0.83x, 20 -> 20 0.60x, 50 -> 30 0.81x (1 or 3 inputs: 1.13-2.84x slower; on the
+#:   grid: 0.97-1.28x).
 ONEDNN_CHANNEL_BLOCK = 16
+#: The ways `_cpu_path` convolves.
+ONEDNN, NATIVE, CHANNELS_LAST = "oneDNN", "native", "channels-last"
 _DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
@@ -84,29 +91,35 @@ class _ConvBase(Layer):
         if self.bias_term:
             self.blobs.append(self.make_blob([num_output], self.filler(p, "bias_filler")))
 
-    def _native_without_grad(self, x: torch.Tensor) -> bool:
-        """Whether this forward skips oneDNN (see ONEDNN_CHANNEL_BLOCK); the choice depends
-        on the layer alone, so every forward without gradients computes the same way."""
-        return (
-            not self.transposed
-            and self.group == 1
-            and int(self.blobs[0].shape[0]) % ONEDNN_CHANNEL_BLOCK != 0
-            and x.device.type == "cpu"
-            and not torch.is_grad_enabled()
-        )
+    def _cpu_path(self, x: torch.Tensor) -> str:
+        """How this forward convolves (see ONEDNN_CHANNEL_BLOCK): the choice depends on the
+        layer and on whether gradients are on, so every such forward computes the same way."""
+        if self.transposed or self.group != 1 or x.device.type != "cpu":
+            return ONEDNN
+        outputs, inputs = (int(n) for n in self.blobs[0].shape[:2])
+        if outputs % ONEDNN_CHANNEL_BLOCK == 0:
+            return ONEDNN
+        if not torch.is_grad_enabled():
+            return NATIVE
+        if self.nsp == 2 and inputs > ONEDNN_CHANNEL_BLOCK and inputs % ONEDNN_CHANNEL_BLOCK:
+            return CHANNELS_LAST
+        return ONEDNN
 
     def forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
-        if bottoms and self._native_without_grad(bottoms[0]):
+        path = self._cpu_path(bottoms[0]) if bottoms else ONEDNN
+        if path == NATIVE:
             onednn = torch.backends.mkldnn.enabled
             torch.backends.mkldnn.enabled = False
             try:
-                return self._forward(bottoms)
+                return self._forward(bottoms, channels_last=False)
             finally:
                 torch.backends.mkldnn.enabled = onednn
-        return self._forward(bottoms)
+        return self._forward(bottoms, channels_last=path == CHANNELS_LAST)
 
-    def _forward(self, bottoms: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _forward(self, bottoms: list[torch.Tensor], channels_last: bool) -> list[torch.Tensor]:
         w = self.blobs[0]
+        if channels_last:
+            w = w.contiguous(memory_format=torch.channels_last)
         b = self.blobs[1] if self.bias_term else None
         fn = (_DECONV if self.transposed else _CONV)[self.nsp]
         tops = []
@@ -114,10 +127,14 @@ class _ConvBase(Layer):
             lead = x.shape[: self.axis]
             if self.axis != 1:
                 x = x.reshape(-1, *x.shape[self.axis :])
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             if self.transposed:
                 y = fn(x, w, b, self.stride, self.pad, 0, self.group, self.dilation)
             else:
                 y = fn(x, w, b, self.stride, self.pad, self.dilation, self.group)
+            if channels_last:  # the layers after it get NCHW-contiguous tops, as always
+                y = y.contiguous()
             if self.axis != 1:
                 y = y.reshape(*lead, *y.shape[1:])
             tops.append(y)
