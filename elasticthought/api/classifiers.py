@@ -45,6 +45,7 @@ from elasticthought.blobs import layout
 from elasticthought.documents import model as model_doc
 from elasticthought.documents.fields import IMAGE_DATA, INTERNAL, LAYERS_TYPE, PROCESSING_STATE
 from elasticthought.documents.states import ACTIVE, FINISHED
+from elasticthought.engine.datum import MAX_IMAGE_PIXELS
 from elasticthought.engine.deploy import parse_deploy
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
@@ -359,6 +360,13 @@ def _check(
         raise bad_request(
             "give 'image-width' and 'image-height': the transform crops, so the "
             "image size cannot be read from the net"
+        )
+    pixels = fields["image-width"] * fields["image-height"]
+    if pixels > MAX_IMAGE_PIXELS:  # every image is resized to this before the crop
+        raise ApiError(
+            422,
+            f"'image-width' x 'image-height' is {fields['image-width']} x "
+            f"{fields['image-height']} = {pixels} pixels, over the limit of {MAX_IMAGE_PIXELS}",
         )
     if crop:
         if (height, width) != (crop, crop):

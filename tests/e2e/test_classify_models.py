@@ -149,6 +149,10 @@ def test_bad_input(server, classify_files):
     assert r.status_code == 422 and "channel" in r.json()["detail"], r.text
     r = upload_classifier(user, classify_files, **{"image-width": "32"})
     assert r.status_code == 422 and "28" in r.json()["detail"], r.text
+    cropping = {"transform": '{"scale": 0.00390625, "crop_size": 28}', "image-height": "7100"}
+    r = upload_classifier(user, classify_files, **cropping, **{"image-width": "7100"})
+    assert r.status_code == 422, r.text  # images would be resized to 50.4 M pixels first
+    assert "7100 x 7100 = 50410000 pixels, over the limit" in r.json()["detail"], r.text
     r = upload_classifier(user, classify_files, scale="lots")
     assert r.status_code == 400 and "'scale'" in r.json()["detail"], r.text
     r = user.post(
