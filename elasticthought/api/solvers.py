@@ -26,6 +26,7 @@ from elasticthought.documents.fields import (
 )
 from elasticthought.documents.states import UNUSABLE
 from elasticthought.engine.errors import FormatError
+from elasticthought.engine.file_fields import named_files_in_net, named_files_in_solver
 from elasticthought.engine.registry import CHECKING_ENGINE, get_engine
 from elasticthought.fetch import FetchError
 from elasticthought.limits import MAX_ITERATIONS
@@ -100,6 +101,9 @@ def validate_net(text: str, key: str = "specification-net") -> str:
             raise ApiError(422, f"'{key}': layer {layer.name!r}: {refusal}")
         if layer.type in DATA_KINDS:
             kinds.add(DATA_KINDS[layer.type])
+    named = named_files_in_net(net)
+    if named:
+        raise ApiError(422, f"'{key}': {named[0].describe(with_names=not _fetched(key))}")
     if not kinds:
         raise ApiError(422, f"'{key}': the net has no Data or ImageData layer to feed it")
     if len(kinds) > 1:
@@ -115,6 +119,10 @@ def validate_solver(text: str, key: str = "specification") -> None:
         require_finite(solver, text)
     except FormatError as exc:
         raise format_error(key, exc) from None
+    named = named_files_in_solver(solver)
+    if named:
+        hint = " (fine-tune with the training job's 'weights')" if not named[0].layer else ""
+        raise ApiError(422, f"'{key}': {named[0].describe(with_names=not _fetched(key))}{hint}")
     if solver.HasField("max_iter") and not 0 < solver.max_iter <= MAX_ITERATIONS:
         raise ApiError(
             422, f"'{key}': max_iter is {solver.max_iter}; it must be from 1 to {MAX_ITERATIONS}"

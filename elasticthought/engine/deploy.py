@@ -12,7 +12,8 @@ DATA_LAYER_TYPES = ("Data", "ImageData", "MemoryData", "HDF5Data", "WindowData",
 
 def parse_deploy(text: str) -> Any:
     """The deploy NetParameter (V2); `FormatError` with line/column on bad text, `DeployError`
-    for a data layer."""
+    for a data layer or a field naming a server file (`file_fields`)."""
+    from elasticthought.engine.file_fields import named_files_in_net
     from elasticthought.engine.prototxt import parse_net
 
     net = parse_net(text)
@@ -22,4 +23,7 @@ def parse_deploy(text: str) -> Any:
                 f"layer {layer.name!r} is a {layer.type} layer: a deploy net takes images through "
                 "its input (input/input_dim or an Input layer), not a data layer"
             )
+    named = named_files_in_net(net)
+    if named:
+        raise DeployError("; ".join(n.describe() for n in named))
     return net

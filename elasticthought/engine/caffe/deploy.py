@@ -56,7 +56,9 @@ def load_caffe_deploy(doc: dict, work: Path, model_path: str, config: object) ->
     service applies the softmax come from the classifier (checked with the torch engine when
     it was created), or from the torch engine now for an older document."""
     from elasticthought.engine.caffe.backend import caffe_available
+    from elasticthought.engine.deploy import parse_deploy
 
+    parse_deploy(doc["specification"])  # refuses data layers and fields naming server files
     python = getattr(config, "caffe_python", "/usr/bin/python3")
     prefix = getattr(config, "caffe_prefix", "/opt/elasticthought-caffe")
     ok, reason = caffe_available(python, prefix)

@@ -74,12 +74,17 @@ def rewrite(ctx: JobContext, solver_doc: dict, space: workspace.Workspace) -> An
     """The solver and net rewritten for this job (sources, backend, mean file, snapshot
     prefix, solver mode), written to the work dir and kept in the blob store."""
     from elasticthought.engine.errors import FormatError
+    from elasticthought.engine.file_fields import named_files_in_net, named_files_in_solver
     from elasticthought.engine.prototxt import parse_net, parse_solver
     from elasticthought.engine.rewrite import rewrite_for_job
 
     try:
         solver = parse_solver(solver_doc["specification"])
         net = parse_net(solver_doc["specification-net"])
+        # the API refuses these; a document written some other way is refused here
+        named = named_files_in_solver(solver) + named_files_in_net(net)
+        if named:
+            raise JobError("; ".join(n.describe() for n in named))
         mean = _mean_for(net, space)
         files = rewrite_for_job(
             solver,
