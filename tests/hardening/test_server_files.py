@@ -100,9 +100,9 @@ def test_nets_and_solvers_naming_server_files_are_refused(
 def test_a_stored_solver_naming_a_server_file_fails_its_job_untouched(
     served: tuple[LiveServer, h.FileServer], tmp_path: Path
 ) -> None:
-    """A solver document changed in the store behind the API (as a Sync Gateway client could)
-    to write an HDF5 file over a server file: the job fails naming the field, the file is
-    unchanged."""
+    """A solver document changed in the store behind the API (an older document, or a write
+    by anything holding the store's credentials) to write an HDF5 file over a server file:
+    the job fails naming the field, the file is unchanged."""
     srv, files = served
     user = h.new_user(srv.url, "behind")
     _, ds = h.alphabet_dataset(user, files)
