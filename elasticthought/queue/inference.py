@@ -10,8 +10,10 @@ and serves every request waiting for the same model in one `run` (one batch).
 
 Isolation: a crash of the process (segfault, abort, out-of-memory kill) fails the requests in
 flight on it, with the reason; the next request starts a fresh process. A model that fails to
-load or run fails its requests only. The process leads its own process group, dies with its
-parent (PDEATHSIG) and exits when the service's pipe closes.
+load or run fails its requests only. The process runs under the job memory limit (RLIMIT_AS,
+`--job-memory-limit`, as a classify job would): a request that needs more fails with the limit
+named, and the process serves on. It leads its own process group, dies with its parent
+(PDEATHSIG) and exits when the service's pipe closes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from elasticthought.config import Config
 from elasticthought.queue.budget import apply_thread_limit, os_cpus
 from elasticthought.queue.context import job_work_dir, kill_group, set_parent_death_signal
+from elasticthought.queue.limits import apply_job_limits, explain_failure, memory_limit_text
 from elasticthought.queue.registry import load_target
 
 log = logging.getLogger(__name__)
@@ -133,6 +136,7 @@ def inference_main(
     except OSError:
         pass
     set_parent_death_signal(signal.SIGKILL)
+    apply_job_limits({}, config)  # a request that needs more fails alone, naming the limit
     apply_thread_limit(config.cpus or os_cpus())
     cache = ModelCache(load_target(target), limit_bytes)
     while True:
@@ -168,7 +172,9 @@ def _serve(batch: list, cache: ModelCache, config: Config, store_url: str, blobs
             replies = [("ok", m[1], r, took) for m, r in zip(msgs, results, strict=True)]
         except Exception as exc:  # noqa: BLE001 - the requests fail, the process serves on
             log.debug("inference %s failed:\n%s", key, traceback.format_exc())
-            reason = str(exc) or type(exc).__name__
+            reason = explain_failure(str(exc) or type(exc).__name__, None, config, False)
+            if isinstance(exc, MemoryError) and "out of memory" not in reason:
+                reason = f"out of memory: the request exceeded {memory_limit_text(config)}"
             replies = [("error", m[1], reason, 0.0) for m in msgs]
         for reply in replies:
             conn.send(reply)

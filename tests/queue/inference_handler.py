@@ -4,7 +4,8 @@
 the process's memory grows by that much) and counts its loads in `spec["loads-file"]` when
 given. Its `run(payloads)` answers each payload (a dict) with the model's name, the payload's
 `value` doubled, the number of payloads served together and the process id; a payload with
-`action` "segv" crashes the process, "abort" aborts it, "error" raises.
+`action` "segv" crashes the process, "abort" aborts it, "error" raises, "allocate" touches
+`mb` MB more for the request.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class TestModel:
                 os.abort()
             if payload.get("action") == "error":
                 raise ValueError("the test model failed as asked")
+            if payload.get("action") == "allocate":
+                extra = bytearray(int(payload["mb"]) * 1024 * 1024)
+                for i in range(0, len(extra), 4096):
+                    extra[i] = 1
         return [
             {"model": self.name, "value": 2 * p.get("value", 0), "together": len(payloads),
              "pid": os.getpid()}

@@ -94,3 +94,22 @@ def test_a_failing_model_fails_its_requests_and_the_process_serves_on(
     with pytest.raises(InferenceFailed, match="KeyError|name"):
         service.run("bad", "1", {}, {"value": 1}, 60)  # cannot load
     assert service.run("a", "1", a, {"value": 1}, 60)["pid"] == pid
+
+
+def test_a_request_past_the_memory_limit_fails_alone_naming_it(tmp_path: Path) -> None:
+    """The inference process runs under the job memory limit (RLIMIT_AS), as a classify job
+    would: a request that needs more fails with the limit named, and the process serves on."""
+    config = config_from_env(
+        data_dir=str(tmp_path / "data"), classifier_cache_mb=100, job_memory_limit=4096,
+        runner_modules="elasticthought.jobs,tests.queue.runner",
+    )  # fmt: skip
+    svc = InferenceService(config, HANDLER)
+    try:
+        a = spec("a", tmp_path)
+        pid = svc.run("a", "1", a, {"value": 1}, 60)["pid"]
+        limit = r"out of memory: .*4096 MiB \(--job-memory-limit"
+        with pytest.raises(InferenceFailed, match=limit):
+            svc.run("a", "1", a, {"action": "allocate", "mb": 8192}, 60)
+        assert svc.run("a", "1", a, {"action": "allocate", "mb": 64}, 60)["pid"] == pid
+    finally:
+        svc.close()
