@@ -60,6 +60,20 @@ def body_too_large(limit: int, flag: str) -> str:
     return f"the request body is larger than this route's limit of {limit} bytes ({flag})"
 
 
+# --- Password logins (elasticthought/api/login_throttle.py) ----------------------------------
+# Failed HTTP Basic logins allowed within LOGIN_FAILURE_WINDOW seconds, per (client address,
+# username) and per client address; past either, that client's logins answer 429 with
+# Retry-After, without the password being checked (no guess tested, no scrypt run), until the
+# oldest failure leaves the window. Behind a reverse proxy the proxy is the client address.
+LOGIN_FAILURES_PER_USER = 10
+LOGIN_FAILURES_PER_ADDRESS = 100
+LOGIN_FAILURE_WINDOW = 300.0
+LOGIN_THROTTLE_KEYS = 100_000  # (address, username) pairs and addresses remembered at most
+# Password checks (scrypt, 16 MiB and tens of ms each) running at once; a request waiting more
+# than PASSWORD_CHECK_WAIT seconds for one answers 503 with Retry-After.
+PASSWORD_CHECKS_AT_ONCE = max(1, os.cpu_count() or 1)
+PASSWORD_CHECK_WAIT = 5.0
+
 # --- Queue fair share -------------------------------------------------------------------------
 PRIORITY_MIN = -100  # `priority` of a training job: orders only its owner's own jobs
 PRIORITY_MAX = 100

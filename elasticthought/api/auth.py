@@ -17,6 +17,7 @@ import time
 from flask import g, request
 
 from elasticthought.api.errors import ApiError
+from elasticthought.api.login_throttle import check_login
 from elasticthought.api.passwords import verify_password
 from elasticthought.api.services import store
 from elasticthought.documents.fields import USER_ID
@@ -62,9 +63,13 @@ def _basic(value: str) -> Doc:
     user = _load(user_doc_id(username)) if username and len(username) <= 64 else None
     if user is None or user.get("type") != "user":
         # Same answer (and similar cost) as a wrong password: usernames are not revealed.
-        verify_password(password, "scrypt$16384$8$1$00$00")
+        stored = "scrypt$16384$8$1$00$00"
+    else:
+        stored = user.get("password-hash", "")
+    address = request.remote_addr or ""
+    if not check_login(address, username, lambda: verify_password(password, stored)):
         raise _unauthorized("wrong username or password")
-    if not verify_password(password, user.get("password-hash", "")):
+    if user is None:  # the placeholder hash matches no password: never reached
         raise _unauthorized("wrong username or password")
     return user
 

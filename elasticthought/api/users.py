@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from elasticthought.api.auth import authenticate, user_doc_id
 from elasticthought.api.errors import ApiError, bad_request
+from elasticthought.api.login_throttle import check_login
 from elasticthought.api.openapi import ID_PARAM, PAGE_PARAMS, json_response, obj, op
 from elasticthought.api.ownership import public, user_id
 from elasticthought.api.passwords import hash_password, verify_password
@@ -170,7 +171,10 @@ def change_password(doc_id: str):
     current = want_str(body, "current-password", 1024) or ""
     password = _check_password(want_str(body, "password", 1024))
     doc = store().get(doc_id)
-    if not verify_password(current, doc.get("password-hash", "")):
+    stored = doc.get("password-hash", "")
+    username = str(doc.get("username") or doc_id)
+    address = request.remote_addr or ""
+    if not check_login(address, username, lambda: verify_password(current, stored)):
         raise ApiError(422, "'current-password' is wrong")
     new_hash = hash_password(password)
 
