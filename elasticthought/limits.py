@@ -29,6 +29,13 @@ HTTP_DRAIN_BYTES = 16 * MIB
 # 0 = the smaller of HTTP_MAX_HELD_BYTES_CAP and half the temporary folder's free disk at start.
 HTTP_MAX_HELD_BYTES_CAP = 4096 * MIB
 
+MIN_HTTP_THREADS = 16  # request threads of the front (`--http-threads` below this is raised)
+# Requests that keep a request thread while they wait (`logs?follow=true`, `classify?wait=true`
+# on a queued job): at most this many per user at once, and this share of the request threads
+# for all users together, so waiting requests never take every thread (api/held_requests.py).
+HELD_REQUESTS_PER_USER = 4
+HELD_REQUESTS_SHARE = 0.5
+
 # --- Request bodies and JSON ------------------------------------------------------------------
 MAX_JSON_BODY_BYTES = 1 * MIB  # a JSON (or any non-upload) request body
 MAX_UPLOAD_BYTES = 512 * MIB  # a multipart upload (datafile archive, model, weights, images)

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from elasticthought import metrics
+from elasticthought import limits, metrics
 from elasticthought.api.health import redact_url
 from elasticthought.blobs import BlobError, BlobStore, open_blobs
 from elasticthought.config import Config
@@ -25,7 +25,6 @@ from elasticthought.store import Store, StoreError, open_store
 
 log = logging.getLogger("elasticthought")
 
-MIN_HTTP_THREADS = 16
 EXIT_STARTUP = 2
 
 
@@ -182,7 +181,7 @@ def serve(config: Config) -> int:
                 app,
                 host=config.host,
                 port=config.port,
-                threads=max(MIN_HTTP_THREADS, config.http_threads),
+                threads=max(limits.MIN_HTTP_THREADS, config.http_threads),
                 ident="elasticthought",
                 **server_options(config),
             )

@@ -12,6 +12,7 @@ from flask import Blueprint, g, jsonify, request
 from elasticthought.api.auth import require_auth
 from elasticthought.api.deletion import remove_document
 from elasticthought.api.errors import ApiError, bad_request
+from elasticthought.api.held_requests import holding
 from elasticthought.api.multipart_form import Form, Upload, read_form
 from elasticthought.api.openapi import ID_PARAM, json_response, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, user_id
@@ -176,7 +177,9 @@ def _classify(
         blobs().delete_prefix(layout.prefix(job_id))
         raise
     if wait:
-        doc = _wait(doc, timeout)
+        with holding(user_id()) as held:
+            if held:  # else answered at once, as it stands (poll it)
+                doc = _wait(doc, timeout)
     response = jsonify(_show(doc))
     if "stored" in timing:
         response.headers["Server-Timing"] = server_timing(timing, time.perf_counter())

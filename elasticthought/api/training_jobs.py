@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from elasticthought.api.auth import require_auth
 from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
+from elasticthought.api.held_requests import held_requests
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.pending import add_reasons, with_reason
@@ -292,9 +293,24 @@ def _read_from(blob_key: str, offset: int, blob_store: Any = None) -> bytes:
 
 def _follow(doc_id: str, timeout: float) -> Iterator[bytes]:
     """Log bytes as they are uploaded, until the job ends (runs outside the request context:
-    the stores are bound here)."""
-    docs, blob_store = store(), blobs()
-    return _follow_loop(docs, blob_store, doc_id, timeout)
+    the stores and the held-request counts are bound here). 429 when the caller already holds
+    as many waiting requests as allowed (`held_requests`)."""
+    docs, blob_store, counts, owner = store(), blobs(), held_requests(), user_id()
+    if not counts.try_hold(owner):
+        raise ApiError(
+            429,
+            f"too many requests waiting at once (at most {counts.per_owner} per user, "
+            f"{counts.total} in all): close a follow stream or poll without follow",
+            retry_after=FOLLOW_POLL * 10,
+        )
+
+    def stream() -> Iterator[bytes]:
+        try:
+            yield from _follow_loop(docs, blob_store, doc_id, timeout)
+        finally:  # also when the client goes away (the front closes the iterator)
+            counts.release(owner)
+
+    return stream()
 
 
 def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Iterator[bytes]:
