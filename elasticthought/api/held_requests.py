@@ -12,7 +12,7 @@ poll). In memory, per server process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from elasticthought import limits
@@ -75,3 +75,29 @@ def holding(owner: str) -> Iterator[bool]:
     finally:
         if held:
             counts.release(owner)
+
+
+class HeldStream:
+    """A streamed response body that gives its hold back once, when the server closes it:
+    after the last chunk, or when the client went away, even before the first chunk (a
+    generator that never started would not run its `finally`)."""
+
+    def __init__(self, chunks: Iterator[bytes], release: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> HeldStream:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            release, self._release = self._release, None
+            if release is not None:
+                release()

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from elasticthought.api.auth import require_auth
 from elasticthought.api.deletion import delete_unless_used, dependents
 from elasticthought.api.errors import ApiError, bad_request
-from elasticthought.api.held_requests import held_requests
+from elasticthought.api.held_requests import HeldStream, held_requests
 from elasticthought.api.openapi import ID_PARAM, json_response, obj, op, resource
 from elasticthought.api.ownership import list_owned, owned, public, referenced, user_id
 from elasticthought.api.pending import add_reasons, with_reason
@@ -304,13 +304,8 @@ def _follow(doc_id: str, timeout: float) -> Iterator[bytes]:
             retry_after=FOLLOW_POLL * 10,
         )
 
-    def stream() -> Iterator[bytes]:
-        try:
-            yield from _follow_loop(docs, blob_store, doc_id, timeout)
-        finally:  # also when the client goes away (the front closes the iterator)
-            counts.release(owner)
-
-    return stream()
+    chunks = _follow_loop(docs, blob_store, doc_id, timeout)
+    return HeldStream(chunks, lambda: counts.release(owner))
 
 
 def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Iterator[bytes]:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from elasticthought import limits
-from elasticthought.api.held_requests import HeldRequests
+from elasticthought.api.held_requests import HeldRequests, HeldStream
 from tests.api import helpers as h
 from tests.support.server import LiveServer
 
@@ -75,3 +75,20 @@ def test_held_requests_are_capped_per_owner_and_in_all() -> None:
     for owner in ("a", "b", "c"):
         held.release(owner)
     assert held.held() == 0 and held.try_hold("a")
+
+
+def test_a_stream_gives_its_hold_back_once_even_if_never_read() -> None:
+    released: list[int] = []
+
+    def chunks():  # noqa: ANN202
+        yield b"a"
+        yield b"b"
+
+    never_read = HeldStream(chunks(), lambda: released.append(1))
+    never_read.close()  # the client went away before the first chunk
+    never_read.close()
+    assert released == [1]
+    read = HeldStream(chunks(), lambda: released.append(2))
+    assert list(read) == [b"a", b"b"]
+    read.close()
+    assert released == [1, 2]
