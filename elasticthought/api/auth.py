@@ -61,15 +61,15 @@ def _basic(value: str) -> Doc:
     if not sep:
         raise _unauthorized("malformed Basic credentials: expected username:password")
     user = _load(user_doc_id(username)) if username and len(username) <= 64 else None
-    if user is None or user.get("type") != "user":
-        # Same answer (and similar cost) as a wrong password: usernames are not revealed.
-        stored = "scrypt$16384$8$1$00$00"
-    else:
-        stored = user.get("password-hash", "")
+    if user is not None and user.get("type") != "user":
+        user = None
+    # An unknown user gets the same answer (and similar cost) as a wrong password: usernames
+    # are not revealed. The placeholder hash matches no password.
+    stored = user.get("password-hash", "") if user is not None else "scrypt$16384$8$1$00$00"
     address = request.remote_addr or ""
     if not check_login(address, username, lambda: verify_password(password, stored)):
         raise _unauthorized("wrong username or password")
-    if user is None:  # the placeholder hash matches no password: never reached
+    if user is None:
         raise _unauthorized("wrong username or password")
     return user
 
