@@ -72,8 +72,8 @@ def body_too_large(limit: int, flag: str) -> str:
 # username) and per client address; past either, that client's logins answer 429 with
 # Retry-After, without the password being checked (no guess tested, no scrypt run), until the
 # oldest failure leaves the window. Behind a reverse proxy the proxy is the client address.
-LOGIN_FAILURES_PER_USER = 10
-LOGIN_FAILURES_PER_ADDRESS = 100
+LOGIN_FAILURES_PER_USER = 20
+LOGIN_FAILURES_PER_ADDRESS = 200
 LOGIN_FAILURE_WINDOW = 300.0
 LOGIN_THROTTLE_KEYS = 100_000  # (address, username) pairs and addresses remembered at most
 # Password checks (scrypt, 16 MiB and tens of ms each) running at once; a request waiting more

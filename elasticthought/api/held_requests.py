@@ -4,9 +4,11 @@ minutes) and `classify?wait=true` on a queued job (up to a minute).
 The front has a fixed number of request threads (`--http-threads`, at least 16). Unbounded, one
 user opening that many follow streams would leave none for anybody else. So one user holds at
 most `limits.HELD_REQUESTS_PER_USER` such requests at once, and all users together at most
-`HELD_REQUESTS_SHARE` of the request threads. Past either, a follow stream answers 429 with
-Retry-After, and a classify request answers at once without waiting (its job as it stands, to
-poll). In memory, per server process.
+`HELD_REQUESTS_SHARE` of the request threads. A user's new follow stream past their own cap
+ends their oldest one (within a poll: a browser tab left open, or closed while its job had
+nothing to log, is the usual holder; a client still reading reconnects); past the cap of all
+users it answers 429 with Retry-After. A classify request past either cap answers at once
+without waiting (its job as it stands, to poll). In memory, per server process.
 """
 
 from __future__ import annotations
@@ -19,35 +21,49 @@ from elasticthought import limits
 from elasticthought.api.services import config
 
 
+class Hold:
+    """One held request; `stop` is set when a newer request of its owner took its place."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.stop = threading.Event()
+
+
 class HeldRequests:
-    """Counts of held requests per owner and in all; never more than the caps."""
+    """Held requests per owner (oldest first) and in all; never more than the caps."""
 
     def __init__(self, per_owner: int, total: int) -> None:
         self.per_owner = max(1, per_owner)
         self.total = max(1, total)
-        self._by_owner: dict[str, int] = {}
+        self._by_owner: dict[str, list[Hold]] = {}
         self._lock = threading.Lock()
 
-    def try_hold(self, owner: str) -> bool:
-        """Take one for `owner` when both caps allow (True), else take nothing (False)."""
+    def try_hold(self, owner: str, replace_oldest: bool = False) -> Hold | None:
+        """A hold for `owner` when the caps allow, else None. At the owner's own cap,
+        `replace_oldest` stops their oldest hold (its `stop` is set) and takes its place."""
         with self._lock:
-            mine = self._by_owner.get(owner, 0)
-            if mine >= self.per_owner or sum(self._by_owner.values()) >= self.total:
-                return False
-            self._by_owner[owner] = mine + 1
-            return True
+            mine = self._by_owner.get(owner, [])
+            if len(mine) >= self.per_owner:
+                if not replace_oldest:
+                    return None
+                mine.pop(0).stop.set()
+            elif sum(len(h) for h in self._by_owner.values()) >= self.total:
+                return None
+            hold = Hold(owner)
+            self._by_owner[owner] = [*mine, hold]
+            return hold
 
-    def release(self, owner: str) -> None:
+    def release(self, hold: Hold) -> None:
         with self._lock:
-            left = self._by_owner.get(owner, 0) - 1
-            if left > 0:
-                self._by_owner[owner] = left
+            mine = [h for h in self._by_owner.get(hold.owner, []) if h is not hold]
+            if mine:
+                self._by_owner[hold.owner] = mine
             else:
-                self._by_owner.pop(owner, None)
+                self._by_owner.pop(hold.owner, None)
 
     def held(self) -> int:
         with self._lock:
-            return sum(self._by_owner.values())
+            return sum(len(h) for h in self._by_owner.values())
 
 
 _held: HeldRequests | None = None
@@ -55,7 +71,7 @@ _held_lock = threading.Lock()
 
 
 def held_requests() -> HeldRequests:
-    """This process's counts (sized from the app's `--http-threads` on first use)."""
+    """This process's holds (sized from the app's `--http-threads` on first use)."""
     global _held
     with _held_lock:
         if _held is None:
@@ -69,12 +85,12 @@ def held_requests() -> HeldRequests:
 def holding(owner: str) -> Iterator[bool]:
     """Whether `owner` may hold a thread now (True: held until the block ends)."""
     counts = held_requests()
-    held = counts.try_hold(owner)
+    hold = counts.try_hold(owner)
     try:
-        yield held
+        yield hold is not None
     finally:
-        if held:
-            counts.release(owner)
+        if hold is not None:
+            counts.release(hold)
 
 
 class HeldStream:

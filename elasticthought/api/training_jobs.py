@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -293,22 +294,24 @@ def _read_from(blob_key: str, offset: int, blob_store: Any = None) -> bytes:
 
 def _follow(doc_id: str, timeout: float) -> Iterator[bytes]:
     """Log bytes as they are uploaded, until the job ends (runs outside the request context:
-    the stores and the held-request counts are bound here). 429 when the caller already holds
-    as many waiting requests as allowed (`held_requests`)."""
-    docs, blob_store, counts, owner = store(), blobs(), held_requests(), user_id()
-    if not counts.try_hold(owner):
+    the stores and the hold are bound here). A follow past the caller's cap of waiting
+    requests ends their oldest follow; past the cap of all users, 429 (`held_requests`)."""
+    docs, blob_store, counts = store(), blobs(), held_requests()
+    hold = counts.try_hold(user_id(), replace_oldest=True)
+    if hold is None:
         raise ApiError(
             429,
-            f"too many requests waiting at once (at most {counts.per_owner} per user, "
-            f"{counts.total} in all): close a follow stream or poll without follow",
+            f"too many requests waiting at once ({counts.total} in all): "
+            "try again, or poll without follow",
             retry_after=FOLLOW_POLL * 10,
         )
+    chunks = _follow_loop(docs, blob_store, doc_id, timeout, hold.stop)
+    return HeldStream(chunks, lambda: counts.release(hold))
 
-    chunks = _follow_loop(docs, blob_store, doc_id, timeout)
-    return HeldStream(chunks, lambda: counts.release(owner))
 
-
-def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Iterator[bytes]:
+def _follow_loop(
+    docs: Any, blob_store: Any, doc_id: str, timeout: float, stop: threading.Event
+) -> Iterator[bytes]:
     blob_key = layout.key(doc_id, layout.LOG)
     deadline = time.monotonic() + timeout
     offset = 0
@@ -323,7 +326,8 @@ def _follow_loop(docs: Any, blob_store: Any, doc_id: str, timeout: float) -> Ite
             yield data
         if state in FINAL_STATES or time.monotonic() > deadline:
             return
-        time.sleep(FOLLOW_POLL)
+        if stop.wait(FOLLOW_POLL):
+            return  # a newer follow of the same user took this one's place
 
 
 @bp.get("/<doc_id>/logs")
