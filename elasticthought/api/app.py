@@ -79,6 +79,7 @@ class Services:
     blobs: BlobStore
     pool: Any = None
     inference: Any = None  # the warm inference service, started on first use (services.py)
+    held: Any = None  # requests holding a thread while they wait (held_requests.py)
 
 
 def get_services() -> Services:

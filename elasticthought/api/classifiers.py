@@ -45,7 +45,7 @@ from elasticthought.blobs import layout
 from elasticthought.documents import model as model_doc
 from elasticthought.documents.fields import IMAGE_DATA, INTERNAL, LAYERS_TYPE, PROCESSING_STATE
 from elasticthought.documents.states import ACTIVE, FINISHED
-from elasticthought.engine.datum import MAX_IMAGE_PIXELS
+from elasticthought.engine.datum import too_many_pixels
 from elasticthought.engine.deploy import parse_deploy
 from elasticthought.engine.errors import FormatError
 from elasticthought.engine.interface import DeployError
@@ -361,13 +361,10 @@ def _check(
             "give 'image-width' and 'image-height': the transform crops, so the "
             "image size cannot be read from the net"
         )
-    pixels = fields["image-width"] * fields["image-height"]
-    if pixels > MAX_IMAGE_PIXELS:  # every image is resized to this before the crop
-        raise ApiError(
-            422,
-            f"'image-width' x 'image-height' is {fields['image-width']} x "
-            f"{fields['image-height']} = {pixels} pixels, over the limit of {MAX_IMAGE_PIXELS}",
-        )
+    # every image is resized to this before the crop
+    too_many = too_many_pixels(fields["image-width"], fields["image-height"])
+    if too_many:
+        raise ApiError(422, f"'image-width' x 'image-height' is {too_many}")
     if crop:
         if (height, width) != (crop, crop):
             raise ApiError(

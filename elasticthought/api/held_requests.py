@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from elasticthought import limits
-from elasticthought.api.services import config
+from elasticthought.api.app import get_services
 
 
 class Hold:
@@ -66,19 +66,18 @@ class HeldRequests:
             return sum(len(h) for h in self._by_owner.values())
 
 
-_held: HeldRequests | None = None
 _held_lock = threading.Lock()
 
 
 def held_requests() -> HeldRequests:
-    """This process's holds (sized from the app's `--http-threads` on first use)."""
-    global _held
+    """The app's holds (sized from its `--http-threads` on first use)."""
+    services = get_services()
     with _held_lock:
-        if _held is None:
-            threads = max(limits.MIN_HTTP_THREADS, int(config().http_threads))
+        if services.held is None:
+            threads = max(limits.MIN_HTTP_THREADS, int(services.config.http_threads))
             total = int(threads * limits.HELD_REQUESTS_SHARE)
-            _held = HeldRequests(limits.HELD_REQUESTS_PER_USER, total)
-        return _held
+            services.held = HeldRequests(limits.HELD_REQUESTS_PER_USER, total)
+        return services.held
 
 
 @contextmanager

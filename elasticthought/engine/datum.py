@@ -97,6 +97,15 @@ def _decode_hwc(img, color: bool | None) -> np.ndarray:
     return np.asarray(_rgb(img), dtype=np.uint8)[..., ::-1]
 
 
+def too_many_pixels(width: int, height: int) -> str | None:
+    """Why an image of `width` x `height` may not be decoded ("W x H = N pixels, over the
+    limit of MAX_IMAGE_PIXELS"), or None when it may."""
+    pixels = width * height
+    if pixels <= MAX_IMAGE_PIXELS:
+        return None
+    return f"{width} x {height} = {pixels} pixels, over the limit of {MAX_IMAGE_PIXELS}"
+
+
 def decode_image(data: bytes, color: bool | None = None) -> np.ndarray:
     """Decode PNG/JPEG/BMP/... bytes into a uint8 C x H x W array in OpenCV's channel order.
 
@@ -111,12 +120,9 @@ def decode_image(data: bytes, color: bool | None = None) -> np.ndarray:
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise FormatError(
-                    f"image is {width} x {height} = {width * height} pixels, over the limit "
-                    f"of {MAX_IMAGE_PIXELS}"
-                )
+            too_many = too_many_pixels(*img.size)
+            if too_many:
+                raise FormatError(f"image is {too_many}")
             if color is False and img.format == "JPEG" and img.mode not in _GRAY_MODES:
                 img.draft("L", img.size)  # libjpeg hands out the luma channel, as for OpenCV
             img.load()

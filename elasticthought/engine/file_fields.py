@@ -48,12 +48,10 @@ class NamedFile:
 
 
 def named_files_in_net(net: Any) -> list[NamedFile]:
-    """The fields of a NetParameter (any format: upgraded first) that name a file, in layer
-    order."""
-    from elasticthought.engine.upgrade import upgrade_net
-
+    """The fields of a V2 NetParameter (as `prototxt.parse_net` gives) that name a file, in
+    layer order."""
     found = []
-    for number, layer in enumerate(upgrade_net(net).layer, 1):
+    for number, layer in enumerate(net.layer, 1):
         spec = LAYER_FILE_FIELDS.get(layer.type)
         if spec is None:
             continue
@@ -70,7 +68,9 @@ def named_files_in_solver(solver: Any) -> list[NamedFile]:
         for name, action in SOLVER_FILE_FIELDS.items()
         if len(getattr(solver, name))
     ]
+    from elasticthought.engine.upgrade import upgrade_net
+
     nets = [getattr(solver, name) for name in SOLVER_NET_FIELDS if solver.HasField(name)]
-    for net in [*nets, *solver.test_net_param]:
-        found += named_files_in_net(net)
+    for net in [*nets, *solver.test_net_param]:  # embedded nets may be in any format
+        found += named_files_in_net(upgrade_net(net))
     return found

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from elasticthought.documents.errors import JobError
-from elasticthought.engine.datum import MAX_IMAGE_PIXELS
+from elasticthought.engine.datum import too_many_pixels
 
 
 @dataclass
@@ -70,11 +70,9 @@ def scan(root: Path, files: list[str], verify: bool = True) -> ImageSet:
                 ) as exc:  # fmt: skip
                     reason = str(exc).replace(str(root / rel), rel).replace(str(root), ".")
                     raise JobError(f"{rel!r} is not an image Pillow can open: {reason}") from None
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise JobError(
-                        f"{rel!r} is {width} x {height} = {width * height} pixels, over the "
-                        f"limit of {MAX_IMAGE_PIXELS}"
-                    )
+                too_many = too_many_pixels(width, height)
+                if too_many:
+                    raise JobError(f"{rel!r} is {too_many}")
     labels = sort_labels(set(by_label))
     return ImageSet(root=root, labels=labels, files={label: by_label[label] for label in labels})
 

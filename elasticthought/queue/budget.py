@@ -11,6 +11,7 @@ add up to more than the cores. Inside the job's process the cores become thread 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -102,8 +103,6 @@ class WorkThreads:
 
 def use_threads(threads: int) -> None:
     """This process's compute threads from now on (torch's, when it is imported)."""
-    import sys
-
     torch: Any = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(max(1, threads))
@@ -120,11 +119,9 @@ def apply_thread_limit(cores: int) -> None:
     """In a job's process: `cores` threads from now on, for this process and what it starts
     (torch is told directly when it is already imported, as in a warm process)."""
     os.environ.update(thread_environment(cores))
-    import sys
-
+    use_threads(cores)
     torch: Any = sys.modules.get("torch")
     if torch is not None:
-        torch.set_num_threads(max(1, cores))
         try:
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already fixed once parallel work ran in this process

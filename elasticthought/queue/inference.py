@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from elasticthought.bounded import is_memory_failure
 from elasticthought.config import Config
 from elasticthought.queue.budget import apply_thread_limit, os_cpus
 from elasticthought.queue.context import job_work_dir, kill_group, set_parent_death_signal
-from elasticthought.queue.limits import apply_job_limits, explain_failure, memory_limit_text
+from elasticthought.queue.limits import apply_job_limits, explain_failure
 from elasticthought.queue.registry import load_target
 
 log = logging.getLogger(__name__)
@@ -172,9 +173,10 @@ def _serve(batch: list, cache: ModelCache, config: Config, store_url: str, blobs
             replies = [("ok", m[1], r, took) for m, r in zip(msgs, results, strict=True)]
         except Exception as exc:  # noqa: BLE001 - the requests fail, the process serves on
             log.debug("inference %s failed:\n%s", key, traceback.format_exc())
-            reason = explain_failure(str(exc) or type(exc).__name__, None, config, False)
-            if isinstance(exc, MemoryError) and "out of memory" not in reason:
-                reason = f"out of memory: the request exceeded {memory_limit_text(config)}"
+            text = str(exc) or type(exc).__name__
+            if is_memory_failure(exc):  # named as a job's child names it, so the limit is told
+                text = f"{type(exc).__name__}: {text}"
+            reason = explain_failure(text, None, config, False)
             replies = [("error", m[1], reason, 0.0) for m in msgs]
         for reply in replies:
             conn.send(reply)
