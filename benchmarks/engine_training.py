@@ -20,7 +20,7 @@ With `--whole-process`, instead: the whole `elasticthought train` command agains
 CIFAR-10-quick (`--cifar-iters`), with 1 and 2 threads, on a quiet machine and with one core
 kept busy by a load process; each pair run back to back, ratios ours / caffe and busy / quiet.
 
-    python -m benchmarks.engine_training --whole-process [--lenet-iters 100] [--cifar-iters 20]
+    python -m benchmarks.engine_training --whole-process [--lenet-iters 200] [--cifar-iters 20]
 """
 
 from __future__ import annotations
@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="whole processes: run this checkout's package as it is (not byte-compiled)",
     )
-    ap.add_argument("--lenet-iters", type=int, default=100)
+    ap.add_argument("--lenet-iters", type=int, default=200)
     ap.add_argument("--cifar-iters", type=int, default=20)
     ap.add_argument(
         "--memory-child", nargs=3, metavar=("MODEL", "SIDE", "SOURCE"), help=argparse.SUPPRESS

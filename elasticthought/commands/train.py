@@ -76,11 +76,14 @@ def _train(args: argparse.Namespace, log) -> int:
     import contextlib
 
     from elasticthought.cli import PROGRAM_RUN
+    from elasticthought.engine.allocator import keep_freed_memory
     from elasticthought.engine.torch import startup
 
     # A program run builds one solver and ends: its start-up is tuned for that (a call of
     # main() inside a longer-lived process leaves that process as it is).
     program = getattr(args, PROGRAM_RUN, False)
+    if program:
+        keep_freed_memory()
     with startup.setting_up() if program else contextlib.nullcontext():
         if program and not args.allow_python_layers:  # user code might use more of torch
             startup.defer_torch_modules()

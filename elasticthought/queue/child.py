@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticthought.config import Config
+from elasticthought.engine.allocator import keep_freed_memory
 from elasticthought.queue.budget import apply_thread_limit
 from elasticthought.queue.context import JobContext, set_parent_death_signal
 from elasticthought.queue.limits import apply_job_limits
@@ -133,8 +134,10 @@ def standby_main(events: Connection, commands: Connection) -> None:
 
 def run_job(target: str, ctx: JobContext, cores: int) -> dict:
     """Run the job: the single point where a job starts executing in its process. Per-job
-    limits are applied here (its `cores` as thread counts), then the runner `target` runs."""
+    limits are applied here (its `cores` as thread counts), then the runner `target` runs.
+    The process keeps the memory it frees for reuse (`engine.allocator`): it ends with the job."""
     apply_job_limits(ctx.job, ctx.config, ctx.gpus)
+    keep_freed_memory()
     apply_thread_limit(cores)
     fn = load_target(target)
     result: Any = fn(ctx)

@@ -12,6 +12,8 @@ to register it. The document's fields drive the child:
 - `action`: "ok" (default), "abort" (os.abort), "segv", "error" (JobError), "crash" (ValueError),
   "oserror" (opens a missing file under /opt, so the error names a server path);
 - `engine` / `gpu`: requirements (the default requirements read them).
+- `churn-mib`: allocate, fill and free blocks of this many MiB a few times first; the result's
+  `churn-page-faults` counts the page faults that took (`tests.support.allocation`).
 The result names the threads the job was given (`omp-threads`, `torch-threads`) and when the
 runner began (`began-at`, for the job-start latency: claimed until the job's own work).
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from elasticthought.queue.context import JobContext
 from elasticthought.queue.registry import JobError, register_runner
+from tests.support.allocation import churn_page_faults
 
 TEST_TYPE = "queue-test"
 
@@ -40,6 +43,7 @@ def _append(path: str, line: str) -> None:
 def run_test_job(ctx: JobContext) -> dict:
     began = time.time()
     job = ctx.job
+    churn = churn_page_faults(int(job["churn-mib"])) if job.get("churn-mib") else None
     grandchild = None
     if job.get("grandchild"):
         grandchild = ctx.spawn(["sleep", "120"])
@@ -81,6 +85,7 @@ def run_test_job(ctx: JobContext) -> dict:
         "began-at": began,
         "omp-threads": os.environ.get("OMP_NUM_THREADS"),
         "torch-threads": _torch_threads(),
+        "churn-page-faults": churn,
     }
 
 
