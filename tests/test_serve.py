@@ -3,6 +3,7 @@ clean shutdown; the app factory's error handling in process."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -196,3 +197,31 @@ def test_health_in_process(app) -> None:
 )
 def test_health_urls_carry_no_credentials(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "group-term"])
+def test_stopping_the_whole_process_group_at_start_up_is_quiet(tmp_path: Path, signum) -> None:
+    """Ctrl-C at a terminal (SIGINT) or systemd's stop (SIGTERM to every process of the
+    service) soon after start-up reach the warm job fork server too, while it still imports
+    the engine: the service stops cleanly and logs no traceback."""
+    log_path = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "elasticthought", "serve", "--port", "0", "--data-dir", "d"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while "serving on" not in log_path.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            time.sleep(0.02)
+        os.killpg(proc.pid, signum)
+        assert proc.wait(30) == 0, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    text = log_path.read_text()
+    assert "shutting down" in text
+    assert "Traceback" not in text and " ERROR " not in text, text

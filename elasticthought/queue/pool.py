@@ -155,7 +155,7 @@ class WorkerPool:
                 )
         self.free_gpus = list(self.capabilities.get("gpus", []))
         if self.config.warm_jobs:
-            self.warm_ready = prestart(self.config.runner_modules)
+            self.warm_ready = prestart(self.config.runner_modules, self.stopping)
         self.started_at = time.time()
         self._heartbeat()
         self._service = [

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 #: What the fork server imports before it forks the first job (names, imported there only).
 ENGINE_PRELOAD = (
+    "elasticthought.queue.forkserver_signals",  # first: Ctrl-C during the imports is quiet
     "elasticthought.queue.child",
     "elasticthought.engine.torch.facade",
     "elasticthought.engine.torch.solver",  # torch itself, the net and its layers
@@ -86,10 +87,16 @@ def _probe_target() -> None:
     """The throwaway first process of the fork server (it has nothing to do)."""
 
 
-def prestart(runner_modules: str = "") -> threading.Event:
+#: How long a failed start waits to learn whether the service is stopping (then it is no error).
+STOPPING_WAIT_SECONDS = 5.0
+
+
+def prestart(runner_modules: str = "", stopping: threading.Event | None = None) -> threading.Event:
     """Start the fork server now (in the background); the event is set once it is up (or
     failed to start: a job start then tries again and reports). A worker claims no job before
-    it is set, so no claimed job waits for the engine imports with its lease running."""
+    it is set, so no claimed job waits for the engine imports with its lease running.
+    A start that fails because the service is stopping (`stopping` set: the signal that stops
+    the service reached the fork server too) is logged as that, not as an error."""
     ready = threading.Event()
 
     def start() -> None:
@@ -100,7 +107,10 @@ def prestart(runner_modules: str = "") -> threading.Event:
             probe.start()
             probe.join(300)
         except Exception:  # noqa: BLE001
-            log.exception("starting the warm job fork server")
+            if stopping is not None and stopping.wait(STOPPING_WAIT_SECONDS):
+                log.info("the warm job fork server ended while starting: the service is stopping")
+            else:
+                log.exception("starting the warm job fork server")
         finally:
             ready.set()
 
