@@ -8,19 +8,15 @@ import subprocess
 import sys
 
 from elasticthought.engine import allocator
-from tests.support.allocation import CHURN_ROUNDS, round_pages
+from tests.support.allocation import CHURN_MIB, CHURN_ROUNDS, round_pages
 
-# Each round frees 4 blocks of 8 MiB: more than glibc's own trim threshold (twice the largest
-# block freed), so an untuned process gives them back and faults them in again every round.
-BLOCK_MIB = 8
-
-_PROBE = f"""
+_PROBE = """
 import json
 from elasticthought.engine.allocator import keep_freed_memory
 from tests.support.allocation import churn_page_faults
 tuned = keep_freed_memory()
-print(json.dumps({{"tuned": tuned, "again": keep_freed_memory(),
-                  "faults": churn_page_faults({BLOCK_MIB})}}))
+print(json.dumps({"tuned": tuned, "again": keep_freed_memory(),
+                  "faults": churn_page_faults()}))
 """
 
 
@@ -36,10 +32,10 @@ def _probe(switch: str | None) -> dict:
 
 
 def test_a_tuned_process_faults_freed_memory_in_once_not_every_time() -> None:
-    assert BLOCK_MIB << 20 <= allocator.MMAP_THRESHOLD_BYTES
+    assert CHURN_MIB << 20 <= allocator.MMAP_THRESHOLD_BYTES
     tuned, untuned = _probe(None), _probe("0")
     assert tuned["tuned"] is True and tuned["again"] is True
     assert untuned["tuned"] is False
-    pages = round_pages(BLOCK_MIB)
+    pages = round_pages()
     assert untuned["faults"] >= (CHURN_ROUNDS - 2) * pages  # every round maps them again
     assert tuned["faults"] <= 2 * pages  # the first round maps them; the rest reuse them

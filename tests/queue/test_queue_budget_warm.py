@@ -15,11 +15,7 @@ from elasticthought.queue.budget import (
     thread_environment,
 )
 from tests.queue.queue_helpers import read_pids, submit, wait_for, wait_state
-from tests.support.allocation import round_pages
-
-# 4 blocks of 8 MiB freed together: past glibc's own trim threshold, so faulted in afresh each
-# round unless the process keeps freed memory (tests/engine/test_allocator.py).
-CHURN_MIB = 8
+from tests.support.allocation import CHURN_MIB, round_pages
 
 
 def test_budget_hands_out_whole_cores_never_more_than_it_has() -> None:
@@ -110,7 +106,7 @@ def test_a_crash_in_a_job_process_fails_that_job_only(
     done = wait_state(store, after, "finished_successfully", 60)
     assert done["ran-attempt"] == 1
     # a job's process reuses the memory it frees (engine.allocator), warm or cold
-    assert done["churn-page-faults"] <= 2 * round_pages(CHURN_MIB)
+    assert done["churn-page-faults"] <= 2 * round_pages()
     # the pool counts a job after its final write, which the test may see first
     wait_for(lambda: pool.jobs_run == 4, 10, "the pool to count the four jobs it ran")
 
